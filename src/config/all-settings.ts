@@ -1,0 +1,5 @@
+/**
+ * Imports the settings of every module so that the registry is complete before configuration is
+ * loaded (unknown names are refused, so a missing import here would refuse a valid setting).
+ * Each module adds one line.
+ */
