@@ -1,0 +1,193 @@
+/**
+ * The client's wrapping key and the two reply forms of PROTOCOL.md §2.
+ *
+ * - parseWrappingKey: the `wrapping-key` bytes as sent (the agent sends PKCS#1 RSAPublicKey DER;
+ *   SPKI DER and PEM are accepted too) -> WrappingKey. Only canonical encodings of RSA public keys
+ *   of 2048..16384 bits pass: private keys, trailing bytes, RSA-PSS-restricted keys and odd
+ *   exponents are refused with KBM_WRAPPING_KEY_INVALID (400).
+ * - wrapAesGcm: fresh AES-256 key, AES-256-GCM (12-byte IV, 16-byte tag apart, no AAD), the AES
+ *   key under RSA-OAEP SHA-256 / MGF1-SHA-256 / empty label.
+ * - wrapKwp: fresh AES-256 key, RFC 5649 AES key wrap with padding of the secret
+ *   (`algorithm` = base64("AES-KWP"), `iv` = `tag` = ""), the AES key under the same OAEP.
+ *
+ * The helpers zero every buffer they create that holds key material; the caller owns (and zeroes)
+ * the secret it passes in.
+ */
+import { constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import type { SecretKeyReply } from '../attest/types';
+import { TasError } from '../errors';
+import { KbmError } from './types';
+
+/** MIN_RSA_BITS: below 2048 bits RSA gives less than 112-bit security (NIST SP 800-57). */
+export const MIN_RSA_BITS = 2048;
+/** MAX_RSA_BITS bounds the work an RSA operation costs us. */
+export const MAX_RSA_BITS = 16384;
+/** MAX_WRAPPING_KEY_SIZE bounds the input bytes (a 16384-bit PEM is about 3 KiB). */
+export const MAX_WRAPPING_KEY_SIZE = 8192;
+/** AES_KWP_ALGORITHM is the `algorithm` member of the KWP form: base64("AES-KWP"). */
+export const AES_KWP_ALGORITHM = Buffer.from('AES-KWP', 'ascii').toString('base64');
+/** RFC 5649 §3 alternative initial value prefix, which Node's id-aes256-wrap-pad wants as its IV. */
+const KWP_AIV = Buffer.from('a65959a6', 'hex');
+
+/** WrappingKey is a parsed, checked client RSA public key. */
+export interface WrappingKey {
+  readonly keyObject: KeyObject;
+  /** Modulus, big-endian, no leading zero byte. */
+  readonly n: Buffer;
+  /** Public exponent, big-endian, no leading zero byte. */
+  readonly e: Buffer;
+  /** Modulus length in bits. */
+  readonly bits: number;
+  /** Hex SHA-256 of the SPKI DER: for logs and audit records instead of the key itself. */
+  readonly fingerprint: string;
+}
+
+/** WrappingKeyFormat names what parseWrappingKey accepted. */
+export type WrappingKeyFormat = 'pkcs1-der' | 'spki-der' | 'pem';
+
+function invalid(detail: string): TasError {
+  return new TasError('KBM_WRAPPING_KEY_INVALID', `wrapping-key: ${detail}`, { reason: 'KBM_WRAPPING_KEY_INVALID' });
+}
+
+/** parseWrappingKey turns the bytes of `wrapping-key` into a WrappingKey or throws TasError (400). */
+export function parseWrappingKey(bytes: Buffer | Uint8Array): WrappingKey {
+  return parseWrappingKeyWithFormat(bytes).key;
+}
+
+/** parseWrappingKeyWithFormat is parseWrappingKey that also says which encoding was sent. */
+export function parseWrappingKeyWithFormat(bytes: Buffer | Uint8Array): { key: WrappingKey; format: WrappingKeyFormat } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length === 0) throw invalid('empty');
+  if (buf.length > MAX_WRAPPING_KEY_SIZE) throw invalid(`${buf.length} bytes, more than ${MAX_WRAPPING_KEY_SIZE}`);
+  let keyObject: KeyObject;
+  let format: WrappingKeyFormat;
+  if (buf[0] === 0x30) {
+    // DER SEQUENCE. Try RSAPublicKey (what the agent sends), then SubjectPublicKeyInfo, and insist
+    // that re-encoding gives the same bytes: that refuses private keys (which Node would happily
+    // turn into their public half), BER oddities and trailing garbage.
+    const pkcs1 = tryDer(buf, 'pkcs1');
+    if (pkcs1) {
+      keyObject = pkcs1;
+      format = 'pkcs1-der';
+    } else {
+      const spki = tryDer(buf, 'spki');
+      if (!spki) throw invalid('not a DER RSAPublicKey or SubjectPublicKeyInfo');
+      keyObject = spki;
+      format = 'spki-der';
+    }
+  } else {
+    const text = buf.toString('latin1').trim();
+    const m = /^-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1-----$/.exec(text);
+    if (!m) throw invalid('neither DER nor a single PEM PUBLIC KEY / RSA PUBLIC KEY block');
+    const der = Buffer.from(m[2]!.replace(/[\r\n]/g, ''), 'base64');
+    const parsed = tryDer(der, m[1] === 'PUBLIC KEY' ? 'spki' : 'pkcs1');
+    if (!parsed) throw invalid(`PEM ${m[1]} does not hold a canonical RSA public key`);
+    keyObject = parsed;
+    format = 'pem';
+  }
+  return { key: describe(keyObject, (d) => invalid(d)), format };
+}
+
+function tryDer(der: Buffer, type: 'pkcs1' | 'spki'): KeyObject | undefined {
+  let k: KeyObject;
+  try {
+    k = createPublicKey({ key: der, format: 'der', type });
+  } catch {
+    return undefined;
+  }
+  if (k.type !== 'public') return undefined;
+  let again: Buffer;
+  try {
+    again = k.export({ format: 'der', type }) as Buffer;
+  } catch {
+    return undefined;
+  }
+  return again.equals(der) ? k : undefined;
+}
+
+/** describe checks an RSA public KeyObject and builds the WrappingKey. */
+function describe(k: KeyObject, fail: (detail: string) => Error): WrappingKey {
+  if (k.type !== 'public') throw fail('not a public key');
+  if (k.asymmetricKeyType !== 'rsa') throw fail(`not an RSA key (${k.asymmetricKeyType ?? 'unknown type'})`);
+  const bits = k.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < MIN_RSA_BITS) throw fail(`RSA key of ${bits} bits, at least ${MIN_RSA_BITS} needed`);
+  if (bits > MAX_RSA_BITS) throw fail(`RSA key of ${bits} bits, at most ${MAX_RSA_BITS} accepted`);
+  const jwk = k.export({ format: 'jwk' });
+  const n = Buffer.from(jwk.n ?? '', 'base64url');
+  const e = Buffer.from(jwk.e ?? '', 'base64url');
+  // An even or tiny exponent is not a usable RSA encryption key.
+  if (e.length === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) throw fail('RSA public exponent is not an odd number >= 3');
+  const fingerprint = createHash('sha256').update(k.export({ format: 'der', type: 'spki' })).digest('hex');
+  return Object.freeze({ keyObject: k, n, e, bits, fingerprint });
+}
+
+/**
+ * checkWrappingKey re-checks a WrappingKey handed to a broker (brokers must not trust that the
+ * caller went through parseWrappingKey): throws KbmError('bad_wrapping_key').
+ */
+export function checkWrappingKey(wk: WrappingKey): WrappingKey {
+  const fail = (d: string): KbmError => new KbmError('bad_wrapping_key', `wrapping key: ${d}`);
+  if (typeof wk !== 'object' || wk === null || typeof wk.keyObject?.export !== 'function') throw fail('not a parsed key');
+  const fresh = describe(wk.keyObject, fail);
+  if (!Buffer.isBuffer(wk.n) || !fresh.n.equals(wk.n) || !Buffer.isBuffer(wk.e) || !fresh.e.equals(wk.e) || fresh.bits !== wk.bits) {
+    throw fail('modulus, exponent or size do not match the key object');
+  }
+  return wk;
+}
+
+/** oaepWrap encrypts key material under the client's key with RSA-OAEP SHA-256/MGF1-SHA-256, empty label. */
+export function oaepWrap(keyMaterial: Buffer, wk: WrappingKey): Buffer {
+  checkWrappingKey(wk);
+  try {
+    // Node sets only the OAEP digest; OpenSSL then uses the same digest for MGF1 (RFC 8017 B.2.1).
+    return publicEncrypt({ key: wk.keyObject, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, keyMaterial);
+  } catch (e) {
+    throw new KbmError('bad_wrapping_key', `RSA-OAEP encryption under the wrapping key failed: ${(e as Error).message}`);
+  }
+}
+
+/** wrapAesGcm builds the AES-GCM form of the reply (the form every agent understands). */
+export function wrapAesGcm(secret: Buffer, wk: WrappingKey): SecretKeyReply {
+  checkWrappingKey(wk);
+  const key = randomBytes(32);
+  try {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });
+    const blob = Buffer.concat([cipher.update(secret), cipher.final()]);
+    const tag = cipher.getAuthTag();
+    const wrapped = oaepWrap(key, wk);
+    return {
+      wrapped_key: wrapped.toString('base64'),
+      blob: blob.toString('base64'),
+      iv: iv.toString('base64'),
+      tag: tag.toString('base64'),
+    };
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** kwpWrap is RFC 5649 AES key wrap with padding of data under a 256-bit key. */
+export function kwpWrap(data: Buffer, kek: Buffer): Buffer {
+  if (kek.length !== 32) throw new Error('AES-KWP key must be 32 bytes');
+  if (data.length === 0) throw new KbmError('unavailable', 'cannot wrap an empty secret with AES-KWP');
+  const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_AIV);
+  return Buffer.concat([cipher.update(data), cipher.final()]);
+}
+
+/** kwpReply assembles the KWP form from the RFC 5649 wrapped secret and the OAEP-wrapped AES key. */
+export function kwpReply(wrappedSecret: Buffer, wrappedKey: Buffer): SecretKeyReply {
+  return { wrapped_key: wrappedKey.toString('base64'), blob: wrappedSecret.toString('base64'), iv: '', tag: '', algorithm: AES_KWP_ALGORITHM };
+}
+
+/** wrapKwp builds the AES-KWP form in software (the mock's optional form; HSM plugins wrap inside the HSM). */
+export function wrapKwp(secret: Buffer, wk: WrappingKey): SecretKeyReply {
+  checkWrappingKey(wk);
+  const key = randomBytes(32);
+  try {
+    const blob = kwpWrap(secret, key);
+    return kwpReply(blob, oaepWrap(key, wk));
+  } finally {
+    key.fill(0);
+  }
+}
