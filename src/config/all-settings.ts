@@ -3,3 +3,4 @@
  * loaded (unknown names are refused, so a missing import here would refuse a valid setting).
  * Each module adds one line.
  */
+import '../kbm/settings';
