@@ -1,0 +1,355 @@
+/**
+ * The embedded store for a single node: nonces and rate-limit windows in memory on the monotonic
+ * clock (a wall-clock step must neither revive nor kill a nonce), policies and cached blobs as
+ * files written atomically (temp file, fsync, link/rename, fsync directory) so that a crash at
+ * any instant leaves the old or the new file, never a torn one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { link, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { TasError } from '../errors';
+import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
+import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
+
+/** FORMAT is the on-disk format version of policy and blob files. */
+export const FORMAT = 1;
+
+/** Clock returns monotonic milliseconds. */
+export type Clock = () => number;
+
+export interface EmbeddedOptions {
+  stateDir: string;
+  cacheDir: string;
+  log?: Logger;
+  /** Monotonic clock for nonces and rate limits (tests inject a fake one). */
+  now?: Clock;
+}
+
+interface NonceEntry {
+  /** Original expiry (monotonic ms); never moved by claim or release. */
+  readonly exp: number;
+  owner: string | undefined;
+  leaseEnd: number;
+}
+
+const POLICY_PREFIX = 'policy.';
+const POLICY_SUFFIX = '.json';
+const TEMP_PREFIX = '.tmp-';
+
+/** EmbeddedStore implements Store for one node. */
+export class EmbeddedStore implements Store {
+  readonly info: StoreInfo;
+  private readonly now: Clock;
+  private readonly policyDir: string;
+  private readonly blobDir: string;
+  private readonly nonces = new Map<string, NonceEntry>();
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  private generation = 0;
+  private closed = false;
+
+  constructor(opts: EmbeddedOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.policyDir = resolve(opts.stateDir, 'policies');
+    this.blobDir = resolve(opts.cacheDir, 'blobs');
+    this.info = { backend: 'embedded', persistence: resolve(opts.stateDir) };
+    // 0700: policies name key ids and the cache shows which platforms attest here.
+    mkdirSync(this.policyDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.blobDir, { recursive: true, mode: 0o700 });
+    // Temp files are leftovers of writes a crash interrupted; the old or new file is intact.
+    for (const dir of [this.policyDir, this.blobDir]) {
+      for (const f of readdirSync(dir)) {
+        if (f.startsWith(TEMP_PREFIX)) {
+          try {
+            unlinkSync(join(dir, f));
+          } catch (e) {
+            opts.log?.warn({ err: e, file: f }, 'cannot remove stale temp file');
+          }
+        }
+      }
+    }
+  }
+
+  // --- nonces --------------------------------------------------------------------------------
+
+  async issue(nonce: string, ttlMs: number, maxOutstanding: number): Promise<IssueResult> {
+    assertNonce(nonce);
+    assertPositive('ttlMs', ttlMs);
+    assertPositive('maxOutstanding', maxOutstanding);
+    const now = this.now();
+    this.purge(now, false);
+    if (this.nonces.has(nonce)) return 'exists';
+    if (this.nonces.size >= maxOutstanding) {
+      // The cheap front purge stops at the first live entry; scan fully before refusing.
+      this.purge(now, true);
+      if (this.outstanding(now) >= maxOutstanding) return 'capacity';
+    }
+    this.nonces.set(nonce, { exp: now + ttlMs, owner: undefined, leaseEnd: 0 });
+    return 'issued';
+  }
+
+  async claim(nonce: string, owner: string, leaseMs: number): Promise<ClaimResult> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    assertPositive('leaseMs', leaseMs);
+    const now = this.now();
+    const e = this.nonces.get(nonce);
+    if (e === undefined || e.exp <= now) return 'invalid';
+    if (e.owner !== undefined && e.leaseEnd > now) return 'invalid';
+    e.owner = owner;
+    e.leaseEnd = now + leaseMs;
+    return 'claimed';
+  }
+
+  async consume(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    const e = this.nonces.get(nonce);
+    if (e === undefined || e.owner !== owner) return false;
+    this.nonces.delete(nonce);
+    return true;
+  }
+
+  async release(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    const e = this.nonces.get(nonce);
+    if (e === undefined || e.owner !== owner) return false;
+    if (e.exp <= this.now()) {
+      this.nonces.delete(nonce);
+      return true;
+    }
+    e.owner = undefined;
+    e.leaseEnd = 0;
+    return true;
+  }
+
+  async count(): Promise<number> {
+    const now = this.now();
+    this.purge(now, false);
+    return this.outstanding(now);
+  }
+
+  private outstanding(now: number): number {
+    let n = 0;
+    for (const e of this.nonces.values()) if (e.exp > now) n++;
+    return n;
+  }
+
+  /** purge drops nonces past their expiry and past any lease (front of insertion order, or all). */
+  private purge(now: number, full: boolean): void {
+    for (const [k, e] of this.nonces) {
+      const dead = e.exp <= now && e.leaseEnd <= now;
+      if (dead) this.nonces.delete(k);
+      else if (!full) break;
+    }
+  }
+
+  // --- policies ------------------------------------------------------------------------------
+
+  /** policyPath maps an id to a file name inside the policy directory, checking it stays there. */
+  private policyPath(id: string): string {
+    assertPolicyId(id);
+    const name = `${POLICY_PREFIX}${id}${POLICY_SUFFIX}`;
+    const p = join(this.policyDir, name);
+    // The id regex already rules out separators; this holds even if it ever changes.
+    if (name.includes('/') || name.includes('\0') || resolve(p, '..') !== this.policyDir) {
+      throw new TasError('POLICY_ID_INVALID', 'policy id maps outside the policy directory');
+    }
+    return p;
+  }
+
+  async putPolicy(id: string, doc: string): Promise<PutResult> {
+    const final = this.policyPath(id);
+    if (typeof doc !== 'string') throw new TasError('INTERNAL', 'policy document must be text');
+    const body = JSON.stringify({ format: FORMAT, id, doc });
+    const tmp = await this.writeTemp(this.policyDir, body);
+    try {
+      // link() fails with EEXIST when the name exists: create-only and atomic, even between processes.
+      await link(tmp, final);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+      throw this.ioError('store policy', e);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+    await this.syncDir(this.policyDir);
+    this.generation++;
+    return 'created';
+  }
+
+  async getPolicy(id: string): Promise<string | undefined> {
+    const p = this.policyPath(id);
+    let text: string;
+    try {
+      text = await readFile(p, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw this.ioError('read policy', e);
+    }
+    return parsePolicyFile(text, id, p).doc;
+  }
+
+  async deletePolicy(id: string): Promise<boolean> {
+    const p = this.policyPath(id);
+    try {
+      await unlink(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw this.ioError('delete policy', e);
+    }
+    await this.syncDir(this.policyDir);
+    this.generation++;
+    return true;
+  }
+
+  async listPolicies(): Promise<StoredPolicy[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.policyDir);
+    } catch (e) {
+      throw this.ioError('list policies', e);
+    }
+    const out: StoredPolicy[] = [];
+    for (const n of names.sort()) {
+      if (!n.startsWith(POLICY_PREFIX) || !n.endsWith(POLICY_SUFFIX)) continue;
+      const id = n.slice(POLICY_PREFIX.length, -POLICY_SUFFIX.length);
+      const doc = await this.getPolicy(id).catch((e: unknown) => {
+        if (e instanceof TasError && e.code === 'POLICY_ID_INVALID') return undefined; // a stranger's file
+        throw e;
+      });
+      if (doc !== undefined) out.push({ id, doc });
+    }
+    return out;
+  }
+
+  async policyGeneration(): Promise<number> {
+    return this.generation;
+  }
+
+  // --- blobs ---------------------------------------------------------------------------------
+
+  private blobPath(key: string): string {
+    assertBlobKey(key);
+    // Hashing makes every key a safe, fixed-length file name whatever characters it has.
+    return join(this.blobDir, `${createHash('sha256').update(key).digest('hex')}.blob`);
+  }
+
+  async getBlob(key: string): Promise<Buffer | undefined> {
+    const p = this.blobPath(key);
+    let buf: Buffer;
+    try {
+      buf = await readFile(p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw this.ioError('read cache', e);
+    }
+    const nl = buf.indexOf(0x0a);
+    if (nl < 0) return undefined;
+    let head: { format?: unknown; key?: unknown; expiresAt?: unknown };
+    try {
+      head = JSON.parse(buf.subarray(0, nl).toString('utf8')) as typeof head;
+    } catch {
+      return undefined;
+    }
+    if (head.format !== FORMAT || head.key !== key) return undefined;
+    // Blob expiry outlives restarts, so it is wall-clock time, unlike nonces.
+    if (typeof head.expiresAt === 'number' && head.expiresAt <= Date.now()) return undefined;
+    return Buffer.from(buf.subarray(nl + 1));
+  }
+
+  async putBlob(key: string, value: Buffer, ttlSeconds?: number): Promise<void> {
+    const p = this.blobPath(key);
+    if (ttlSeconds !== undefined) assertPositive('ttlSeconds', ttlSeconds);
+    const head = JSON.stringify({ format: FORMAT, key, expiresAt: ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000 });
+    const tmp = await this.writeTemp(this.blobDir, Buffer.concat([Buffer.from(`${head}\n`), value]));
+    try {
+      await rename(tmp, p);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw this.ioError('write cache', e);
+    }
+    await this.syncDir(this.blobDir);
+  }
+
+  // --- rate limits ---------------------------------------------------------------------------
+
+  async hit(key: string, windowMs: number): Promise<RateHit> {
+    assertPositive('windowMs', windowMs);
+    const now = this.now();
+    if (this.windows.size > 10_000) {
+      for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
+    }
+    let w = this.windows.get(key);
+    if (w === undefined || w.resetAt <= now) {
+      w = { count: 0, resetAt: now + windowMs };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return { count: w.count, resetMs: Math.max(0, Math.ceil(w.resetAt - now)) };
+  }
+
+  // --- life -----------------------------------------------------------------------------------
+
+  async health(): Promise<string | undefined> {
+    if (this.closed) return 'store closed';
+    try {
+      await readdir(this.policyDir);
+      return undefined;
+    } catch (e) {
+      return `state directory unreadable: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.nonces.clear();
+    this.windows.clear();
+  }
+
+  /** writeTemp writes data to a fresh temp file in dir and fsyncs it; returns its path. */
+  private async writeTemp(dir: string, data: string | Buffer): Promise<string> {
+    const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    let fh;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw this.ioError('write temp file', e);
+    }
+    await fh.close();
+    return tmp;
+  }
+
+  /** syncDir makes a link, rename or unlink durable. */
+  private async syncDir(dir: string): Promise<void> {
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private ioError(what: string, e: unknown): TasError {
+    return new TasError('STORE_UNAVAILABLE', `embedded store: ${what}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** parsePolicyFile checks the versioned on-disk form and returns its content. */
+export function parsePolicyFile(text: string, id: string, path: string): StoredPolicy {
+  let v: { format?: unknown; id?: unknown; doc?: unknown };
+  try {
+    v = JSON.parse(text) as typeof v;
+  } catch (e) {
+    throw new TasError('STORE_UNAVAILABLE', `policy file ${path} is not JSON: ${(e as Error).message}`);
+  }
+  if (v.format !== FORMAT) throw new TasError('STORE_UNAVAILABLE', `policy file ${path} has unknown format ${String(v.format)}`);
+  if (v.id !== id || typeof v.doc !== 'string') throw new TasError('STORE_UNAVAILABLE', `policy file ${path} does not hold policy ${id}`);
+  return { id, doc: v.doc };
+}

@@ -1,0 +1,82 @@
+/**
+ * Lua scripts of the Redis store. Each nonce transition is one script, so it is atomic on the
+ * server and every daemon of a fleet sees the same state. Time comes from the server's TIME
+ * (scripts replicate by effects since Redis 7), so the daemons' clocks never disagree about
+ * an expiry. Times are integer milliseconds; `%.0f` keeps Lua from printing them as 1.7e+12.
+ */
+
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function ms(x) return string.format('%.0f', x) end
+`;
+
+/** ISSUE KEYS: nonce, outstanding zset. ARGV: member, ttlMs, cap. */
+export const ISSUE = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms(now))
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 'capacity' end
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'exp', ms(exp))
+redis.call('PEXPIREAT', KEYS[1], ms(exp))
+redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
+return 'issued'`;
+
+/** CLAIM KEYS: nonce. ARGV: owner, leaseMs. A lapsed lease counts as issued. */
+export const CLAIM = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'exp', 'o', 'l')
+if not h[1] then return 0 end
+local exp = tonumber(h[1])
+if exp <= now then return 0 end
+if h[2] and tonumber(h[3]) > now then return 0 end
+local lease = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'l', ms(lease))
+if lease > exp then redis.call('PEXPIREAT', KEYS[1], ms(lease)) end
+return 1`;
+
+/** CONSUME KEYS: nonce, outstanding zset. ARGV: owner, member. */
+export const CONSUME = `
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1`;
+
+/** RELEASE KEYS: nonce, outstanding zset. ARGV: owner, member. Back to issued, original expiry. */
+export const RELEASE = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'exp', 'o')
+if h[2] ~= ARGV[1] then return 0 end
+local exp = tonumber(h[1])
+if exp <= now then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
+end
+redis.call('HDEL', KEYS[1], 'o', 'l')
+redis.call('PEXPIREAT', KEYS[1], ms(exp))
+return 1`;
+
+/** COUNT KEYS: outstanding zset. */
+export const COUNT = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
+return redis.call('ZCARD', KEYS[1])`;
+
+/** PUT_POLICY KEYS: docs hash, generation. ARGV: id, doc. Create-only. */
+export const PUT_POLICY = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+return 1`;
+
+/** DELETE_POLICY KEYS: docs hash, generation. ARGV: id. */
+export const DELETE_POLICY = `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('INCR', KEYS[2])
+return 1`;
+
+/** HIT KEYS: window counter. ARGV: windowMs. Fixed window shared by the fleet. */
+export const HIT = `
+local c = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if c == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {c, ttl}`;

@@ -1,0 +1,377 @@
+/**
+ * The Redis store (ioredis 6) for a fleet: standalone, TLS, ACL users, Sentinel and Cluster.
+ * Key layout under the prefix P (default `tas:`), hash-tagged so that every multi-key script
+ * touches one Cluster slot:
+ *   P{nonce}:<64 hex>        hash {exp, o, l}: one nonce (issued; claimed when `o` is set)
+ *   P{nonce}:outstanding     zset member=nonce score=expiry: the outstanding count
+ *   P{policy}:docs           hash id -> document text; P{policy}:gen  generation counter
+ *   P{blob}:<key>            certificate cache entries (string, optional TTL)
+ *   P{rl}:<sha256(key)>      fixed-window rate-limit counters
+ * A nonce is validated to 64 hex characters before it becomes part of a key, so the nonce
+ * namespace can never address another key. Every failure of the connection becomes
+ * TasError('STORE_UNAVAILABLE'); ioredis 'error' events are always listened to (an unlistened
+ * one would crash the daemon).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { TasError } from '../errors';
+import * as lua from './redis-scripts';
+import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
+import { RATE_KEY_MAX } from './types';
+import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
+
+/** HostPort is one seed address (sentinel or cluster node). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** RedisStoreOptions is the resolved connection configuration (see redisOptionsFromConfig). */
+export interface RedisStoreOptions {
+  host: string;
+  port: number;
+  db?: number;
+  username?: string;
+  password?: string;
+  /** TLS settings; undefined = plain TCP. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  sentinels?: HostPort[];
+  sentinelName?: string;
+  clusterNodes?: HostPort[];
+  keyPrefix: string;
+  waitReplicas: number;
+  /** Per-command bound so that a dead server answers 503 quickly instead of hanging a request. */
+  commandTimeoutMs?: number;
+  /** WAIT timeout when waitReplicas > 0. */
+  waitTimeoutMs?: number;
+  log?: Logger;
+}
+
+type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
+interface Scripted {
+  tasIssue: ScriptFn;
+  tasClaim: ScriptFn;
+  tasConsume: ScriptFn;
+  tasRelease: ScriptFn;
+  tasCount: ScriptFn;
+  tasPutPolicy: ScriptFn;
+  tasDeletePolicy: ScriptFn;
+  tasHit: ScriptFn;
+}
+
+const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
+  tasIssue: { lua: lua.ISSUE, numberOfKeys: 2 },
+  tasClaim: { lua: lua.CLAIM, numberOfKeys: 1 },
+  tasConsume: { lua: lua.CONSUME, numberOfKeys: 2 },
+  tasRelease: { lua: lua.RELEASE, numberOfKeys: 2 },
+  tasCount: { lua: lua.COUNT, numberOfKeys: 1 },
+  tasPutPolicy: { lua: lua.PUT_POLICY, numberOfKeys: 2 },
+  tasDeletePolicy: { lua: lua.DELETE_POLICY, numberOfKeys: 2 },
+  tasHit: { lua: lua.HIT, numberOfKeys: 1 },
+};
+
+/** RedisStore implements Store on Redis. */
+export class RedisStore implements Store {
+  readonly info: StoreInfo;
+  private readonly client: Redis | Cluster;
+  private readonly s: Scripted;
+  private readonly p: string;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
+  private readonly log: Logger | undefined;
+  private lastErrorLog = 0;
+  private lastError: string | undefined;
+
+  constructor(o: RedisStoreOptions) {
+    this.p = o.keyPrefix;
+    this.waitReplicas = o.waitReplicas;
+    this.waitTimeoutMs = o.waitTimeoutMs ?? 1000;
+    this.log = o.log;
+    const tls: ConnectionOptions | undefined = o.tls ? { ...o.tls } : undefined;
+    const common: RedisOptions = {
+      username: o.username,
+      password: o.password,
+      tls,
+      db: o.db,
+      commandTimeout: o.commandTimeoutMs ?? 3000,
+      connectTimeout: 3000,
+      // Fail the request (503 + Retry-After, the agent retries) rather than queue it for long.
+      maxRetriesPerRequest: 1,
+      connectionName: 'tas',
+      lazyConnect: false,
+    };
+    const retry = (times: number): number => Math.min(50 * times, 2000);
+    let topology: string;
+    if (o.clusterNodes?.length) {
+      this.client = new Cluster(o.clusterNodes, {
+        redisOptions: common,
+        scaleReads: 'master',
+        clusterRetryStrategy: retry,
+        scripts: SCRIPTS,
+      });
+      topology = `cluster ${o.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    } else if (o.sentinels?.length) {
+      this.client = new Redis({
+        ...common,
+        sentinels: o.sentinels,
+        name: o.sentinelName,
+        role: 'master',
+        sentinelRetryStrategy: retry,
+        retryStrategy: retry,
+        scripts: SCRIPTS,
+      });
+      topology = `sentinel ${o.sentinelName ?? ''}@${o.sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
+    } else {
+      this.client = new Redis({ ...common, host: o.host, port: o.port, retryStrategy: retry, scripts: SCRIPTS });
+      topology = `${o.tls ? 'rediss' : 'redis'}://${o.host}:${o.port}${o.db ? `/${o.db}` : ''}`;
+    }
+    this.s = this.client as unknown as Scripted;
+    this.info = { backend: 'redis', persistence: `${topology} prefix ${o.keyPrefix}` };
+    this.client.on('error', (e: Error) => this.noteError(e));
+    if (this.client instanceof Cluster) this.client.on('node error', (e: Error) => this.noteError(e));
+  }
+
+  /** noteError logs connection trouble at most every 10 s (a down server emits it per retry). */
+  private noteError(e: Error): void {
+    this.lastError = e.message;
+    const now = Date.now();
+    if (now - this.lastErrorLog < 10_000) return;
+    this.lastErrorLog = now;
+    this.log?.warn({ err: e.message }, 'redis store: connection error');
+  }
+
+  private nonceKey(n: string): string {
+    return `${this.p}{nonce}:${n}`;
+  }
+  private get outstandingKey(): string {
+    return `${this.p}{nonce}:outstanding`;
+  }
+
+  /** run maps every failure to STORE_UNAVAILABLE (TasErrors pass through). */
+  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof TasError) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      this.log?.warn({ op: what, err: msg }, 'redis store: operation failed');
+      throw new TasError('STORE_UNAVAILABLE', `redis: ${what}: ${msg}`, { cause: e });
+    }
+  }
+
+  /** confirm waits for TAS_REDIS_WAIT_REPLICAS replicas to acknowledge the writes so far. */
+  private async confirm(what: string): Promise<void> {
+    if (this.waitReplicas <= 0 || this.client instanceof Cluster) return;
+    const acked = Number(await this.client.wait(this.waitReplicas, this.waitTimeoutMs));
+    if (acked < this.waitReplicas) {
+      throw new TasError('STORE_UNAVAILABLE', `redis: ${what}: ${acked} of ${this.waitReplicas} replicas confirmed the write`, {
+        reason: 'STORE_WAIT_REPLICAS',
+      });
+    }
+  }
+
+  // --- nonces --------------------------------------------------------------------------------
+
+  async issue(nonce: string, ttlMs: number, maxOutstanding: number): Promise<IssueResult> {
+    assertNonce(nonce);
+    assertPositive('ttlMs', ttlMs);
+    assertPositive('maxOutstanding', maxOutstanding);
+    return this.run('issue', async () => {
+      const r = String(await this.s.tasIssue(this.nonceKey(nonce), this.outstandingKey, nonce, ttlMs, maxOutstanding));
+      if (r !== 'issued' && r !== 'capacity' && r !== 'exists') throw new Error(`unexpected script reply ${r}`);
+      if (r === 'issued') await this.confirm('issue');
+      return r;
+    });
+  }
+
+  async claim(nonce: string, owner: string, leaseMs: number): Promise<ClaimResult> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    assertPositive('leaseMs', leaseMs);
+    return this.run('claim', async () => {
+      const won = Number(await this.s.tasClaim(this.nonceKey(nonce), owner, leaseMs)) === 1;
+      // If the replicas do not confirm, the 503 leaves the claim to lapse with its lease.
+      if (won) await this.confirm('claim');
+      return won ? 'claimed' : 'invalid';
+    });
+  }
+
+  async consume(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    return this.run('consume', async () => {
+      const ok = Number(await this.s.tasConsume(this.nonceKey(nonce), this.outstandingKey, owner, nonce)) === 1;
+      if (ok) await this.confirm('consume');
+      return ok;
+    });
+  }
+
+  async release(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    return this.run('release', async () => {
+      const ok = Number(await this.s.tasRelease(this.nonceKey(nonce), this.outstandingKey, owner, nonce)) === 1;
+      if (ok) await this.confirm('release');
+      return ok;
+    });
+  }
+
+  async count(): Promise<number> {
+    return this.run('count', async () => Number(await this.s.tasCount(this.outstandingKey)));
+  }
+
+  // --- policies ------------------------------------------------------------------------------
+
+  private get docsKey(): string {
+    return `${this.p}{policy}:docs`;
+  }
+  private get genKey(): string {
+    return `${this.p}{policy}:gen`;
+  }
+
+  async putPolicy(id: string, doc: string): Promise<PutResult> {
+    assertPolicyId(id);
+    if (typeof doc !== 'string') throw new TasError('INTERNAL', 'policy document must be text');
+    return this.run('store policy', async () => {
+      const created = Number(await this.s.tasPutPolicy(this.docsKey, this.genKey, id, doc)) === 1;
+      if (created) await this.confirm('store policy');
+      return created ? 'created' : 'exists';
+    });
+  }
+
+  async getPolicy(id: string): Promise<string | undefined> {
+    assertPolicyId(id);
+    return this.run('get policy', async () => (await this.client.hget(this.docsKey, id)) ?? undefined);
+  }
+
+  async deletePolicy(id: string): Promise<boolean> {
+    assertPolicyId(id);
+    return this.run('delete policy', async () => {
+      const ok = Number(await this.s.tasDeletePolicy(this.docsKey, this.genKey, id)) === 1;
+      if (ok) await this.confirm('delete policy');
+      return ok;
+    });
+  }
+
+  async listPolicies(): Promise<StoredPolicy[]> {
+    return this.run('list policies', async () => {
+      // One hash holds every document: listing is one HGETALL, never a KEYS/SCAN walk.
+      const all = await this.client.hgetall(this.docsKey);
+      return Object.keys(all)
+        .sort()
+        .map((id) => ({ id, doc: all[id]! }));
+    });
+  }
+
+  async policyGeneration(): Promise<number> {
+    return this.run('policy generation', async () => Number((await this.client.get(this.genKey)) ?? 0));
+  }
+
+  // --- blobs ---------------------------------------------------------------------------------
+
+  async getBlob(key: string): Promise<Buffer | undefined> {
+    assertBlobKey(key);
+    return this.run('get blob', async () => (await this.client.getBuffer(`${this.p}{blob}:${key}`)) ?? undefined);
+  }
+
+  async putBlob(key: string, value: Buffer, ttlSeconds?: number): Promise<void> {
+    assertBlobKey(key);
+    if (ttlSeconds !== undefined) assertPositive('ttlSeconds', ttlSeconds);
+    await this.run('put blob', async () => {
+      if (ttlSeconds === undefined) await this.client.set(`${this.p}{blob}:${key}`, value);
+      else await this.client.set(`${this.p}{blob}:${key}`, value, 'EX', ttlSeconds);
+    });
+  }
+
+  // --- rate limits ---------------------------------------------------------------------------
+
+  async hit(key: string, windowMs: number): Promise<RateHit> {
+    assertPositive('windowMs', windowMs);
+    if (typeof key !== 'string' || key.length > RATE_KEY_MAX) throw new TasError('INTERNAL', 'bad rate-limit key');
+    // Hashing keeps client-controlled text (addresses) out of key names.
+    const k = `${this.p}{rl}:${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+    return this.run('rate limit', async () => {
+      const r = (await this.s.tasHit(k, windowMs)) as [number, number];
+      return { count: Number(r[0]), resetMs: Math.max(0, Number(r[1])) };
+    });
+  }
+
+  // --- life -----------------------------------------------------------------------------------
+
+  async health(): Promise<string | undefined> {
+    try {
+      const r = await this.client.ping();
+      return r === 'PONG' ? undefined : `redis answered ${String(r)}`;
+    } catch (e) {
+      return `redis unreachable: ${this.lastError ?? (e as Error).message}`;
+    }
+  }
+
+  async close(): Promise<void> {
+    // disconnect (not QUIT): a QUIT to a dead server would wait for the command timeout.
+    this.client.disconnect();
+  }
+}
+
+/** parseHostPort reads `host:port` and `[v6]:port`. */
+export function parseHostPort(s: string): HostPort {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(s.slice(i + 1)) };
+}
+
+/** RedisSettings are the registered values (src/store/settings.ts), as read from Config. */
+export interface RedisSettings {
+  url: string;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  sentinels?: string[];
+  sentinelName?: string;
+  clusterNodes?: string[];
+  keyPrefix: string;
+  waitReplicas: number;
+}
+
+/** resolveRedisOptions turns settings into connection options; unreadable files are config errors. */
+export function resolveRedisOptions(s: RedisSettings): RedisStoreOptions {
+  const u = new URL(s.url);
+  const tlsByUrl = u.protocol === 'rediss:';
+  const dbPath = u.pathname.replace(/^\//, '');
+  const db = dbPath === '' ? undefined : Number(dbPath);
+  if (db !== undefined && (!Number.isInteger(db) || db < 0)) throw new Error(`TAS_REDIS_URL: database '${dbPath}' is not a number`);
+  const read = (name: string, f: string | undefined): Buffer | undefined => {
+    if (f === undefined) return undefined;
+    try {
+      return readFileSync(f);
+    } catch (e) {
+      throw new Error(`${name}: cannot read ${f}: ${(e as Error).message}`);
+    }
+  };
+  const ca = read('TAS_REDIS_TLS_CA_FILE', s.caFile);
+  const cert = read('TAS_REDIS_TLS_CERT_FILE', s.certFile);
+  const key = read('TAS_REDIS_TLS_KEY_FILE', s.keyFile);
+  // A CA or client certificate names the intent to use TLS; never fall back to plain text.
+  const useTls = tlsByUrl || ca !== undefined || cert !== undefined;
+  return {
+    host: s.host ?? (u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1'),
+    port: s.port ?? (u.port === '' ? 6379 : Number(u.port)),
+    db,
+    username: s.username ?? (u.username === '' ? undefined : decodeURIComponent(u.username)),
+    password: s.password ?? (u.password === '' ? undefined : decodeURIComponent(u.password)),
+    tls: useTls ? { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } : undefined,
+    sentinels: s.sentinels?.map(parseHostPort),
+    sentinelName: s.sentinelName,
+    clusterNodes: s.clusterNodes?.map(parseHostPort),
+    keyPrefix: s.keyPrefix,
+    waitReplicas: s.waitReplicas,
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The state store: one small interface, two backends (embedded, Redis), one contract test suite
+ * (test/store/contract.ts). Every state transition of a nonce is atomic in the store itself, so
+ * that several daemons on one Redis agree on who claimed a nonce. Stores throw
+ * TasError('STORE_UNAVAILABLE') when the backend cannot answer or confirm, never anything raw.
+ */
+
+/** NONCE_RE is the only shape a nonce may have (PROTOCOL.md §2); anything else never reaches a key. */
+export const NONCE_RE = /^[0-9a-f]{64}$/;
+/** POLICY_ID_RE is the policy id shape of PROTOCOL.md §1. */
+export const POLICY_ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+/** BLOB_KEY_RE bounds certificate-cache keys (e.g. `vcek/Genoa/<hwid>/<tcb>`). */
+export const BLOB_KEY_RE = /^[A-Za-z0-9_.:/=+-]{1,256}$/;
+/** RATE_KEY_MAX bounds rate-limit keys (client addresses, IPv6 /64 prefixes, route names). */
+export const RATE_KEY_MAX = 256;
+
+/** IssueResult: `capacity` when the outstanding cap is reached, `exists` for a duplicate value. */
+export type IssueResult = 'issued' | 'capacity' | 'exists';
+
+/** ClaimResult: `invalid` covers unknown, expired, claimed (lease held) and consumed nonces alike. */
+export type ClaimResult = 'claimed' | 'invalid';
+
+/** NonceStore holds the nonce state machine issued -> claimed -> consumed | back to issued. */
+export interface NonceStore {
+  /** issue records a new nonce valid for ttlMs, unless maxOutstanding unexpired nonces exist. */
+  issue(nonce: string, ttlMs: number, maxOutstanding: number): Promise<IssueResult>;
+  /**
+   * claim moves an issued, unexpired nonce to claimed by owner for leaseMs. A claimed nonce
+   * whose lease ran out counts as issued again (its holder died), so it can be claimed anew.
+   */
+  claim(nonce: string, owner: string, leaseMs: number): Promise<ClaimResult>;
+  /** consume ends a nonce claimed by owner; false when owner no longer holds it. */
+  consume(nonce: string, owner: string): Promise<boolean>;
+  /** release returns a nonce claimed by owner to issued with its ORIGINAL expiry; false when not held. */
+  release(nonce: string, owner: string): Promise<boolean>;
+  /** count is the number of outstanding (issued or claimed, unexpired) nonces. */
+  count(): Promise<number>;
+}
+
+/** PutResult of a create-only policy write. */
+export type PutResult = 'created' | 'exists';
+
+/** StoredPolicy is one policy document as the policy module handed it over (opaque text). */
+export interface StoredPolicy {
+  readonly id: string;
+  /** The document text exactly as stored (the store never parses or rewrites it). */
+  readonly doc: string;
+}
+
+/** PolicyStore keeps policy documents by id; create-only so that a second store is a 409. */
+export interface PolicyStore {
+  /** putPolicy stores doc under id unless the id exists. Ids not matching POLICY_ID_RE throw POLICY_ID_INVALID. */
+  putPolicy(id: string, doc: string): Promise<PutResult>;
+  getPolicy(id: string): Promise<string | undefined>;
+  /** deletePolicy returns false when there was no such policy. */
+  deletePolicy(id: string): Promise<boolean>;
+  /** listPolicies returns every policy, sorted by id. */
+  listPolicies(): Promise<StoredPolicy[]>;
+  /** policyGeneration changes whenever a policy is created or deleted (cache invalidation across a fleet). */
+  policyGeneration(): Promise<number>;
+}
+
+/** BlobStore is a small key -> bytes cache with optional expiry (certificates, CRLs). */
+export interface BlobStore {
+  getBlob(key: string): Promise<Buffer | undefined>;
+  /** putBlob replaces the value; ttlSeconds undefined = keep until replaced. */
+  putBlob(key: string, value: Buffer, ttlSeconds?: number): Promise<void>;
+}
+
+/** RateHit is the state of a fixed window after one hit. */
+export interface RateHit {
+  /** Hits in the current window, this one included. */
+  readonly count: number;
+  /** Milliseconds until the window resets. */
+  readonly resetMs: number;
+}
+
+/** RateCounter counts hits per key in fixed windows; on Redis the budget is shared by the fleet. */
+export interface RateCounter {
+  hit(key: string, windowMs: number): Promise<RateHit>;
+}
+
+/** StoreInfo is what /management/status shows. */
+export interface StoreInfo {
+  readonly backend: 'embedded' | 'redis';
+  /** Where state persists: a directory, or the Redis topology (never credentials). */
+  readonly persistence: string;
+}
+
+/** Store is everything the daemon keeps outside one request. */
+export interface Store extends NonceStore, PolicyStore, BlobStore, RateCounter {
+  readonly info: StoreInfo;
+  /** health returns undefined when the store answers, else a short reason (for /readyz). */
+  health(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
