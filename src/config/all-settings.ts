@@ -4,3 +4,4 @@
  * Each module adds one line.
  */
 import '../kbm/settings';
+import '../http/settings';

@@ -36,6 +36,7 @@ export const CATALOGUE = {
   HTTP_TIMEOUT: spec(408, 'Request timeout', 'The client did not send the request in time.'),
   HTTP_NOT_READY: spec(503, 'Service not ready', 'A dependency is down; /readyz names it.', true),
   HTTP_PLAINTEXT_REFUSED: spec(403, 'TLS required', 'Plain HTTP on a non-loopback address without TAS_ALLOW_PLAINTEXT.'),
+  HTTP_FIELD_INVALID: spec(400, "Invalid or missing field '{field}'", 'A body field is missing, of the wrong type or malformed; the log says how (never the value).'),
 
   // --- authentication ----------------------------------------------------------------------------
   AUTH_MISSING: spec(401, 'Unauthorized', 'No API key header was sent.'),

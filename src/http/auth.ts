@@ -1,0 +1,107 @@
+/**
+ * API-key authentication (PROTOCOL.md §1). Client keys (`X-API-KEY`) and management keys
+ * (`X-MANAGEMENT-API-KEY`) are separate key rings: a client key never grants management and a
+ * management key never passes a client route. The first-dialect policy routes accept the
+ * management key in `X-API-KEY` too.
+ *
+ * Comparison is constant-time: the presented key and every configured key are reduced to
+ * HMAC-SHA-256 digests under a per-process random key, and every configured digest is compared
+ * with crypto.timingSafeEqual. Equal-length digests mean the time never depends on the length or
+ * content of either side, and the loop never exits early, so it does not reveal which key matched.
+ */
+import * as crypto from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { TasError } from '../errors';
+import type { Edge } from './edge';
+
+/** KeyRing holds the digests of the keys accepted for one kind of route. */
+export class KeyRing {
+  private readonly hmacKey = crypto.randomBytes(32);
+  private digests: Buffer[] = [];
+
+  constructor(readonly name: string, keys: readonly string[], minLength: number) {
+    this.replace(keys, minLength);
+  }
+
+  /** replace swaps the accepted keys at once (rotation on SIGHUP); throws if any key is too short. */
+  replace(keys: readonly string[], minLength: number): void {
+    if (keys.length === 0) throw new Error(`${this.name}: at least one key is required`);
+    keys.forEach((k, i) => {
+      if (k.length < minLength) throw new Error(`${this.name}: key number ${i + 1} is shorter than ${minLength} characters`);
+    });
+    this.digests = keys.map((k) => this.digest(k));
+  }
+
+  get size(): number {
+    return this.digests.length;
+  }
+
+  /** matches tells whether `presented` is one of the keys, in time independent of where or whether it matches. */
+  matches(presented: string): boolean {
+    const d = this.digest(presented);
+    let ok = false;
+    for (const k of this.digests) {
+      // Evaluate every comparison: `ok || timingSafeEqual(...)` would short-circuit after a hit.
+      const eq = crypto.timingSafeEqual(d, k);
+      ok = eq || ok;
+    }
+    return ok;
+  }
+
+  private digest(key: string): Buffer {
+    return crypto.createHmac('sha256', this.hmacKey).update(key, 'utf8').digest();
+  }
+}
+
+/**
+ * singleHeader returns a header that must be sent at most once. Node joins repeated custom headers
+ * with ", "; a repeated key header is refused outright rather than compared as a joined string.
+ */
+export function singleHeader(request: FastifyRequest, name: string): string | undefined {
+  const raw = request.raw.rawHeaders;
+  let count = 0;
+  let value: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === name) {
+      count++;
+      value = raw[i + 1];
+    }
+  }
+  if (count > 1) throw new TasError('HTTP_HEADER_INVALID', `header ${name} sent ${count} times`);
+  return value;
+}
+
+type Scope = 'client' | 'management' | 'policy';
+
+function check(edge: Edge, request: FastifyRequest, scope: Scope): void {
+  const clientHeader = scope !== 'management' ? singleHeader(request, 'x-api-key') : undefined;
+  const mgmtHeader = scope !== 'client' ? singleHeader(request, 'x-management-api-key') : undefined;
+  let ok = false;
+  if (scope === 'client') ok = clientHeader !== undefined && edge.clientKeys.matches(clientHeader);
+  else {
+    // Both headers are checked when both are sent (no short-circuit): the result is "either is a management key".
+    const a = mgmtHeader !== undefined && edge.managementKeys.matches(mgmtHeader);
+    const b = clientHeader !== undefined && edge.managementKeys.matches(clientHeader);
+    ok = a || b;
+  }
+  if (ok) return;
+  const missing = clientHeader === undefined && mgmtHeader === undefined;
+  const code = missing ? 'AUTH_MISSING' : 'AUTH_INVALID';
+  edge.audit.record({ event: 'auth', outcome: 'deny', reason: code, requestId: request.id, client: request.clientAddress, details: { scope, route: request.routeOptions.url } });
+  throw new TasError(code, `${scope} route ${request.routeOptions.url}: ${missing ? 'no key header' : 'key not accepted'}`);
+}
+
+/** clientAuth is an onRequest/preHandler hook accepting only client keys in X-API-KEY. */
+export async function clientAuth(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  check(request.server.tasEdge, request, 'client');
+}
+
+/** managementAuth is an onRequest/preHandler hook accepting only management keys in X-MANAGEMENT-API-KEY. */
+export async function managementAuth(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  check(request.server.tasEdge, request, 'management');
+}
+
+/** policyAuth (first-dialect /policy/v0/*) accepts a management key in X-MANAGEMENT-API-KEY or X-API-KEY. */
+export async function policyAuth(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  check(request.server.tasEdge, request, 'policy');
+}

@@ -1,0 +1,49 @@
+/**
+ * HTTP metrics. Labels are bounded by construction: the route label is the registered route
+ * PATTERN (request.routeOptions.url), never the raw URL, and anything unmatched is "unmatched";
+ * methods outside a fixed set are "OTHER". A client can therefore never create new series.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Edge } from './edge';
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH']);
+
+interface HttpMetrics {
+  requests: Counter<'route' | 'method' | 'status'>;
+  duration: Histogram<'route' | 'method' | 'status'>;
+}
+
+const byRegistry = new WeakMap<Registry, HttpMetrics>();
+
+/** httpMetrics returns the metrics of a registry, creating them once (several listeners share them). */
+function httpMetrics(registry: Registry, edge: Edge): HttpMetrics {
+  let m = byRegistry.get(registry);
+  if (m) return m;
+  m = {
+    requests: new Counter({ name: 'tas_http_requests_total', help: 'HTTP requests by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers: [registry] }),
+    duration: new Histogram({
+      name: 'tas_http_request_duration_seconds', help: 'HTTP request duration by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+    }),
+  };
+  new Gauge({ name: 'tas_http_inflight', help: 'Requests currently holding an in-flight slot (TAS_MAX_INFLIGHT).', registers: [registry], collect() { this.set(edge.inflight.inflight); } });
+  new Gauge({ name: 'tas_http_inflight_refused', help: 'Requests refused because TAS_MAX_INFLIGHT was reached (since start).', registers: [registry], collect() { this.set(edge.inflight.refused); } });
+  byRegistry.set(registry, m);
+  return m;
+}
+
+/** routeLabel is the label value for a request: its route pattern or "unmatched". */
+export function routeLabel(request: { is404: boolean; routeOptions: { url?: string | undefined } }): string {
+  return request.is404 || request.routeOptions.url === undefined ? 'unmatched' : request.routeOptions.url;
+}
+
+/** installMetrics counts every response. */
+export function installMetrics(app: FastifyInstance, registry: Registry, edge: Edge): void {
+  const m = httpMetrics(registry, edge);
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { route: routeLabel(request), method: METHODS.has(request.method) ? request.method : 'OTHER', status: String(reply.statusCode) };
+    m.requests.inc(labels);
+    m.duration.observe(labels, reply.elapsedTime / 1000);
+  });
+}
