@@ -1,0 +1,146 @@
+/**
+ * tas_kbm_mock: secrets from a YAML or JSON map file, for development and tests.
+ *
+ *   # kbm-mock.yaml (TAS_KBM_CONFIG_FILE)
+ *   form: aes-gcm            # or aes-kwp (RFC 5649 form); default aes-gcm
+ *   secrets:
+ *     my-key-1: { value_utf8: "correct horse battery staple" }
+ *     my-key-2: { value_hex: "00112233..." }
+ *     my-key-3: { value_base64: "AAECAw==" }
+ *
+ * Always strict (unlike the original mock, which answered unknown key ids with a random secret):
+ * an unknown key id is `not_found`, a missing or malformed file stops startup.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { checkKeyId, KBM_API_VERSION, KbmError, type KbmDeps, type KbmPlugin, type KeyBroker, type KbmManifest } from '../../src/kbm/types';
+import { checkWrappingKey, wrapAesGcm, wrapKwp, type WrappingKey } from '../../src/kbm/wrap';
+import type { SecretKeyReply } from '../../src/attest/types';
+
+/** MockForm is the reply form the mock answers in. */
+export type MockForm = 'aes-gcm' | 'aes-kwp';
+
+/** MAX_SECRET_SIZE bounds one secret (replies must fit the agent's expectations and our logs). */
+const MAX_SECRET_SIZE = 64 * 1024;
+
+const manifest: KbmManifest = Object.freeze({
+  name: 'tas_kbm_mock',
+  apiVersion: KBM_API_VERSION,
+  description: 'Secrets from a YAML/JSON map file (development and tests); unknown key ids are not found.',
+});
+
+/** MockConfig is the parsed configuration. */
+export interface MockConfig {
+  form: MockForm;
+  secrets: Map<string, Buffer>;
+}
+
+function configError(file: string, msg: string): KbmError {
+  return new KbmError('config', `tas_kbm_mock config ${file}: ${msg}`);
+}
+
+/** parseMockConfig reads and validates the config document (exported for tests). */
+export function parseMockConfig(text: string, file: string): MockConfig {
+  let doc: unknown;
+  try {
+    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { strict: true, uniqueKeys: true });
+  } catch (e) {
+    throw configError(file, `not valid YAML/JSON: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw configError(file, 'top level must be a mapping');
+  const top = doc as Record<string, unknown>;
+  for (const k of Object.keys(top)) if (k !== 'form' && k !== 'secrets') throw configError(file, `unknown member '${k}' (allowed: form, secrets)`);
+  const form = top.form ?? 'aes-gcm';
+  if (form !== 'aes-gcm' && form !== 'aes-kwp') throw configError(file, `form must be aes-gcm or aes-kwp, got ${JSON.stringify(form)}`);
+  const raw = top.secrets;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw configError(file, "'secrets' must be a mapping of key id to {value_utf8|value_hex|value_base64}");
+  const secrets = new Map<string, Buffer>();
+  for (const [id, entry] of Object.entries(raw as Record<string, unknown>)) {
+    try {
+      checkKeyId(id);
+    } catch {
+      throw configError(file, `key id ${JSON.stringify(id.slice(0, 40))} is empty, too long or has control characters`);
+    }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw configError(file, `secrets.${id} must be a mapping`);
+    const members = Object.keys(entry);
+    if (members.length !== 1) throw configError(file, `secrets.${id} must have exactly one of value_utf8, value_hex, value_base64`);
+    const kind = members[0]!;
+    const value = (entry as Record<string, unknown>)[kind];
+    if (typeof value !== 'string') throw configError(file, `secrets.${id}.${kind} must be a string`);
+    let bytes: Buffer;
+    if (kind === 'value_utf8') bytes = Buffer.from(value, 'utf8');
+    else if (kind === 'value_hex') {
+      if (!/^(?:[0-9a-fA-F]{2})*$/.test(value)) throw configError(file, `secrets.${id}.value_hex is not an even number of hex digits`);
+      bytes = Buffer.from(value, 'hex');
+    } else if (kind === 'value_base64') {
+      const t = value.replace(/\s+/g, '');
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) throw configError(file, `secrets.${id}.value_base64 is not standard base64`);
+      bytes = Buffer.from(t, 'base64');
+    } else throw configError(file, `secrets.${id}: unknown member '${kind}' (use value_utf8, value_hex or value_base64)`);
+    if (bytes.length === 0) throw configError(file, `secrets.${id} is empty`);
+    if (bytes.length > MAX_SECRET_SIZE) throw configError(file, `secrets.${id} is larger than ${MAX_SECRET_SIZE} bytes`);
+    secrets.set(id, bytes);
+  }
+  if (secrets.size === 0) throw configError(file, "'secrets' is empty");
+  return { form, secrets };
+}
+
+/** MockBroker serves the secrets of one config. */
+export class MockBroker implements KeyBroker {
+  readonly manifest = manifest;
+  readonly #secrets: Map<string, Buffer>;
+  readonly #form: MockForm;
+  #closed = false;
+
+  constructor(cfg: MockConfig) {
+    this.#secrets = cfg.secrets;
+    this.#form = cfg.form;
+  }
+
+  /** form is the reply form of this broker. */
+  get form(): MockForm {
+    return this.#form;
+  }
+
+  async getSecret(keyId: string, wrappingKey: WrappingKey): Promise<SecretKeyReply> {
+    if (this.#closed) throw new KbmError('unavailable', 'tas_kbm_mock is closed');
+    checkKeyId(keyId);
+    checkWrappingKey(wrappingKey);
+    const secret = this.#secrets.get(keyId);
+    if (secret === undefined) throw new KbmError('not_found', 'no such key id in the mock secrets file');
+    return this.#form === 'aes-kwp' ? wrapKwp(secret, wrappingKey) : wrapAesGcm(secret, wrappingKey);
+  }
+
+  async health(): Promise<{ ok: boolean; detail?: string }> {
+    return this.#closed ? { ok: false, detail: 'closed' } : { ok: true };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Zero the secrets so they do not linger in the heap after shutdown.
+    for (const b of this.#secrets.values()) b.fill(0);
+    this.#secrets.clear();
+  }
+}
+
+/** plugin is the KbmPlugin of tas_kbm_mock. */
+export const plugin: KbmPlugin = {
+  manifest,
+  async open(configFile: string | undefined, deps: KbmDeps): Promise<KeyBroker> {
+    if (configFile === undefined || configFile === '') {
+      throw new KbmError('config', 'tas_kbm_mock needs TAS_KBM_CONFIG_FILE (a YAML/JSON map of key ids to secrets); it never invents secrets');
+    }
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (e) {
+      throw configError(configFile, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const cfg = parseMockConfig(text, configFile);
+    deps.log.info({ plugin: manifest.name, keys: cfg.secrets.size, form: cfg.form }, 'mock key broker loaded');
+    return new MockBroker(cfg);
+  },
+};
+
+export default plugin;

@@ -1,0 +1,247 @@
+/**
+ * Public surface of the key broker module: plugin discovery and loading (PROTOCOL.md §4), the
+ * wrapping helpers, and KbmService, the facade src/attest calls.
+ *
+ * Discovery: plugins are directories (or single `.js` files) named `<prefix>*` in the shipped
+ * `plugins/` directory (resolved from this file, so it works from src/ under tsx and from dist/
+ * after tsc, where plugins compile to dist/plugins) and in TAS_EXTRA_PLUGIN_DIR. Only the plugin
+ * named by TAS_KBM_PLUGIN is loaded; a name found in both places is refused (an extra directory
+ * must not silently shadow a shipped broker). The manifest name and API version are checked at
+ * load; any mismatch stops startup.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config';
+import type { AppContext } from '../daemon/context';
+import type { TasError } from '../errors';
+import {
+  checkKeyId, isKbmError, KBM_API_VERSION, KbmError, toTasError,
+  type KbmHealth, type KbmManifest, type KbmPlugin, type KeyBroker, type SecretKeyReply,
+} from './types';
+import { checkWrappingKey, type WrappingKey } from './wrap';
+
+export * from './types';
+export {
+  parseWrappingKey, parseWrappingKeyWithFormat, checkWrappingKey, wrapAesGcm, wrapKwp, kwpWrap, kwpReply, oaepWrap,
+  AES_KWP_ALGORITHM, MIN_RSA_BITS, MAX_RSA_BITS, MAX_WRAPPING_KEY_SIZE,
+} from './wrap';
+export type { WrappingKeyFormat } from './wrap';
+
+/** SHIPPED_PLUGIN_DIR is `plugins/` next to `src/` (or dist/plugins next to dist/src). */
+export const SHIPPED_PLUGIN_DIR = resolve(__dirname, '..', '..', 'plugins');
+
+/** PluginCandidate is one discovered plugin (not loaded). */
+export interface PluginCandidate {
+  readonly name: string;
+  /** File that is required to load it. */
+  readonly entry: string;
+  readonly dir: string;
+}
+
+/** entryOf finds the loadable file of a plugin directory entry (compiled .js first, .ts under tsx). */
+function entryOf(dir: string, name: string): string | undefined {
+  const p = join(dir, name);
+  let st;
+  try {
+    st = statSync(p);
+  } catch {
+    return undefined;
+  }
+  if (st.isDirectory()) {
+    for (const f of ['index.js', 'index.ts']) if (existsSync(join(p, f))) return join(p, f);
+    return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * discoverPlugins lists the plugins whose names start with prefix in the given directories. A
+ * directory `<name>/` with index.js (or index.ts under tsx) or a file `<name>.js` is a plugin.
+ */
+export function discoverPlugins(prefix: string, dirs: readonly string[]): PluginCandidate[] {
+  const out: PluginCandidate[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (e) {
+      throw new KbmError('config', `plugin directory ${dir} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    for (const n of names) {
+      if (!n.startsWith(prefix)) continue;
+      if (n.endsWith('.js') && !n.endsWith('.d.js')) {
+        const name = n.slice(0, -3);
+        if (/^[A-Za-z0-9_]+$/.test(name)) out.push({ name, entry: join(dir, n), dir });
+        continue;
+      }
+      if (!/^[A-Za-z0-9_]+$/.test(n)) continue;
+      const entry = entryOf(dir, n);
+      if (entry) out.push({ name: n, entry, dir });
+    }
+  }
+  return out;
+}
+
+/** pluginDirs are the directories searched for a configuration. */
+export function pluginDirs(cfg: Config): string[] {
+  const extra = cfg.get<string | undefined>('kbm.extra_dir');
+  return extra === undefined ? [SHIPPED_PLUGIN_DIR] : [SHIPPED_PLUGIN_DIR, resolve(extra)];
+}
+
+function isPlugin(x: unknown): x is KbmPlugin {
+  if (typeof x !== 'object' || x === null) return false;
+  const p = x as { manifest?: unknown; open?: unknown };
+  return typeof p.open === 'function' && typeof p.manifest === 'object' && p.manifest !== null;
+}
+
+/** checkManifest refuses a manifest that is not the expected plugin or API version. */
+export function checkManifest(m: KbmManifest | undefined, name: string, where: string): void {
+  if (!m || typeof m.name !== 'string' || typeof m.apiVersion !== 'number') throw new KbmError('config', `${where}: plugin ${name} has no valid manifest {name, apiVersion}`);
+  if (m.name !== name) throw new KbmError('config', `${where}: plugin ${name} declares the name '${m.name}'`);
+  if (m.apiVersion !== KBM_API_VERSION) {
+    throw new KbmError('config', `${where}: plugin ${name} implements KBM API version ${m.apiVersion}, tas needs ${KBM_API_VERSION}`);
+  }
+}
+
+/** loadPlugin requires a discovered plugin and checks its manifest. */
+export function loadPlugin(c: PluginCandidate): KbmPlugin {
+  let mod: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(c.entry);
+  } catch (e) {
+    throw new KbmError('config', `plugin ${c.name} (${c.entry}) failed to load: ${(e as Error).message}`, { cause: e });
+  }
+  const m = mod as { default?: unknown; plugin?: unknown };
+  const p = [m?.default, m?.plugin, (m?.default as { default?: unknown } | undefined)?.default, mod].find(isPlugin);
+  if (!p) throw new KbmError('config', `plugin ${c.name} (${c.entry}) exports no KbmPlugin (default or \`plugin\` export with manifest and open)`);
+  checkManifest(p.manifest, c.name, c.entry);
+  return p;
+}
+
+/** KbmContext is the part of AppContext the broker needs. */
+export type KbmContext = Pick<AppContext, 'log' | 'readiness'> & Partial<Pick<AppContext, 'lifecycle'>>;
+
+/**
+ * KbmService is what src/attest calls: errors come out as TasError (catalogue KBM_*), and an
+ * authentication failure latches: the service stays not-ready and stops calling the backend until
+ * restart, because HSMs lock tokens after a few wrong PINs.
+ */
+export class KbmService {
+  readonly manifest: KbmManifest;
+  readonly #broker: KeyBroker;
+  readonly #log: AppContext['log'];
+  #authFailure: string | undefined;
+  #closed = false;
+
+  constructor(broker: KeyBroker, log: AppContext['log']) {
+    this.#broker = broker;
+    this.manifest = broker.manifest;
+    this.#log = log;
+  }
+
+  /** authFailure is the latched reason when the backend refused our credentials. */
+  get authFailure(): string | undefined {
+    return this.#authFailure;
+  }
+
+  /** getSecret releases keyId wrapped for wrappingKey; throws TasError. */
+  async getSecret(keyId: string, wrappingKey: WrappingKey): Promise<SecretKeyReply> {
+    if (this.#authFailure !== undefined) {
+      throw toTasError(new KbmError('auth_failed', `not retried after an authentication failure: ${this.#authFailure}`), keyId);
+    }
+    try {
+      checkKeyId(keyId);
+      checkWrappingKey(wrappingKey);
+      return await this.#broker.getSecret(keyId, wrappingKey);
+    } catch (e) {
+      const err = this.#map(e, keyId);
+      this.#log.warn({ kbm: this.manifest.name, code: err.code, reason: err.reason, detail: err.detail }, 'key release failed');
+      throw err;
+    }
+  }
+
+  #map(e: unknown, keyId: string): TasError {
+    if (isKbmError(e) && e.kind === 'auth_failed' && this.#authFailure === undefined) {
+      this.#authFailure = e.message;
+      this.#log.error({ kbm: this.manifest.name, detail: e.message }, 'key broker refused our credentials: not ready until restart (never retried)');
+    }
+    return toTasError(e, keyId);
+  }
+
+  /** health asks the backend (unless an authentication failure is latched). */
+  async health(): Promise<KbmHealth> {
+    if (this.#closed) return { ok: false, detail: 'closed' };
+    if (this.#authFailure !== undefined) return { ok: false, authFailed: true, detail: this.#authFailure };
+    let h: KbmHealth;
+    try {
+      h = await this.#broker.health();
+    } catch (e) {
+      h = { ok: false, detail: e instanceof Error ? e.message : String(e), authFailed: isKbmError(e) && e.kind === 'auth_failed' };
+    }
+    if (h.authFailed && this.#authFailure === undefined) {
+      this.#authFailure = h.detail ?? 'authentication failed';
+      this.#log.error({ kbm: this.manifest.name, detail: this.#authFailure }, 'key broker refused our credentials: not ready until restart (never retried)');
+    }
+    return h;
+  }
+
+  /** readiness is the check registered as `kbm`. */
+  async readiness(): Promise<string | undefined> {
+    const h = await this.health();
+    if (h.ok) return undefined;
+    return h.authFailed ? `authentication failed (not retried; fix the credentials and restart): ${h.detail ?? ''}` : (h.detail ?? 'unavailable');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#broker.close();
+  }
+}
+
+/**
+ * openKeyBroker discovers, loads, checks and opens the configured plugin, registers its readiness
+ * check (`kbm`) and its close hook. Any problem is thrown as KbmError('config') for startup to print.
+ * An authentication failure at open does not stop startup: the daemon runs not-ready and says why.
+ */
+export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmService> {
+  const prefix = cfg.get<string>('kbm.prefix');
+  const name = cfg.get<string>('kbm.plugin');
+  if (!name.startsWith(prefix)) throw new KbmError('config', `TAS_KBM_PLUGIN '${name}' does not start with TAS_PLUGIN_PREFIX '${prefix}'`);
+  const dirs = pluginDirs(cfg);
+  const found = discoverPlugins(prefix, dirs);
+  const hits = found.filter((c) => c.name === name);
+  if (hits.length === 0) {
+    const names = [...new Set(found.map((c) => c.name))].join(', ') || 'none';
+    throw new KbmError('config', `key broker plugin '${name}' not found in ${dirs.join(', ')} (found: ${names})`);
+  }
+  if (hits.length > 1) throw new KbmError('config', `key broker plugin '${name}' exists more than once: ${hits.map((h) => h.entry).join(', ')}`);
+  const plugin = loadPlugin(hits[0]!);
+  const log = ctx.log.child({ kbm: name });
+  let broker: KeyBroker;
+  try {
+    broker = await plugin.open(cfg.get<string | undefined>('kbm.config_file'), { log });
+  } catch (e) {
+    if (isKbmError(e) && e.kind !== 'auth_failed') throw e;
+    if (!isKbmError(e)) throw new KbmError('config', `plugin ${name} failed to open: ${(e as Error).message}`, { cause: e });
+    // Credentials refused at open: run not-ready (never retry), say why.
+    broker = failedBroker(plugin.manifest, e.message);
+  }
+  checkManifest(broker.manifest, name, `${hits[0]!.entry} (opened broker)`);
+  const svc = new KbmService(broker, log);
+  ctx.readiness.register('kbm', () => svc.readiness());
+  ctx.lifecycle?.onClose(() => svc.close());
+  log.info({ entry: hits[0]!.entry, apiVersion: broker.manifest.apiVersion }, 'key broker plugin opened');
+  return svc;
+}
+
+/** failedBroker stands in for a plugin whose credentials were refused at open. */
+function failedBroker(manifest: KbmManifest, reason: string): KeyBroker {
+  return {
+    manifest,
+    getSecret: async () => { throw new KbmError('auth_failed', reason); },
+    health: async () => ({ ok: false, authFailed: true, detail: reason }),
+    close: async () => undefined,
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * src/kbm/wrap.ts: wrapping-key parsing (every accepted encoding, every refusal) and the two reply
+ * forms, opened with the independent agent-way decryptor.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { isTasError } from '../../src/errors';
+import { isKbmError } from '../../src/kbm/types';
+import { AES_KWP_ALGORITHM, checkWrappingKey, parseWrappingKeyWithFormat, parseWrappingKey, wrapAesGcm, wrapKwp } from '../../src/kbm/wrap';
+import { agentDecrypt } from './agent-decrypt';
+import { clientKey } from './contract';
+
+const refused = (bytes: Buffer, re: RegExp): void => {
+  assert.throws(() => parseWrappingKey(bytes), (e: unknown) => isTasError(e) && e.code === 'KBM_WRAPPING_KEY_INVALID' && e.status === 400 && re.test(e.detail));
+};
+
+describe('kbm/wrap: parseWrappingKey', () => {
+  const { privateKey, wk, pkcs1 } = clientKey(2048);
+  const pub = wk.keyObject;
+
+  it('accepts PKCS#1 DER (what the agent sends), SPKI DER and both PEM forms, all to the same key', () => {
+    const forms: Array<[Buffer, string]> = [
+      [pkcs1, 'pkcs1-der'],
+      [pub.export({ format: 'der', type: 'spki' }), 'spki-der'],
+      [Buffer.from(pub.export({ format: 'pem', type: 'spki' }) as string), 'pem'],
+      [Buffer.from(pub.export({ format: 'pem', type: 'pkcs1' }) as string), 'pem'],
+      [Buffer.from((pub.export({ format: 'pem', type: 'spki' }) as string).replace(/\n/g, '\r\n')), 'pem'],
+    ];
+    for (const [bytes, format] of forms) {
+      const r = parseWrappingKeyWithFormat(bytes);
+      assert.equal(r.format, format);
+      assert.equal(r.key.bits, 2048);
+      assert.ok(r.key.n.equals(wk.n));
+      assert.equal(r.key.e.toString('hex'), '010001');
+      assert.equal(r.key.fingerprint, wk.fingerprint);
+      assert.match(r.key.fingerprint, /^[0-9a-f]{64}$/);
+    }
+  });
+
+  it('refuses private keys, even though they contain the public key', () => {
+    refused(privateKey.export({ format: 'der', type: 'pkcs1' }), /not a DER/);
+    refused(privateKey.export({ format: 'der', type: 'pkcs8' }), /not a DER/);
+    refused(Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string), /neither DER nor/);
+    refused(Buffer.from(privateKey.export({ format: 'pem', type: 'pkcs1' }) as string), /neither DER nor/);
+  });
+
+  it('refuses small, non-RSA, RSA-PSS, trailing bytes, garbage, empty and oversized input', () => {
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    refused(small.export({ format: 'der', type: 'pkcs1' }), /1024 bits, at least 2048/);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
+    refused(ec.export({ format: 'der', type: 'spki' }), /not an RSA key \(ec\)/);
+    refused(Buffer.from(ec.export({ format: 'pem', type: 'spki' }) as string), /not an RSA key/);
+    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).publicKey;
+    refused(pss.export({ format: 'der', type: 'spki' }), /not an RSA key \(rsa-pss\)/);
+    refused(Buffer.concat([pkcs1, Buffer.from([0])]), /not a DER/);
+    refused(Buffer.from([0x30, 0x82, 0xff, 0xff, 1, 2, 3]), /not a DER/);
+    refused(Buffer.from('hello'), /neither DER nor/);
+    refused(Buffer.alloc(0), /empty/);
+    refused(Buffer.alloc(9000, 0x30), /more than 8192/);
+    const pem = pub.export({ format: 'pem', type: 'spki' }) as string;
+    refused(Buffer.from(pem + pem), /neither DER nor/);
+  });
+
+  it('checkWrappingKey catches objects that did not come from parseWrappingKey', () => {
+    assert.equal(checkWrappingKey(wk), wk);
+    for (const forged of [{}, null, { ...wk, bits: 4096 }, { ...wk, e: Buffer.from([3]) }, { ...wk, keyObject: privateKey }]) {
+      assert.throws(() => checkWrappingKey(forged as never), (e: unknown) => isKbmError(e) && e.kind === 'bad_wrapping_key');
+    }
+  });
+});
+
+describe('kbm/wrap: reply forms', () => {
+  const { privateKey, wk } = clientKey(2048);
+  const secret = Buffer.from('the quick brown fox jumps over the lazy dog');
+
+  it('wrapAesGcm: 12-byte IV, 16-byte tag apart from blob, OAEP-SHA256 wrapped AES-256 key', () => {
+    const r = wrapAesGcm(secret, wk);
+    assert.deepEqual(Object.keys(r).sort(), ['blob', 'iv', 'tag', 'wrapped_key']);
+    assert.equal(Buffer.from(r.iv, 'base64').length, 12);
+    assert.equal(Buffer.from(r.tag, 'base64').length, 16);
+    assert.equal(Buffer.from(r.blob, 'base64').length, secret.length);
+    assert.equal(Buffer.from(r.wrapped_key, 'base64').length, 256);
+    const d = agentDecrypt(r, privateKey);
+    assert.equal(d.form, 'aes-gcm');
+    assert.ok(d.secret.equals(secret));
+    // OAEP-SHA1 must not open it: the hash really is SHA-256.
+    assert.throws(() => agentDecrypt(r, privateKey, 'sha1'));
+  });
+
+  it('wrapAesGcm: a flipped tag or blob bit fails authentication', () => {
+    const r = wrapAesGcm(secret, wk);
+    const tag = Buffer.from(r.tag, 'base64');
+    tag[0]! ^= 1;
+    assert.throws(() => agentDecrypt({ ...r, tag: tag.toString('base64') }, privateKey));
+    const blob = Buffer.from(r.blob, 'base64');
+    blob[0]! ^= 1;
+    assert.throws(() => agentDecrypt({ ...r, blob: blob.toString('base64') }, privateKey));
+  });
+
+  it('wrapKwp: RFC 5649 blob, empty iv and tag, algorithm base64("AES-KWP")', () => {
+    assert.equal(AES_KWP_ALGORITHM, 'QUVTLUtXUA==');
+    for (const len of [1, 7, 8, 9, 32, 43, 1000]) {
+      const s = Buffer.alloc(len, 0xa5);
+      const r = wrapKwp(s, wk);
+      assert.equal(r.iv, '');
+      assert.equal(r.tag, '');
+      assert.equal(r.algorithm, AES_KWP_ALGORITHM);
+      assert.equal(Buffer.from(r.blob, 'base64').length, Math.ceil(len / 8) * 8 + 8);
+      const d = agentDecrypt(r, privateKey);
+      assert.equal(d.form, 'aes-kwp');
+      assert.ok(d.secret.equals(s));
+    }
+  });
+
+  it('leaves the caller\'s secret intact', () => {
+    const s = Buffer.from(secret);
+    wrapAesGcm(s, wk);
+    wrapKwp(s, wk);
+    assert.ok(s.equals(secret));
+  });
+});
