@@ -3,5 +3,10 @@
  * loaded (unknown names are refused, so a missing import here would refuse a valid setting).
  * Each module adds one line.
  */
+import '../store/settings';
+import '../nonce/settings';
+import '../log/settings';
 import '../kbm/settings';
 import '../http/settings';
+import '../attest/settings';
+import '../policy/settings';

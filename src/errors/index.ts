@@ -60,6 +60,16 @@ export const CATALOGUE = {
   POLICY_NOT_FOUND: spec(404, "Policy 'policy:{id}' not found", 'No policy with this id.'),
   POLICY_INVALID: spec(400, 'Invalid policy', 'The policy document is malformed or names unknown claims or operators; the log names them.'),
   POLICY_SIGNATURE_INVALID: spec(400, 'Invalid policy signature', 'The signature does not verify against TAS_POLICY_TRUST, or the policy is unsigned while signatures are enforced.'),
+  // policy module (src/policy): original TAS texts where it had one (operators grep for them)
+  POLICY_BODY_MISSING: spec(400, 'Request body is required', 'POST /management/policy/v0/store or /policy/v0/store without a body.'),
+  POLICY_NOT_OBJECT: spec(400, 'Policy must be a JSON object', 'The policy document is not a JSON object.'),
+  POLICY_METADATA_MISSING: spec(400, "Policy must contain 'metadata' section", 'The policy document has no metadata.'),
+  POLICY_RULES_MISSING: spec(400, "Policy must contain 'validation_rules' section", 'The policy document has no validation_rules.'),
+  POLICY_UNSIGNED: spec(400, 'Unsigned policies are not allowed by configuration', 'The policy has no signature and TAS_ENFORCE_SIGNED_POLICIES is true.'),
+  POLICY_SIGNATURE_FAILED: spec(400, 'Policy signature verification failed', 'The signature does not verify with any key of TAS_POLICY_TRUST (tampered document, wrong key, or no trust configured).'),
+  POLICY_SIGNED_DATA_UNSUPPORTED: spec(400, "The 'signed_data' field in the signature object is deprecated and no longer supported. Please re-sign the policy so that the signature covers all top-level fields.", 'Rules-only (first-dialect) signatures are accepted only through /policy/v0/store.'),
+  POLICY_FIRST_DIALECT_BODY: spec(400, "Request must contain 'policy_type', 'policy' and either 'policy_identifier' or 'key_id'", 'Malformed POST /policy/v0/store body (PROTOCOL.md §3.3); the log names the field.'),
+  POLICY_KEY_BINDING_UNSIGNED: spec(403, 'Policy signature does not cover the key binding (TAS_ALLOW_UNSIGNED_KEY_BINDING is false)', 'A rules-only-signed (first-dialect) policy may release a key only when TAS_ALLOW_UNSIGNED_KEY_BINDING=true.'),
 
   // --- key broker ------------------------------------------------------------------------------------
   KBM_SECRET_NOT_FOUND: spec(404, 'Secret retrieval failed', 'The key broker has no secret under this key id.'),
