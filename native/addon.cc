@@ -1,0 +1,390 @@
+// N-API glue only: argument conversion, AsyncWorker batons, JS result shaping. All parsing and
+// crypto lives in core/ (callable without Node, which is what the fuzzers use).
+//
+// Context-aware: the chain cache hangs off the addon instance (napi instance data), so every
+// worker_thread / environment has its own and nothing is global. Workers hold a shared_ptr to the
+// cache, so a job still in flight when its environment goes away keeps the cache alive.
+#include <napi.h>
+#include <openssl/crypto.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cert.h"
+#include "core/chain.h"
+#include "core/crl.h"
+#include "core/errors.h"
+#include "core/report.h"
+#include "core/verify.h"
+
+namespace {
+
+using tas::Bytes;
+using tas::SnpError;
+
+constexpr size_t kMaxReportInput = 4096;  // anything larger is rejected before copying
+
+Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& detail) {
+  Napi::Error e = Napi::Error::New(env, detail);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+Napi::Value Buf(Napi::Env env, const uint8_t* p, size_t n) { return Napi::Buffer<uint8_t>::Copy(env, p, n); }
+template <size_t N>
+Napi::Value Buf(Napi::Env env, const std::array<uint8_t, N>& a) { return Buf(env, a.data(), N); }
+Napi::Value Date(Napi::Env env, int64_t seconds) { return Napi::Date::New(env, static_cast<double>(seconds) * 1000.0); }
+
+Bytes ToBytes(const Napi::Value& v, const char* what, size_t max) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    tas::Fail(tas::kErrArgument, std::string(what) + " must be a Buffer");
+  }
+  auto arr = v.As<Napi::Uint8Array>();
+  if (arr.ByteLength() > max) tas::Fail(tas::kErrArgument, std::string(what) + " is larger than " + std::to_string(max) + " bytes");
+  const uint8_t* p = arr.Data();
+  return Bytes(p, p + arr.ByteLength());
+}
+
+int64_t ToSeconds(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) tas::Fail(tas::kErrArgument, std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0 || d > 253402300799.0 || std::floor(d) != d) {
+    tas::Fail(tas::kErrArgument, std::string(what) + " must be whole seconds since the epoch (0..9999-12-31)");
+  }
+  return static_cast<int64_t>(d);
+}
+
+Napi::Object TcbVersion(Napi::Env env, const tas::FwVersion& v) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("major", v.major);
+  o.Set("minor", v.minor);
+  o.Set("build", v.build);
+  return o;
+}
+
+Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", r.version);
+  o.Set("guestSvn", r.guest_svn);
+  o.Set("policy", Napi::BigInt::New(env, r.policy));
+  o.Set("familyId", Buf(env, r.family_id));
+  o.Set("imageId", Buf(env, r.image_id));
+  o.Set("vmpl", r.vmpl);
+  o.Set("signatureAlgo", r.signature_algo);
+  o.Set("currentTcb", Buf(env, r.current_tcb));
+  o.Set("platformInfo", Napi::BigInt::New(env, r.platform_info));
+  o.Set("signerInfo", r.signer_info);
+  o.Set("authorKeyEn", r.author_key_en);
+  o.Set("maskChipKey", r.mask_chip_key);
+  o.Set("signingKey", r.signing_key);
+  o.Set("reportData", Buf(env, r.report_data));
+  o.Set("measurement", Buf(env, r.measurement));
+  o.Set("hostData", Buf(env, r.host_data));
+  o.Set("idKeyDigest", Buf(env, r.id_key_digest));
+  o.Set("authorKeyDigest", Buf(env, r.author_key_digest));
+  o.Set("reportId", Buf(env, r.report_id));
+  o.Set("reportIdMa", Buf(env, r.report_id_ma));
+  o.Set("reportedTcb", Buf(env, r.reported_tcb));
+  if (r.has_cpuid) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("family", r.cpuid_fam_id);
+    c.Set("model", r.cpuid_mod_id);
+    c.Set("stepping", r.cpuid_step);
+    o.Set("cpuid", c);
+  }
+  o.Set("chipId", Buf(env, r.chip_id));
+  o.Set("committedTcb", Buf(env, r.committed_tcb));
+  o.Set("currentVersion", TcbVersion(env, r.current_version));
+  o.Set("committedVersion", TcbVersion(env, r.committed_version));
+  o.Set("launchTcb", Buf(env, r.launch_tcb));
+  if (r.has_mit_vectors) {
+    o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
+    o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
+  }
+  return o;
+}
+
+Napi::Object CertInfoToJs(Napi::Env env, const tas::CertInfo& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("subjectCN", c.subject_cn);
+  o.Set("issuerCN", c.issuer_cn);
+  o.Set("serialHex", c.serial_hex);
+  o.Set("notBefore", Date(env, c.not_before));
+  o.Set("notAfter", Date(env, c.not_after));
+  o.Set("sha256", Buf(env, c.sha256));
+  o.Set("spkiSha256", Buf(env, c.spki_sha256));
+  o.Set("der", Buf(env, c.der.data(), c.der.size()));
+  return o;
+}
+
+Napi::Object VekToJs(Napi::Env env, const tas::VekInfo& v) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", v.kind == tas::VekKind::kVcek ? "VCEK" : "VLEK");
+  o.Set("structVersion", v.struct_version);
+  o.Set("productName", v.product_name);
+  Napi::Object spl = Napi::Object::New(env);
+  spl.Set("bl", v.spl.bl);
+  spl.Set("tee", v.spl.tee);
+  spl.Set("snp", v.spl.snp);
+  if (v.spl.spl4) spl.Set("spl4", *v.spl.spl4);
+  if (v.spl.spl5) spl.Set("spl5", *v.spl.spl5);
+  if (v.spl.spl6) spl.Set("spl6", *v.spl.spl6);
+  if (v.spl.spl7) spl.Set("spl7", *v.spl.spl7);
+  spl.Set("ucode", v.spl.ucode);
+  if (v.spl.fmc) spl.Set("fmc", *v.spl.fmc);
+  o.Set("spl", spl);
+  if (v.hw_id) o.Set("hwId", Buf(env, v.hw_id->data(), v.hw_id->size()));
+  if (v.csp_id) o.Set("cspId", *v.csp_id);
+  o.Set("subjectCN", v.cert.subject_cn);
+  o.Set("issuerCN", v.cert.issuer_cn);
+  o.Set("notBefore", Date(env, v.cert.not_before));
+  o.Set("notAfter", Date(env, v.cert.not_after));
+  o.Set("serialHex", v.cert.serial_hex);
+  o.Set("sha256", Buf(env, v.cert.sha256));
+  o.Set("spkiSha256", Buf(env, v.cert.spki_sha256));
+  return o;
+}
+
+Napi::Array ChecksToJs(Napi::Env env, const std::vector<tas::Check>& checks) {
+  Napi::Array a = Napi::Array::New(env, checks.size());
+  for (size_t i = 0; i < checks.size(); i++) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("name", checks[i].name);
+    c.Set("ok", checks[i].ok);
+    c.Set("detail", checks[i].detail);
+    a.Set(static_cast<uint32_t>(i), c);
+  }
+  return a;
+}
+
+tas::ChainInput ChainFromJs(const Napi::Object& o) {
+  tas::ChainInput in;
+  Napi::Value anchors = o.Get("anchors");
+  if (!anchors.IsArray()) tas::Fail(tas::kErrArgument, "anchors must be an array of Buffers");
+  Napi::Array arr = anchors.As<Napi::Array>();
+  if (arr.Length() == 0 || arr.Length() > tas::kMaxAnchors) tas::Fail(tas::kErrArgument, "1..8 anchors required");
+  for (uint32_t i = 0; i < arr.Length(); i++) in.anchors.push_back(ToBytes(arr.Get(i), "anchor", tas::kMaxCertSize));
+  in.intermediate = ToBytes(o.Get("intermediate"), "intermediate", tas::kMaxCertSize);
+  in.leaf = ToBytes(o.Get("leaf"), "leaf", tas::kMaxCertSize);
+  Napi::Value product = o.Get("product");
+  if (!product.IsString()) tas::Fail(tas::kErrArgument, "product must be a string");
+  in.product = product.As<Napi::String>().Utf8Value();
+  Napi::Value kind = o.Get("kind");
+  std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
+  if (k == "VCEK") {
+    in.kind = tas::VekKind::kVcek;
+  } else if (k == "VLEK") {
+    in.kind = tas::VekKind::kVlek;
+  } else {
+    tas::Fail(tas::kErrArgument, "kind must be 'VCEK' or 'VLEK'");
+  }
+  in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
+  return in;
+}
+
+// Worker runs one core job on the libuv pool. Inputs were copied into the baton on the JS thread;
+// Execute touches no JS; errors keep their stable code and become a JS Error in OnError.
+template <typename Job, typename Result>
+class Worker : public Napi::AsyncWorker {
+ public:
+  using Shape = Napi::Value (*)(Napi::Env, const Result&);
+  Worker(Napi::Env env, Job job, Shape shape)
+      : Napi::AsyncWorker(env, "tas_native"), deferred_(Napi::Promise::Deferred::New(env)), job_(std::move(job)), shape_(shape) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = job_();
+    } catch (const SnpError& e) {
+      code_ = e.code();
+      SetError(e.detail());
+    } catch (const std::exception& e) {
+      code_ = tas::kErrInternal;
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(shape_(Env(), result_)); }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(MakeError(Env(), code_.empty() ? tas::kErrInternal : code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Job job_;
+  Shape shape_;
+  Result result_{};
+  std::string code_;
+};
+
+template <typename Job, typename Result>
+Napi::Value Queue(Napi::Env env, Job job, Napi::Value (*shape)(Napi::Env, const Result&)) {
+  auto* w = new Worker<Job, Result>(env, std::move(job), shape);
+  Napi::Promise p = w->Promise();
+  w->Queue();  // the worker deletes itself after OnOK/OnError
+  return p;
+}
+
+Napi::Value VerifyOutcomeToJs(Napi::Env env, const tas::VerifyOutcome& out) {
+  const tas::ChainEntry& e = *out.chain.entry;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("report", ReportToJs(env, out.report));
+  o.Set("vek", VekToJs(env, e.vek));
+  o.Set("anchorSha256", Buf(env, e.anchor.sha256));
+  o.Set("intermediateSha256", Buf(env, e.intermediate.sha256));
+  o.Set("intermediateSerialHex", e.intermediate.serial_hex);
+  o.Set("chainCached", out.chain.cached);
+  if (out.crl) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("thisUpdate", Date(env, out.crl->this_update));
+    c.Set("nextUpdate", Date(env, out.crl->next_update));
+    o.Set("crl", c);
+  }
+  o.Set("checks", ChecksToJs(env, out.checks));
+  return o;
+}
+
+Napi::Value ChainOutcomeToJs(Napi::Env env, const tas::ChainOutcome& out) {
+  const tas::ChainEntry& e = *out.entry;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("vek", VekToJs(env, e.vek));
+  o.Set("anchorSha256", Buf(env, e.anchor.sha256));
+  o.Set("intermediateSha256", Buf(env, e.intermediate.sha256));
+  o.Set("intermediateSerialHex", e.intermediate.serial_hex);
+  o.Set("cached", out.cached);
+  return o;
+}
+
+Napi::Value CrlResultToJs(Napi::Env env, const tas::CrlResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("thisUpdate", Date(env, r.this_update));
+  o.Set("nextUpdate", Date(env, r.next_update));
+  Napi::Array a = Napi::Array::New(env, r.revoked.size());
+  for (size_t i = 0; i < r.revoked.size(); i++) a.Set(static_cast<uint32_t>(i), r.revoked[i]);
+  o.Set("revoked", a);
+  return o;
+}
+
+class TasNative : public Napi::Addon<TasNative> {
+ public:
+  TasNative(Napi::Env env, Napi::Object exports) : cache_(std::make_shared<tas::ChainCache>()) {
+    DefineAddon(exports, {
+                             InstanceMethod("parseReport", &TasNative::ParseReport),
+                             InstanceMethod("parseVek", &TasNative::ParseVek),
+                             InstanceMethod("certInfo", &TasNative::CertInfo),
+                             InstanceMethod("verify", &TasNative::Verify),
+                             InstanceMethod("verifyChain", &TasNative::VerifyChain),
+                             InstanceMethod("verifyCrl", &TasNative::VerifyCrl),
+                             InstanceMethod("clearCache", &TasNative::ClearCache),
+                             InstanceMethod("cacheSize", &TasNative::CacheSize),
+                             InstanceMethod("opensslVersion", &TasNative::OpensslVersion),
+                         });
+    (void)env;
+  }
+
+ private:
+  // Guard turns core failures on the JS thread into JS errors with `code`.
+  template <typename F>
+  static Napi::Value Guard(Napi::Env env, F f) {
+    try {
+      return f();
+    } catch (const SnpError& e) {
+      throw MakeError(env, e.code(), e.detail());
+    }
+  }
+
+  Napi::Value ParseReport(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "report", kMaxReportInput);
+      return ReportToJs(info.Env(), tas::ParseReport(b.data(), b.size()));
+    });
+  }
+
+  Napi::Value ParseVek(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "certificate", tas::kMaxCertSize);
+      tas::X509Ptr x = tas::ParseCert(b.data(), b.size());
+      return VekToJs(info.Env(), tas::ParseVek(x.get()));
+    });
+  }
+
+  Napi::Value CertInfo(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "certificate", tas::kMaxCertSize);
+      tas::X509Ptr x = tas::ParseCert(b.data(), b.size());
+      return CertInfoToJs(info.Env(), tas::GetCertInfo(x.get()));
+    });
+  }
+
+  Napi::Value Verify(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kErrArgument, "verify input must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tas::VerifyInput in;
+      in.report = ToBytes(o.Get("report"), "report", kMaxReportInput);
+      in.chain = ChainFromJs(o);
+      Napi::Value crl = o.Get("crl");
+      if (!crl.IsUndefined() && !crl.IsNull()) in.crl = ToBytes(crl, "crl", tas::kMaxCrlSize);
+      Napi::Value skew = o.Get("crlSkewSeconds");
+      if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = ToSeconds(skew, "crlSkewSeconds");
+      std::shared_ptr<tas::ChainCache> cache = cache_;
+      auto job = [in = std::move(in), cache]() { return tas::Verify(in, cache.get()); };
+      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), &VerifyOutcomeToJs);
+    });
+  }
+
+  Napi::Value VerifyChain(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kErrArgument, "verifyChain input must be an object");
+      tas::ChainInput in = ChainFromJs(info[0].As<Napi::Object>());
+      std::shared_ptr<tas::ChainCache> cache = cache_;
+      auto job = [in = std::move(in), cache]() { return tas::VerifyChain(in, cache.get()); };
+      return Queue<decltype(job), tas::ChainOutcome>(info.Env(), std::move(job), &ChainOutcomeToJs);
+    });
+  }
+
+  Napi::Value VerifyCrl(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes crl = ToBytes(info[0], "crl", tas::kMaxCrlSize);
+      Bytes ark = ToBytes(info[1], "ark", tas::kMaxCertSize);
+      int64_t at = ToSeconds(info[2], "atSeconds");
+      int64_t skew = ToSeconds(info[3], "skewSeconds");
+      if (!info[4].IsArray()) tas::Fail(tas::kErrArgument, "serials must be an array of hex strings");
+      Napi::Array arr = info[4].As<Napi::Array>();
+      if (arr.Length() > 64) tas::Fail(tas::kErrArgument, "at most 64 serials");
+      std::vector<std::string> serials;
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Value s = arr.Get(i);
+        if (!s.IsString()) tas::Fail(tas::kErrArgument, "serials must be strings");
+        serials.push_back(s.As<Napi::String>().Utf8Value());
+      }
+      auto job = [crl = std::move(crl), ark = std::move(ark), at, skew, serials = std::move(serials)]() {
+        tas::X509CrlPtr c = tas::ParseCrl(crl.data(), crl.size());
+        tas::X509Ptr a = tas::ParseCert(ark.data(), ark.size());
+        return tas::CheckCrl(c.get(), a.get(), at, skew, serials);
+      };
+      return Queue<decltype(job), tas::CrlResult>(info.Env(), std::move(job), &CrlResultToJs);
+    });
+  }
+
+  Napi::Value ClearCache(const Napi::CallbackInfo& info) {
+    cache_->Clear();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value CacheSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(cache_->Size()));
+  }
+
+  Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), OpenSSL_version(OPENSSL_VERSION));
+  }
+
+  std::shared_ptr<tas::ChainCache> cache_;
+};
+
+}  // namespace
+
+NODE_API_ADDON(TasNative)

@@ -1,0 +1,69 @@
+// AMD certificate chain verification (SNP.md §2.1, §6): ARK (pinned, supplied by the caller) ->
+// ASK/ASVK (untrusted intermediate) -> VCEK/VLEK, at a caller-supplied time. Verified chains are
+// cached per addon instance; the cache holds the time-independent result (signatures, shape) and
+// every hit re-checks each certificate's validity window against the supplied time.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cert.h"
+
+namespace tas {
+
+struct Check {
+  std::string name;
+  bool ok;
+  std::string detail;
+};
+
+struct ChainInput {
+  std::vector<Bytes> anchors;  // pinned ARK(s), DER or PEM
+  Bytes intermediate;          // ASK or ASVK
+  Bytes leaf;                  // VCEK or VLEK
+  std::string product;         // Milan | Genoa | Turin
+  VekKind kind = VekKind::kVcek;
+  int64_t at = 0;              // seconds since the epoch
+};
+
+// ChainEntry is an immutable verified chain. Shared by reference between the cache and results.
+struct ChainEntry {
+  VekInfo vek;
+  CertInfo anchor;
+  CertInfo intermediate;
+  std::shared_ptr<EVP_PKEY> leaf_key;
+  std::vector<std::pair<int64_t, int64_t>> windows;  // notBefore/notAfter: leaf, intermediate, anchor
+  std::vector<Check> checks;
+};
+
+// ChainCache is bounded and thread-safe (verifications run on the libuv pool).
+class ChainCache {
+ public:
+  static constexpr size_t kMaxEntries = 4096;
+  std::shared_ptr<const ChainEntry> Get(const std::string& key);
+  void Put(const std::string& key, std::shared_ptr<const ChainEntry> entry);
+  void Clear();
+  size_t Size();
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const ChainEntry>> map_;
+};
+
+struct ChainOutcome {
+  std::shared_ptr<const ChainEntry> entry;
+  bool cached = false;
+};
+
+constexpr size_t kMaxAnchors = 8;
+
+// VerifyChain verifies the chain or throws SNP_ERR_ARGUMENT, SNP_ERR_CERT_PARSE, SNP_ERR_EXT,
+// SNP_ERR_SIGNER_KIND, SNP_ERR_CHAIN, SNP_ERR_CERT_EXPIRED, SNP_ERR_CERT_PSS, SNP_ERR_CERT_DN or
+// SNP_ERR_CERT_SHAPE. `cache` may be null (no caching).
+ChainOutcome VerifyChain(const ChainInput& in, ChainCache* cache);
+
+}  // namespace tas

@@ -1,0 +1,64 @@
+/**
+ * Stable error codes of the native SEV-SNP addon (native/core/errors.h) and their mapping onto
+ * the error catalogue (src/errors/index.ts). A malformed report is TEE_EVIDENCE_MALFORMED; every
+ * other failure is TEE_VERIFICATION_FAILED. The SNP_ERR_* code becomes TasError.reason so the
+ * audit record says precisely what failed while the wire text stays coarse.
+ */
+import { TasError, type ErrorCode } from '../errors/index.js';
+
+/** NATIVE_CODES documents every code the addon can reject with. */
+export const NATIVE_CODES = {
+  SNP_ERR_ARGUMENT: 'The caller passed a bad argument (type, size bound, product, kind, time, serial).',
+  SNP_ERR_REPORT_SIZE: 'The report is not exactly 1184 (0x4A0) bytes.',
+  SNP_ERR_REPORT_VERSION: 'Report VERSION is not 2..5 (4 is parsed as 3).',
+  SNP_ERR_SIGNATURE_ALGO: 'SIGNATURE_ALGO is not 1 (ECDSA P-384 with SHA-384).',
+  SNP_ERR_MBZ: 'A must-be-zero area is not zero (reserved fields, signer info bits 31:5, signature padding, unsigned tail 0x330..0x49F).',
+  SNP_ERR_POLICY_BIT17: 'Guest POLICY bit 17 (reserved, must be one) is zero.',
+  SNP_ERR_POLICY_RESERVED: 'Guest POLICY has reserved bits 63:26 set.',
+  SNP_ERR_SIGNING_KEY: 'SIGNING_KEY is a reserved value (2..6).',
+  SNP_ERR_REPORT_SIGNATURE: 'The report signature does not verify with the VCEK/VLEK key.',
+  SNP_ERR_CERT_PARSE: 'A certificate is not parseable DER/PEM X.509.',
+  SNP_ERR_CERT_SHAPE: 'A certificate has the wrong shape (leaf serial not 0, key not P-384, CA constraints/keyUsage, not v3).',
+  SNP_ERR_CHAIN: 'The chain does not verify to the pinned ARK (signature, issuer, path).',
+  SNP_ERR_CERT_EXPIRED: 'A certificate of the chain is expired or not yet valid at the verification time.',
+  SNP_ERR_CERT_PSS: 'A certificate is not signed with RSASSA-PSS SHA-384 / MGF1-SHA-384 / salt 48 / trailer 1.',
+  SNP_ERR_CERT_DN: 'A subject/issuer DN does not have the AMD attributes or the expected CN for the product.',
+  SNP_ERR_EXT: 'The AMD KDS extensions (1.3.6.1.4.1.3704.1.*) are missing, malformed, duplicated, unknown or inconsistent.',
+  SNP_ERR_SIGNER_KIND: 'VCEK/VLEK confusion: certificate kind, requested kind and report SIGNING_KEY disagree (or the report is unsigned).',
+  SNP_ERR_CRL_PARSE: 'The CRL is not parseable DER/PEM.',
+  SNP_ERR_CRL_SIGNATURE: 'The CRL is not issued and PSS-signed by the ARK.',
+  SNP_ERR_CRL_STALE: 'The CRL is outside thisUpdate..nextUpdate (with skew) or has no nextUpdate.',
+  SNP_ERR_REVOKED: 'The ASK/ASVK or the VCEK/VLEK serial is listed in the CRL.',
+  SNP_ERR_INTERNAL: 'OpenSSL or allocation failure inside the addon (a bug, never bad input).',
+  SNP_ERR_ADDON_LOAD: 'build/Release/tas_native.node could not be loaded (no JavaScript fallback exists).',
+} as const;
+
+/** NativeCode is any code of NATIVE_CODES. */
+export type NativeCode = keyof typeof NATIVE_CODES;
+
+/** MALFORMED_CODES are the codes meaning "the evidence is not a well-formed report". */
+const MALFORMED_CODES: ReadonlySet<string> = new Set<NativeCode>([
+  'SNP_ERR_REPORT_SIZE',
+  'SNP_ERR_REPORT_VERSION',
+  'SNP_ERR_SIGNATURE_ALGO',
+  'SNP_ERR_MBZ',
+  'SNP_ERR_POLICY_BIT17',
+  'SNP_ERR_POLICY_RESERVED',
+  'SNP_ERR_SIGNING_KEY',
+]);
+
+/** catalogueCodeFor maps a native code onto the error catalogue. */
+export function catalogueCodeFor(code: string): ErrorCode {
+  if (code === 'SNP_ERR_INTERNAL' || code === 'SNP_ERR_ADDON_LOAD') return 'INTERNAL';
+  return MALFORMED_CODES.has(code) ? 'TEE_EVIDENCE_MALFORMED' : 'TEE_VERIFICATION_FAILED';
+}
+
+/** isNativeCode narrows a string to a documented native code. */
+export function isNativeCode(code: string): code is NativeCode {
+  return Object.prototype.hasOwnProperty.call(NATIVE_CODES, code);
+}
+
+/** nativeToTasError turns a NativeError (anything with a `code`) into the catalogue's TasError. */
+export function nativeToTasError(e: { code: string; message: string }): TasError {
+  return new TasError(catalogueCodeFor(e.code), `${e.code}: ${e.message}`, { reason: e.code, cause: e });
+}

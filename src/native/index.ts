@@ -1,0 +1,264 @@
+/**
+ * The only code that loads the native SEV-SNP addon (build/Release/tas_native.node). It checks
+ * argument types, copies nothing (the addon copies inputs into its job baton), and turns native
+ * failures into NativeError with a stable `code` (documented in ./codes.ts). There is no
+ * JavaScript fallback: if the addon cannot load, every call throws SNP_ERR_ADDON_LOAD.
+ *
+ * Time is always passed in (seconds since the epoch); the addon has no clock and does no I/O.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { NATIVE_CODES, catalogueCodeFor, nativeToTasError, type NativeCode } from './codes.js';
+
+export { NATIVE_CODES, catalogueCodeFor, nativeToTasError, type NativeCode };
+
+/** NativeError is a rejection from the addon; `code` is one of NATIVE_CODES (SNP_ERR_*). */
+export class NativeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'NativeError';
+    this.code = code;
+  }
+}
+
+/** Product is an AMD KDS product line. */
+export type Product = 'Milan' | 'Genoa' | 'Turin';
+/** VekKind names the endorsement key type. */
+export type VekKind = 'VCEK' | 'VLEK';
+
+/** FwVersion is a firmware MAJOR.MINOR.BUILD triple. */
+export interface FwVersion { major: number; minor: number; build: number }
+
+/**
+ * ParsedReport is the decoded ATTESTATION_REPORT (AMD 56860). TCB fields are the raw 8 bytes:
+ * their layout depends on the product (src/snp/tcb.ts), never on the report version.
+ */
+export interface ParsedReport {
+  version: number;
+  guestSvn: number;
+  policy: bigint;
+  familyId: Buffer;
+  imageId: Buffer;
+  vmpl: number;
+  signatureAlgo: number;
+  currentTcb: Buffer;
+  platformInfo: bigint;
+  signerInfo: number;
+  authorKeyEn: boolean;
+  maskChipKey: boolean;
+  /** SIGNING_KEY: 0 VCEK, 1 VLEK, 7 none. */
+  signingKey: number;
+  reportData: Buffer;
+  measurement: Buffer;
+  hostData: Buffer;
+  idKeyDigest: Buffer;
+  authorKeyDigest: Buffer;
+  reportId: Buffer;
+  reportIdMa: Buffer;
+  reportedTcb: Buffer;
+  /** CPUID_FAM_ID / CPUID_MOD_ID / CPUID_STEP, report version 3 and later only. */
+  cpuid?: { family: number; model: number; stepping: number };
+  chipId: Buffer;
+  committedTcb: Buffer;
+  currentVersion: FwVersion;
+  committedVersion: FwVersion;
+  launchTcb: Buffer;
+  /** Version 5 and later only. */
+  launchMitVector?: bigint;
+  currentMitVector?: bigint;
+}
+
+/** VekInfo is what a VCEK/VLEK certifies (AMD 57230 extensions) plus its identity. */
+export interface VekInfo {
+  kind: VekKind;
+  structVersion: number;
+  productName: string;
+  spl: { bl: number; tee: number; snp: number; spl4?: number; spl5?: number; spl6?: number; spl7?: number; ucode: number; fmc?: number };
+  /** VCEK only: 64 bytes (Milan/Genoa) or 8 bytes (Turin). */
+  hwId?: Buffer;
+  /** VLEK only, e.g. `CN=cc-us-east-2.amazonaws.com`. */
+  cspId?: string;
+  subjectCN: string;
+  issuerCN: string;
+  notBefore: Date;
+  notAfter: Date;
+  serialHex: string;
+  /** SHA-256 of the certificate DER. */
+  sha256: Buffer;
+  spkiSha256: Buffer;
+}
+
+/** CertInfo identifies any certificate. */
+export interface CertInfo {
+  subjectCN: string;
+  issuerCN: string;
+  serialHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  sha256: Buffer;
+  spkiSha256: Buffer;
+  der: Buffer;
+}
+
+/** VerifyInput is one verification job. Certificates may be DER or PEM. */
+export interface VerifyInput {
+  report: Buffer;
+  leaf: Buffer;
+  /** ASK (for a VCEK) or ASVK (for a VLEK). */
+  intermediate: Buffer;
+  /** Pinned ARK certificate(s); nothing else is trusted. */
+  anchors: Buffer[];
+  product: Product;
+  kind: VekKind;
+  /** Verification time, whole seconds since the epoch. */
+  atSeconds: number;
+  /** ARK-signed CRL (DER or PEM); checked for freshness and for the intermediate/leaf serials. */
+  crl?: Buffer;
+  /** Allowed clock skew for the CRL window (default 300). */
+  crlSkewSeconds?: number;
+}
+
+/** Check is one named step that passed (failures reject instead). */
+export interface Check { name: string; ok: boolean; detail: string }
+
+/** VerifyResult is returned when chain, signature (and CRL if given) all verified. */
+export interface VerifyResult {
+  report: ParsedReport;
+  vek: VekInfo;
+  anchorSha256: Buffer;
+  intermediateSha256: Buffer;
+  intermediateSerialHex: string;
+  /** True when the chain's signatures/shape came from this addon instance's cache. */
+  chainCached: boolean;
+  crl?: { thisUpdate: Date; nextUpdate: Date };
+  checks: Check[];
+}
+
+/** ChainResult is the result of verifyChain. */
+export interface ChainResult {
+  vek: VekInfo;
+  anchorSha256: Buffer;
+  intermediateSha256: Buffer;
+  intermediateSerialHex: string;
+  cached: boolean;
+}
+
+/** CrlResult is the result of verifyCrl. */
+export interface CrlResult { thisUpdate: Date; nextUpdate: Date; revoked: string[] }
+
+interface Binding {
+  parseReport(report: Buffer): ParsedReport;
+  parseVek(cert: Buffer): VekInfo;
+  certInfo(cert: Buffer): CertInfo;
+  verify(input: VerifyInput): Promise<VerifyResult>;
+  verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds'>): Promise<ChainResult>;
+  verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
+  clearCache(): void;
+  cacheSize(): number;
+  opensslVersion(): string;
+}
+
+/**
+ * addonPath finds the .node file: TAS_NATIVE_ADDON (used by the ASan test run), else
+ * build/Release/tas_native.node at the package root (from src/native or dist/src/native).
+ */
+export function addonPath(): string {
+  const override = process.env['TAS_NATIVE_ADDON'];
+  if (override) return resolve(override);
+  const candidates = [join(__dirname, '..', '..', 'build', 'Release', 'tas_native.node'), join(__dirname, '..', '..', '..', 'build', 'Release', 'tas_native.node')];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0]!;
+}
+
+let binding: Binding | undefined;
+let loadError: Error | undefined;
+
+function load(): Binding {
+  if (binding) return binding;
+  if (loadError) throw loadError;
+  const path = addonPath();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require(path) as Binding;
+    return binding;
+  } catch (e) {
+    loadError = new NativeError('SNP_ERR_ADDON_LOAD', `cannot load the SEV-SNP addon ${path} (run \`npm run build:native\`): ${(e as Error).message}`);
+    throw loadError;
+  }
+}
+
+/** rethrow keeps the caller's stack (captured before the call) and the native code. */
+function rethrow(e: unknown, origin: Error): never {
+  if (e instanceof NativeError) throw e;
+  const code = typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'SNP_ERR_INTERNAL';
+  const err = new NativeError(code, e instanceof Error ? e.message : String(e));
+  err.stack = `NativeError [${code}]: ${err.message}\n${(origin.stack ?? '').split('\n').slice(1).join('\n')}`;
+  throw err;
+}
+
+function sync<T>(f: () => T): T {
+  const origin = new Error();
+  try {
+    return f();
+  } catch (e) {
+    return rethrow(e, origin);
+  }
+}
+
+async function later<T>(f: () => Promise<T>): Promise<T> {
+  const origin = new Error();
+  try {
+    return await f();
+  } catch (e) {
+    return rethrow(e, origin);
+  }
+}
+
+/** parseReport decodes and checks a report synchronously (cheap; no crypto). */
+export function parseReport(report: Buffer): ParsedReport {
+  return sync(() => load().parseReport(report));
+}
+
+/** parseVek decodes a VCEK/VLEK (DER or PEM) and its AMD extensions. */
+export function parseVek(cert: Buffer): VekInfo {
+  return sync(() => load().parseVek(cert));
+}
+
+/** certInfo identifies any certificate (DER or PEM). */
+export function certInfo(cert: Buffer): CertInfo {
+  return sync(() => load().certInfo(cert));
+}
+
+/**
+ * verify checks, off the event loop: report shape, SIGNING_KEY vs `kind`, the chain to the
+ * anchors at `atSeconds`, the report signature and (if given) the CRL. Binding report fields to the
+ * certificate (REPORTED_TCB, CHIP_ID) is the caller's job (src/snp).
+ */
+export function verify(input: VerifyInput): Promise<VerifyResult> {
+  return later(() => load().verify(input));
+}
+
+/** verifyChain verifies ARK -> ASK/ASVK -> VCEK/VLEK only (e.g. re-checking a cached KDS cert). */
+export function verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds'>): Promise<ChainResult> {
+  return later(() => load().verifyChain(input));
+}
+
+/** verifyCrl checks an ARK-signed CRL and returns which of `serialsHex` it lists. */
+export function verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult> {
+  return later(() => load().verifyCrl(crl, ark, atSeconds, skewSeconds, serialsHex));
+}
+
+/** clearChainCache drops every cached verified chain of this thread's addon instance (SIGHUP). */
+export function clearChainCache(): void {
+  load().clearCache();
+}
+
+/** chainCacheSize is the number of cached verified chains of this thread's addon instance. */
+export function chainCacheSize(): number {
+  return load().cacheSize();
+}
+
+/** opensslVersion is the OpenSSL the addon runs on (the one the running node carries). */
+export function opensslVersion(): string {
+  return load().opensslVersion();
+}
