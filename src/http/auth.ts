@@ -67,8 +67,11 @@ export function singleHeader(request: FastifyRequest, name: string): string | un
       value = raw[i + 1];
     }
   }
-  if (count > 1) throw new TasError('HTTP_HEADER_INVALID', `header ${name} sent ${count} times`);
-  return value;
+  const parsed = request.headers[name];
+  if (Array.isArray(parsed)) count = Math.max(count, parsed.length);
+  // Keys never contain ',' (settings refuse it), so a comma means a joined duplicate header.
+  if (count > 1 || (typeof parsed === 'string' && parsed.includes(','))) throw new TasError('HTTP_HEADER_INVALID', `header ${name} sent more than once`);
+  return value ?? (typeof parsed === 'string' ? parsed : undefined);
 }
 
 type Scope = 'client' | 'management' | 'policy';

@@ -18,6 +18,9 @@ function checkKeys(value: unknown, get: (p: string) => unknown): string | undefi
   const short = list.map((k, i) => (k.length < min ? i + 1 : 0)).filter((i) => i > 0);
   if (short.length) return `key number ${short.join(', ')} is shorter than ${min} characters (TAS_API_KEY_MIN_LENGTH)`;
   if (new Set(list).size !== list.length) return 'the same key is listed twice';
+  // Keys travel in one HTTP header: printable ASCII only, and no ',' (a comma marks a joined duplicate header).
+  const bad = list.map((k, i) => (/^[\x21-\x2b\x2d-\x7e]+$/.test(k) ? 0 : i + 1)).filter((i) => i > 0);
+  if (bad.length) return `key number ${bad.join(', ')} has characters other than printable ASCII without ',' and spaces`;
   return undefined;
 }
 
