@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
+import { RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
 /** FORMAT is the on-disk format version of policy and blob files. */
@@ -278,6 +279,7 @@ export class EmbeddedStore implements Store {
 
   async hit(key: string, windowMs: number): Promise<RateHit> {
     assertPositive('windowMs', windowMs);
+    if (typeof key !== 'string' || key.length > RATE_KEY_MAX) throw new TasError('INTERNAL', 'bad rate-limit key');
     const now = this.now();
     if (this.windows.size > 10_000) {
       for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);

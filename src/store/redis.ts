@@ -353,7 +353,7 @@ export function resolveRedisOptions(s: RedisSettings): RedisStoreOptions {
     try {
       return readFileSync(f);
     } catch (e) {
-      throw new Error(`${name}: cannot read ${f}: ${(e as Error).message}`);
+      throw new Error(`${name}: cannot read ${f}: ${(e as Error).message}`, { cause: e });
     }
   };
   const ca = read('TAS_REDIS_TLS_CA_FILE', s.caFile);

@@ -1,0 +1,112 @@
+/**
+ * NonceService runs the nonce life cycle of PROTOCOL.md §2 over a NonceStore:
+ * issued (TTL TAS_NONCE_EXPIRATION_SECONDS) -> claimed (by exactly one request, with an owner and
+ * a short lease) -> consumed, or released back to issued with its original expiry when the
+ * request failed transiently. The store does every transition atomically; this class generates
+ * the values, checks their format before any store call, and maps outcomes to catalogue errors.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Config } from '../config';
+import { TasError } from '../errors';
+import type { NonceStore } from '../store/types';
+import { NONCE_RE } from '../store/types';
+
+/** DEFAULT_LEASE_MS bounds how long a dead claimant blocks a nonce (its retry waits for it). */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Longest raw nonce field examined (64 hex + two quotes); longer input is refused unread. */
+const RAW_MAX = 66;
+
+export interface NonceOptions {
+  ttlSeconds: number;
+  maxOutstanding: number;
+  /** Claim lease; the key backend call must finish within it. */
+  leaseMs?: number;
+}
+
+/** NonceClaim is a nonce held by one request: it must end in consume() or release(). */
+export interface NonceClaim {
+  readonly nonce: string;
+  readonly owner: string;
+  /** consume ends the nonce; false when the lease had lapsed and another request took it. */
+  consume(): Promise<boolean>;
+  /** release returns the nonce to issued (original expiry) so the agent's retry can use it. */
+  release(): Promise<boolean>;
+}
+
+/** parseNonce strips one pair of surrounding JSON quotes (agents send `"\"ab12…\""`) and checks the format. */
+export function parseNonce(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length > RAW_MAX) {
+    throw new TasError('NONCE_FORMAT', `nonce is ${typeof raw === 'string' ? `${raw.length} characters long` : `a ${typeof raw}`}`);
+  }
+  const n = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
+  if (!NONCE_RE.test(n)) throw new TasError('NONCE_FORMAT', 'nonce is not 64 lowercase hex characters');
+  return n;
+}
+
+/** nonceDigest is what logs and audit records may carry instead of a nonce: a SHA-256 prefix. */
+export function nonceDigest(nonce: string): string {
+  return createHash('sha256').update(nonce).digest('hex').slice(0, 16);
+}
+
+/** NonceService issues and tracks nonces. */
+export class NonceService {
+  private ttlMs: number;
+  private maxOutstanding: number;
+  private readonly leaseMs: number;
+
+  constructor(private readonly store: NonceStore, opts: NonceOptions) {
+    this.ttlMs = opts.ttlSeconds * 1000;
+    this.maxOutstanding = opts.maxOutstanding;
+    this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  }
+
+  /** fromConfig reads nonce.ttl_seconds and nonce.max_outstanding. */
+  static fromConfig(cfg: Config, store: NonceStore, leaseMs?: number): NonceService {
+    return new NonceService(store, { ttlSeconds: cfg.get<number>('nonce.ttl_seconds'), maxOutstanding: cfg.get<number>('nonce.max_outstanding'), leaseMs });
+  }
+
+  /** reload applies new TTL and cap to nonces issued from now on. */
+  reload(cfg: Config): void {
+    this.ttlMs = cfg.get<number>('nonce.ttl_seconds') * 1000;
+    this.maxOutstanding = cfg.get<number>('nonce.max_outstanding');
+  }
+
+  /** issue returns a fresh nonce (64 lowercase hex of 32 random bytes); NONCE_CAPACITY over the cap. */
+  async issue(): Promise<string> {
+    // A collision of 256 random bits does not happen; the loop only keeps 'exists' from leaking out.
+    for (let i = 0; i < 3; i++) {
+      const nonce = randomBytes(32).toString('hex');
+      const r = await this.store.issue(nonce, this.ttlMs, this.maxOutstanding);
+      if (r === 'issued') return nonce;
+      if (r === 'capacity') {
+        throw new TasError('NONCE_CAPACITY', `${this.maxOutstanding} nonces outstanding (TAS_NONCE_MAX_OUTSTANDING)`, {
+          retryAfterSeconds: Math.min(60, Math.max(1, Math.ceil(this.ttlMs / 10_000))),
+        });
+      }
+    }
+    throw new TasError('INTERNAL', 'nonce store reported three collisions of 256-bit random values');
+  }
+
+  /**
+   * claim takes the nonce for one request. Call it only after the input is validated and the
+   * evidence verified (PROTOCOL.md §2). NONCE_FORMAT for a malformed value (store untouched),
+   * NONCE_INVALID for an unknown, expired, claimed or consumed one.
+   */
+  async claim(rawNonce: unknown): Promise<NonceClaim> {
+    const nonce = parseNonce(rawNonce);
+    const owner = randomBytes(12).toString('hex');
+    const r = await this.store.claim(nonce, owner, this.leaseMs);
+    if (r !== 'claimed') throw new TasError('NONCE_INVALID', `nonce ${nonceDigest(nonce)} is unknown, expired, claimed or consumed`);
+    return {
+      nonce,
+      owner,
+      consume: () => this.store.consume(nonce, owner),
+      release: () => this.store.release(nonce, owner),
+    };
+  }
+
+  /** outstanding is the number of issued or claimed, unexpired nonces. */
+  outstanding(): Promise<number> {
+    return this.store.count();
+  }
+}
