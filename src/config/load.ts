@@ -12,18 +12,21 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { allSettings, isSecret, settingByEnv, settingByPath, type SettingSpec } from './registry';
-import { UNSUPPORTED_ORIGINAL } from './unsupported';
+import { FLASK_HINT, hintForFileKey, UNSUPPORTED_NESTED, UNSUPPORTED_ORIGINAL } from './unsupported';
 
 /** Where a value came from (shown by `tas config check`). */
-export type Source = 'default' | 'file' | 'env' | 'env-file' | 'credential' | 'override';
+export type Source = 'default' | 'file' | 'env' | 'env-file' | 'credential' | 'cli' | 'override';
 
 /** ConfigError lists every problem found; startup prints them and exits 2. */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
-  constructor(problems: readonly string[]) {
+  /** Paths of required settings that have no value (`tas serve --dev` fills in development keys). */
+  readonly missing: readonly string[];
+  constructor(problems: readonly string[], missing: readonly string[] = []) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
+    this.missing = missing;
   }
 }
 
@@ -47,12 +50,13 @@ export class Config {
   }
 
   /** effective lists every setting with its value (secrets masked) and source. */
-  effective(): Array<{ path: string; env: string | undefined; value: unknown; source: Source }> {
+  effective(): Array<{ path: string; env: string | undefined; value: unknown; source: Source; secret: boolean }> {
     return allSettings().map((s) => ({
       path: s.path,
       env: s.env[0],
       value: mask(s, this.values[s.path]),
       source: this.sources[s.path] ?? 'default',
+      secret: isSecret(s),
     }));
   }
 }
@@ -94,8 +98,14 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (doc !== undefined && doc !== null) {
       if (typeof doc !== 'object' || Array.isArray(doc)) problems.push(`config file ${file}: top level must be a mapping`);
       else flatten(doc as Record<string, unknown>, '', (path, value) => {
-        if (!settingByPath(path)) problems.push(`config file ${file}: unknown setting '${path}'${suggest(path)}`);
-        else raw.set(path, { value, source: 'file', fromEnv: false });
+        if (!settingByPath(path)) {
+          const hint = hintForFileKey(path, (e) => settingByEnv(e)?.path);
+          if (hint !== undefined) problems.push(`config file ${file}: '${path}' is a setting of the original TAS: ${hint}`);
+          else problems.push(`config file ${file}: unknown setting '${path}'${suggest(path)}`);
+        } else if (value !== null) {
+          // `key:` with no value (YAML null) leaves the setting at its default.
+          raw.set(path, { value, source: 'file', fromEnv: false });
+        }
       });
     }
   }
@@ -104,13 +114,20 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const credDir = env.CREDENTIALS_DIRECTORY;
   const seen = new Set<string>();
   for (const [name, value] of Object.entries(env)) {
-    if (value === undefined || !name.startsWith('TAS_') || LOADER_ENV.has(name) || name.startsWith('TAS_OVERRIDE__')) continue;
+    if (value === undefined) continue;
+    if (name.startsWith('FLASK_')) {
+      problems.push(`${name} is a setting of the original TAS that tas does not support: ${FLASK_HINT}`);
+      continue;
+    }
+    if (!name.startsWith('TAS_') || LOADER_ENV.has(name) || name.startsWith('TAS_OVERRIDE__')) continue;
+    // An empty value means unset (systemd EnvironmentFile= and shells produce them routinely).
+    if (value === '') continue;
+    let spec = settingByEnv(name);
     const unsupported = UNSUPPORTED_ORIGINAL[name];
-    if (unsupported !== undefined) {
+    if (!spec && unsupported !== undefined) {
       problems.push(`${name} is a setting of the original TAS that tas does not support: ${unsupported}`);
       continue;
     }
-    let spec = settingByEnv(name);
     let viaFile = false;
     if (!spec && name.endsWith('_FILE')) {
       spec = settingByEnv(name.slice(0, -5));
@@ -146,7 +163,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
         let text: string;
         try {
           text = readSecretFile(join(credDir, name));
-        } catch {
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`credential ${name}: ${(e as Error).message}`);
           continue;
         }
         raw.set(s.path, { value: text, source: 'credential', fromEnv: true });
@@ -155,17 +173,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     }
   }
 
-  // 3. command line values rank with the environment
+  // 3. command line values (--host, --port) rank above the environment, below TAS_OVERRIDE__
   for (const [path, value] of Object.entries(opts.cli ?? {})) {
-    if (value !== undefined) raw.set(path, { value, source: 'env', fromEnv: false });
+    if (value === undefined) continue;
+    if (!settingByPath(path)) problems.push(`command line: unknown setting '${path}'`);
+    else raw.set(path, { value, source: 'cli', fromEnv: false });
   }
 
   // 4. TAS_OVERRIDE__a__b
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || !name.startsWith('TAS_OVERRIDE__')) continue;
-    const path = name.slice('TAS_OVERRIDE__'.length).split('__').map((p) => p.toLowerCase()).join('.');
-    if (!settingByPath(path)) {
-      problems.push(`${name}: unknown setting '${path}'${suggest(path)}`);
+    const parts = name.slice('TAS_OVERRIDE__'.length).split('__');
+    const path = parts.map((p) => p.toLowerCase()).join('.');
+    if (parts.some((p) => p === '') || !settingByPath(path)) {
+      const hint = UNSUPPORTED_NESTED[path];
+      if (hint !== undefined) problems.push(`${name} is a setting of the original TAS that tas does not support: ${hint}`);
+      else problems.push(`${name}: unknown setting '${path}'${suggest(path)}`);
       continue;
     }
     raw.set(path, { value, source: 'override', fromEnv: true });
@@ -174,6 +197,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   // 5. coerce, default, validate
   const values: Record<string, unknown> = {};
   const sources: Record<string, Source> = {};
+  const missing: string[] = [];
   const get = (p: string): unknown => values[p];
   for (const s of allSettings()) {
     const r = raw.get(s.path);
@@ -191,7 +215,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       sources[s.path] = 'default';
     }
     if (v === undefined) {
-      if (s.required) problems.push(`${label(s)} is required (see README "${s.section}")`);
+      if (s.required) {
+        problems.push(`${label(s)} is required (see README "${s.section}")`);
+        missing.push(s.path);
+      }
       continue;
     }
     values[s.path] = v;
@@ -202,7 +229,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     const msg = s.check(v, get);
     if (msg) problems.push(`${label(s)}: ${msg} (see README "${s.section}")`);
   }
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length) throw new ConfigError(problems, missing);
   return new Config(values, sources, file || undefined);
 }
 
@@ -212,7 +239,10 @@ function label(s: SettingSpec): string {
 
 /** readSecretFile reads a secret from a file, dropping one trailing newline. */
 function readSecretFile(path: string): string {
-  return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  const buf = readFileSync(path);
+  // Bounded: a secret file is a few keys, never megabytes (a wrong path to a large file stops here).
+  if (buf.length > 64 * 1024) throw new Error(`${path} is larger than 64 KiB; not a secret file`);
+  return buf.toString('utf8').replace(/\r?\n$/, '');
 }
 
 /** coerce turns a raw value (string from the environment, or a YAML value) into the setting's type. */
@@ -228,7 +258,8 @@ export function coerce(s: SettingSpec, value: unknown, fromEnv: boolean): unknow
     case 'path':
     case 'secret':
       if (typeof v !== 'string') throw new Error(`must be a string, got ${typeName(v)}`);
-      if (s.type === 'path' && v === '') throw new Error('must not be empty');
+      if ((s.type === 'path' || s.type === 'secret') && v === '') throw new Error('must not be empty');
+      if (v.includes('\0')) throw new Error('must not contain NUL bytes');
       return v;
     case 'secret-list':
     case 'list': {
@@ -246,7 +277,8 @@ export function coerce(s: SettingSpec, value: unknown, fromEnv: boolean): unknow
       return v;
     case 'enum': {
       const text = typeof v === 'string' ? v : String(v);
-      const hit = s.values?.find((x) => x.toLowerCase() === text.toLowerCase());
+      const alias = s.aliases?.[text.toLowerCase()];
+      const hit = s.values?.find((x) => x.toLowerCase() === (alias ?? text).toLowerCase());
       if (hit === undefined) throw new Error(`must be one of ${s.values?.join(', ')}, got '${text}'`);
       return hit;
     }

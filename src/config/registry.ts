@@ -30,6 +30,8 @@ export interface SettingSpec {
   readonly required?: boolean;
   /** Allowed values for `enum`. */
   readonly values?: readonly string[];
+  /** Other accepted spellings of `enum` values (lower case) -> the canonical value. */
+  readonly aliases?: Readonly<Record<string, string>>;
   readonly min?: number;
   readonly max?: number;
   /** Extra semantic check; returns a message when the value is wrong. */
@@ -64,6 +66,10 @@ export function registerSettings(owner: string, list: readonly SettingSpec[]): v
       if (!/^TAS_[A-Z0-9_]+$/.test(e)) throw new Error(`bad environment name ${e}`);
     }
     if (!/^[a-z0-9_]+(\.[a-z0-9_]+)*$/.test(s.path)) throw new Error(`bad setting path ${s.path}`);
+    if (s.type === 'enum' && !s.values?.length) throw new Error(`enum setting ${s.path} has no values`);
+    for (const [a, v] of Object.entries(s.aliases ?? {})) {
+      if (!s.values?.includes(v)) throw new Error(`setting ${s.path}: alias ${a} names unknown value ${v}`);
+    }
     specs.set(s.path, { ...s, owner });
     for (const e of s.env) byEnv.set(e, s.path);
   }

@@ -1,0 +1,101 @@
+/**
+ * API keys: generation for `tas keys generate` and for `tas serve --dev`. A key is 48 random bytes
+ * in base64url: 64 characters, the minimum length PROTOCOL.md asks for, with 384 bits of entropy.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { CliError, defineCommand, EXIT, group } from '../cli-kit';
+
+/** newKey returns one fresh API key. */
+export function newKey(): string {
+  return randomBytes(48).toString('base64url');
+}
+
+/** Default directory of the installed product's keys (PROTOCOL.md §5 fixed paths). */
+export const DEFAULT_KEY_DIR = '/etc/tas';
+export const CLIENT_KEY_FILE = 'api-key';
+export const MANAGEMENT_KEY_FILE = 'management-api-key';
+
+/**
+ * writeSecretFile writes `text` to `path` with mode 0600. Without `overwrite` an existing file is
+ * refused (O_EXCL); with it the file is replaced atomically (temporary file + rename).
+ */
+export function writeSecretFile(path: string, text: string, overwrite: boolean): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const target = overwrite ? `${path}.tmp-${process.pid}` : path;
+  const fd = openSync(target, overwrite ? 'w' : 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  if (overwrite) renameSync(target, path);
+}
+
+interface GenerateArgs {
+  dir: string;
+  force: boolean;
+  rotate: boolean;
+}
+
+const generate = defineCommand<GenerateArgs>({
+  command: 'generate',
+  describe: 'Write new client and management API keys to files (mode 0600) for TAS_API_KEY_FILE / TAS_MANAGEMENT_API_KEY_FILE',
+  builder: (y) =>
+    y
+      .option('dir', { type: 'string', default: DEFAULT_KEY_DIR, describe: 'Directory of the key files' })
+      .option('force', { type: 'boolean', default: false, describe: 'Replace existing key files' })
+      .option('rotate', { type: 'boolean', default: false, describe: 'Add a new key in front of the existing ones (both stay valid until you remove the old line and send SIGHUP)' }) as never,
+  run: (argv) => {
+    if (argv.force && argv.rotate) throw new CliError(EXIT.USAGE, '--force and --rotate exclude each other');
+    const dir = resolve(argv.dir);
+    const files = [join(dir, CLIENT_KEY_FILE), join(dir, MANAGEMENT_KEY_FILE)];
+    if (!argv.force && !argv.rotate) {
+      const existing = files.filter((f) => existsSync(f));
+      if (existing.length) throw new CliError(EXIT.USAGE, `refusing to overwrite ${existing.join(', ')} (use --force to replace, --rotate to add a key)`);
+    }
+    for (const f of files) {
+      let text = `${newKey()}\n`;
+      if (argv.rotate && existsSync(f)) text += readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => `${l}\n`).join('');
+      writeSecretFile(f, text, argv.force || argv.rotate);
+    }
+    process.stdout.write(
+      [
+        `wrote ${files[0]} and ${files[1]} (mode 0600; the keys are not printed)`,
+        'use them with:',
+        `  TAS_API_KEY_FILE=${files[0]}`,
+        `  TAS_MANAGEMENT_API_KEY_FILE=${files[1]}`,
+        '',
+      ].join('\n'),
+    );
+    return EXIT.OK;
+  },
+});
+
+export const keysCommand = group('keys <command>', 'Manage API keys', [generate as never]);
+
+/** Development keys of `tas serve --dev` (never used by an installed service). */
+export const DEV_KEYS_FILE = '.tas/dev-keys.env';
+
+/**
+ * devKeys reads `file` (an env file: TAS_API_KEY=..., TAS_MANAGEMENT_API_KEY=...) or creates it
+ * with fresh keys, mode 0600. Returns the keys and whether they were created now.
+ */
+export function devKeys(file: string): { client: string; management: string; created: boolean } {
+  if (existsSync(file)) {
+    const vars = Object.fromEntries(
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => /^\s*([A-Z_]+)=(.*)$/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1], m[2]!.trim()]),
+    );
+    if (vars.TAS_API_KEY && vars.TAS_MANAGEMENT_API_KEY) return { client: vars.TAS_API_KEY, management: vars.TAS_MANAGEMENT_API_KEY, created: false };
+    throw new CliError(EXIT.USAGE, `${file} does not hold TAS_API_KEY and TAS_MANAGEMENT_API_KEY; delete it to have new development keys generated`);
+  }
+  const client = newKey();
+  const management = newKey();
+  writeSecretFile(file, `# development keys of \`tas serve --dev\`; never use them in production\nTAS_API_KEY=${client}\nTAS_MANAGEMENT_API_KEY=${management}\n`, false);
+  return { client, management, created: true };
+}

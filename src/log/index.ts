@@ -1,0 +1,109 @@
+/**
+ * Loggers: pino JSON lines, one per event, ISO time and level labels, no pretty printing (journald
+ * and log shippers store the lines as they are). Output goes to stdout unless `logging.file` is
+ * set; a file is appended to and reopened on SIGUSR1 so that logrotate can rename it first.
+ *
+ * Secrets never reach a line: the redaction paths below cover API-key headers, nonces, wrapping
+ * keys, evidence and anything called secret/password/key material, wherever callers put them.
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+import type { Config } from '../config';
+
+export type { Logger } from 'pino';
+
+/** Field names that must never be logged, at any of the nesting levels listed in REDACT_PATHS. */
+const SECRET_FIELDS = [
+  'x-api-key',
+  'x-management-api-key',
+  'authorization',
+  'cookie',
+  'nonce',
+  'wrapping-key',
+  'wrapping_key',
+  'wrappingKey',
+  'tee-evidence',
+  'tee_evidence',
+  'teeEvidence',
+  'secret',
+  'secret_key',
+  'secretKey',
+  'password',
+  'apiKey',
+  'api_key',
+  'client_keys',
+  'management_keys',
+  'key_material',
+  'pin',
+];
+
+/** REDACT_PATHS: every secret field at top level and up to three levels down (req.headers.x, req.body.x, ...). */
+export const REDACT_PATHS: readonly string[] = SECRET_FIELDS.flatMap((f) => {
+  const ident = /^[A-Za-z_$][\w$]*$/.test(f);
+  const member = ident ? `.${f}` : `["${f}"]`;
+  return [ident ? f : member, `*${member}`, `*.*${member}`, `*.*.*${member}`];
+});
+
+/** LogOptions lets tests and the CLI pick another destination. */
+export interface LogOptions {
+  /** Write here instead of stdout / logging.file (tests). */
+  destination?: DestinationStream;
+  /** Install the SIGUSR1 reopen handler (default true when logging.file is set). */
+  reopenOnSignal?: boolean;
+}
+
+/** LEVEL_OF maps the configured level (already normalised by the config loader) to pino's. */
+function levelOf(cfg: Config): string {
+  return cfg.get<string>('logging.level') ?? 'info';
+}
+
+/** createLogger builds the process logger from the configuration. */
+export function createLogger(cfg: Config, opts: LogOptions = {}): Logger {
+  const file = cfg.get<string | undefined>('logging.file');
+  let dest: DestinationStream;
+  if (opts.destination) dest = opts.destination;
+  else if (file !== undefined) {
+    // sync: each line is one write(2) with O_APPEND, so a crash loses nothing already logged and
+    // lines of concurrent writers never interleave.
+    const boom = pino.destination({ dest: file, append: true, sync: true, mkdir: true });
+    if (opts.reopenOnSignal !== false) onReopen(() => boom.reopen());
+    dest = boom;
+  } else dest = pino.destination({ fd: 1, sync: true });
+  return pino(
+    {
+      level: levelOf(cfg),
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    },
+    dest,
+  );
+}
+
+/** applyLogLevel sets the level of a logger from a (reloaded) configuration. */
+export function applyLogLevel(log: Logger, cfg: Config): void {
+  log.level = levelOf(cfg);
+}
+
+const reopeners: Array<() => void> = [];
+let signalInstalled = false;
+
+/**
+ * onReopen registers a function run on SIGUSR1 (log and audit files are reopened after logrotate
+ * renamed them). One process-wide handler, so that the default SIGUSR1 action (terminate) is
+ * replaced only when something needs reopening.
+ */
+export function onReopen(fn: () => void): void {
+  reopeners.push(fn);
+  if (signalInstalled) return;
+  signalInstalled = true;
+  process.on('SIGUSR1', () => {
+    for (const r of reopeners) {
+      try {
+        r();
+      } catch (e) {
+        process.stderr.write(`tas: reopen after SIGUSR1 failed: ${(e as Error).message}\n`);
+      }
+    }
+  });
+}

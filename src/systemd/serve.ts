@@ -1,0 +1,215 @@
+/**
+ * `tas serve`: the service process. Order matters for systemd (Type=notify):
+ *   1. take inherited sockets (LISTEN_FDS) before anything can spawn a child;
+ *   2. load and validate the configuration (exit 2 on problems, naming the setting);
+ *   3. run the startup self-test (src/snp selfTest(); exit 3 when it fails);
+ *   4. start the daemon (src/daemon startDaemon) and listen;
+ *   5. only then READY=1, then WATCHDOG=1 pings and STATUS= lines for degraded dependencies.
+ * SIGHUP reloads (RELOADING=1 ... READY=1), SIGTERM/SIGINT drain and stop (STOPPING=1).
+ *
+ * Contract with the daemon (edge engineer, src/daemon/index.ts): serve passes the logger, audit
+ * stream, configuration, load options and inherited sockets, handles the signals itself
+ * (handleSignals: false) and calls daemon.reload()/daemon.close().
+ */
+import { resolve } from 'node:path';
+import { defineCommand, EXIT, reportError } from '../cli-kit';
+import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
+import { TEST_ROOT_SETTINGS } from '../config/cli';
+import { DEV_KEYS_FILE, devKeys } from '../config/keys';
+import { applyLogLevel, createLogger, type Logger } from '../log';
+import { openAudit, type AuditStream } from '../audit';
+import { listenFds, ready, reloading, startWatchdog, status, stopping, type ListenFd } from './index';
+
+interface ServeArgs {
+  config?: string;
+  host?: string;
+  port?: number;
+  dev: boolean;
+}
+
+/** How often readiness is re-checked for STATUS= updates. */
+const STATUS_INTERVAL_MS = 15_000;
+
+export const serveCommand = defineCommand<ServeArgs>({
+  command: 'serve',
+  describe: 'Run the attestation service (systemd: Type=notify, socket activation supported)',
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: 'Config file (YAML or JSON); default $TAS_CONFIG_FILE' })
+      .option('host', { type: 'string', describe: 'Listen address (server.host); ignored under socket activation' })
+      .option('port', { type: 'number', describe: 'Listen port (server.port); ignored under socket activation' })
+      .option('dev', {
+        type: 'boolean',
+        default: false,
+        describe: `Development: without configured keys, generate them into ./${DEV_KEYS_FILE} (mode 0600) and use them`,
+      }) as never,
+  run: (argv) => serve(argv),
+});
+
+/** serve runs until a signal stops it; resolves with the exit code of the startup (0 when serving). */
+export async function serve(argv: ServeArgs): Promise<number> {
+  const fds = listenFds();
+  const load: LoadOptions = {
+    ...(argv.config !== undefined ? { configFile: argv.config } : {}),
+    cli: { 'server.host': argv.host, 'server.port': argv.port },
+  };
+  let config: Config;
+  let devNote: string | undefined;
+  try {
+    config = loadConfig(load);
+  } catch (e) {
+    const keyPaths = ['auth.client_keys', 'auth.management_keys'];
+    if (!(argv.dev && e instanceof ConfigError && e.missing.length > 0 && e.missing.every((p) => keyPaths.includes(p)))) throw e;
+    // --dev and the only problem is missing keys: use (and if needed create) development keys.
+    const file = resolve(DEV_KEYS_FILE);
+    const keys = devKeys(file);
+    const env = { ...process.env };
+    if (e.missing.includes('auth.client_keys')) env.TAS_API_KEY = keys.client;
+    if (e.missing.includes('auth.management_keys')) env.TAS_MANAGEMENT_API_KEY = keys.management;
+    load.env = env;
+    config = loadConfig(load);
+    devNote = `development keys ${keys.created ? 'generated into' : 'read from'} ${file} (TAS_API_KEY, TAS_MANAGEMENT_API_KEY)`;
+  }
+
+  const log = createLogger(config);
+  const audit = openAudit(config);
+  if (devNote) log.warn(devNote);
+  for (const p of TEST_ROOT_SETTINGS) {
+    if (config.values[p] !== undefined) log.warn({ setting: p }, 'test roots are trusted: certificates chaining to them are accepted (labs and tests only)');
+  }
+  if (fds.length) log.info({ sockets: fds }, 'socket activation: serving inherited sockets');
+
+  const selftest = await runSelfTest(log);
+  if (selftest === 'failed') {
+    audit.record({ event: 'startup', outcome: 'error', reason: 'SELFTEST_FAILED' });
+    await audit.close();
+    return EXIT.STARTUP;
+  }
+
+  let daemon: import('../daemon').Daemon;
+  try {
+    // Loaded here, not at the top: other commands (`tas audit verify`, ...) do not need the server.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startDaemon } = require('../daemon') as typeof import('../daemon');
+    daemon = await startDaemon({
+      config,
+      load,
+      listenFds: fds,
+      log,
+      audit,
+      handleSignals: false,
+      configure: (ctx: import('../daemon/context').AppContext) => {
+        // Log level follows SIGHUP like keys and certificates do.
+        ctx.lifecycle.onReload((cfg: Config) => applyLogLevel(log, cfg));
+        ctx.readiness.register('audit', () => ((audit as AuditStream).failures > 0 ? `${(audit as AuditStream).failures} audit records could not be written` : undefined));
+      },
+    });
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'startup failed');
+    audit.record({ event: 'startup', outcome: 'error', reason: 'STARTUP_FAILED', details: { error: (e as Error).message } });
+    await audit.close();
+    const code = reportError(e);
+    return code === EXIT.USAGE ? EXIT.USAGE : EXIT.STARTUP;
+  }
+
+  audit.record({ event: 'startup', outcome: 'allow', reason: 'SERVING', details: { urls: daemon.urls, selftest } });
+  const base = `serving ${daemon.urls.main}${daemon.urls.management ? `, management ${daemon.urls.management}` : ''}`;
+  ready(selftest === 'passed' ? base : `${base}; self-test unavailable`);
+  const stopWatchdog = startWatchdog();
+  const stopStatus = watchReadiness(daemon, base);
+
+  let stoppingNow = false;
+  const stop = (sig: NodeJS.Signals): void => {
+    if (stoppingNow) return;
+    stoppingNow = true;
+    stopping();
+    log.info({ signal: sig }, 'stopping: draining in-flight requests');
+    stopWatchdog();
+    stopStatus();
+    process.off('SIGHUP', onHup);
+    daemon.close().then(
+      () => process.exit(EXIT.OK),
+      (e: unknown) => {
+        process.stderr.write(`tas: shutdown failed: ${(e as Error).message}\n`);
+        process.exit(EXIT.STARTUP);
+      },
+    );
+  };
+  const onHup = (): void => {
+    reloading();
+    log.info('SIGHUP: reloading configuration');
+    daemon.reload().then(
+      () => ready(`${base}; configuration reloaded`),
+      (e: unknown) => {
+        // The daemon keeps the running configuration; say so where operators look.
+        const msg = e instanceof ConfigError ? e.problems.join('; ') : (e as Error).message;
+        log.error({ problems: e instanceof ConfigError ? e.problems : [msg] }, 'reload refused; keeping the running configuration');
+        ready(`${base}; reload refused: ${msg}`);
+      },
+    );
+  };
+  process.on('SIGHUP', onHup);
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return EXIT.OK;
+}
+
+/**
+ * runSelfTest calls the startup self-test of src/snp (verify one genuine AMD report against the
+ * pinned roots) when that module provides it. Looked up at run time so that serve works while
+ * the module is being built; its absence is logged and shown in STATUS=.
+ */
+async function runSelfTest(log: Logger): Promise<'passed' | 'failed' | 'unavailable'> {
+  let fn: (() => unknown) | undefined;
+  for (const mod of ['../snp', '../snp/selftest']) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const m = require(mod) as { selfTest?: () => unknown };
+      if (typeof m.selfTest === 'function') {
+        fn = m.selfTest;
+        break;
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') {
+        log.error({ err: (e as Error).message }, 'self-test module failed to load');
+        return 'failed';
+      }
+    }
+  }
+  if (!fn) {
+    log.warn('startup self-test unavailable (src/snp selfTest() not found)');
+    return 'unavailable';
+  }
+  try {
+    const r = await fn();
+    if (r === false) throw new Error('selfTest() returned false');
+    log.info('startup self-test passed');
+    return 'passed';
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'startup self-test failed: refusing to start');
+    return 'failed';
+  }
+}
+
+/** watchReadiness sends STATUS= when the set of failed dependencies changes. */
+function watchReadiness(daemon: { ctx: { readiness: { check(): Promise<{ ready: boolean; failed: Record<string, string> }> } } }, base: string): () => void {
+  let last = '';
+  const tick = (): void => {
+    daemon.ctx.readiness.check().then(
+      (r) => {
+        const text = r.ready ? base : `${base}; degraded: ${Object.entries(r.failed).map(([k, v]) => `${k}: ${v}`).join(', ')}`;
+        if (text !== last) {
+          last = text;
+          status(text);
+        }
+      },
+      () => undefined,
+    );
+  };
+  tick();
+  const timer = setInterval(tick, STATUS_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export type { ListenFd };
