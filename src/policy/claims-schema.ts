@@ -89,9 +89,9 @@ export const SEV_CLAIM_SCHEMA: Readonly<Record<string, ClaimNode>> = {
   firmware_provisional: 'bool',
 };
 
-/** claimSchemaFor returns the schema of a (normalised) policy type, or undefined when tas has none. */
-export function claimSchemaFor(policyType: 'SEV' | 'TDX'): Readonly<Record<string, ClaimNode>> | undefined {
+/** claimSchemaFor returns the schema of a (normalised) policy type, or null when tas has none. */
+export function claimSchemaFor(policyType: 'SEV' | 'TDX'): Readonly<Record<string, ClaimNode>> | null {
   // TDX verification does not exist yet (PROTOCOL.md §2): TDX policies are checked for shape and
   // operators only, and can never release a key until a TDX verifier and schema exist.
-  return policyType === 'SEV' ? SEV_CLAIM_SCHEMA : undefined;
+  return policyType === 'SEV' ? SEV_CLAIM_SCHEMA : null;
 }

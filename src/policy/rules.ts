@@ -86,12 +86,12 @@ function kindOf(node: ClaimNode | undefined): NodeKind {
 }
 
 /**
- * compileRules validates `validation_rules` against a claim schema (undefined: no schema for this
+ * compileRules validates `validation_rules` against a claim schema (null: no schema for this
  * policy type, operators are still checked). Throws TasError POLICY_INVALID naming every problem.
  */
 export function compileRules(
   rules: unknown,
-  schema: Readonly<Record<string, ClaimNode>> | undefined = SEV_CLAIM_SCHEMA,
+  schema: Readonly<Record<string, ClaimNode>> | null = SEV_CLAIM_SCHEMA,
 ): CompiledRules {
   const out: CompiledRule[] = [];
   const problems: string[] = [];
@@ -99,7 +99,7 @@ export function compileRules(
     throw new TasError('POLICY_INVALID', 'validation_rules must be a JSON object', { reason: 'POLICY_RULES_NOT_OBJECT' });
   }
   if (Object.keys(rules).length === 0) problems.push('validation_rules is empty (a policy must check something)');
-  walkGroup(rules, [], schema === undefined ? undefined : { kind: 'object', children: schema }, out, problems);
+  walkGroup(rules, [], schema === null ? undefined : { kind: 'object', children: schema }, out, problems);
   if (out.length > LIMITS.maxRules) problems.push(`too many rules (${out.length} > ${LIMITS.maxRules})`);
   if (problems.length > 0) {
     throw new TasError('POLICY_INVALID', `invalid validation_rules: ${problems.join('; ')}`, { reason: 'POLICY_RULES_INVALID' });

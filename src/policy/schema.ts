@@ -99,6 +99,9 @@ export function parseDocument(raw: unknown, dialect: Dialect): PolicyDocument {
   for (const k of Object.keys(raw)) {
     if (!TOP_KEYS.has(k)) throw invalid(`unknown top-level field '${k}' (allowed: metadata, validation_rules, signature)`);
   }
+  // A rules-only signature on a management route is refused before anything else: the fix is to
+  // re-sign, whatever else is wrong.
+  if (dialect === 'management' && isObj(raw.signature) && 'signed_data' in raw.signature) parseSignature(raw.signature, dialect);
   const meta = raw.metadata;
   if (!isObj(meta)) throw invalid('metadata must be a JSON object');
   for (const k of Object.keys(meta)) {
