@@ -1,0 +1,174 @@
+/**
+ * Certificate cache layers: verified chains in memory -> persistent (embedded: files under
+ * TAS_CACHE_DIR; Redis: shared by the fleet) -> AMD KDS. A VCEK is immutable for its key
+ * (product + hwid + every SPL incl. FMC), so it is kept for good — but whatever comes from a
+ * persistent layer is re-verified against the pinned roots before use: a poisoned cache cannot
+ * forge trust. CRLs are kept only until their nextUpdate; when no fresh CRL can be had,
+ * TAS_CRL_FAIL_MODE decides (closed: 503; open: verify without and say so in the audit record).
+ */
+import type { BlobStore } from '../store/types';
+import { TasError } from '../errors';
+import { KdsFetcher, pemToDer } from './fetcher';
+import { certChainPath, crlPath, vcekCacheKey, vcekPath, type Product, type ReportedTcb, type VekKind } from './urls';
+
+/** LeafVerifier chains a VCEK/VLEK (DER) to the pinned roots; throws TasError when it does not. */
+export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date }>;
+/** CrlChecker verifies an ARK-signed CRL and its freshness at `now`; throws when bad or stale. */
+export type CrlChecker = (crl: Buffer, product: Product, kind: VekKind) => Promise<{ nextUpdate: Date }>;
+
+export interface CacheStats {
+  hits: Record<'memory' | 'persistent', number>;
+  misses: number;
+  rejectedPersistent: number;
+}
+
+export interface CertCacheDeps {
+  fetcher: KdsFetcher;
+  blobs: BlobStore;
+  verifyLeaf: LeafVerifier;
+  checkCrl: CrlChecker;
+  crlFailMode: 'closed' | 'open';
+  now?: () => number;
+  /** Deadline for KDS inside one request. */
+  requestBudgetMs?: number;
+  onEvent?: (kind: 'hit_memory' | 'hit_persistent' | 'miss' | 'poisoned', detail: string) => void;
+  maxMemoryEntries?: number;
+}
+
+interface MemEntry {
+  leaf: Buffer;
+  notAfter: number;
+}
+
+export class CertCache {
+  private readonly mem = new Map<string, MemEntry>();
+  private readonly crls = new Map<string, { der: Buffer; nextUpdate: number }>();
+  readonly stats: CacheStats = { hits: { memory: 0, persistent: 0 }, misses: 0, rejectedPersistent: 0 };
+  private readonly now: () => number;
+
+  constructor(private readonly d: CertCacheDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  private deadline(): number {
+    return this.now() + (this.d.requestBudgetMs ?? 8_000);
+  }
+
+  /** vcek returns a verified VCEK for a chip and REPORTED_TCB. */
+  async vcek(product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
+    const key = vcekCacheKey(product, chipId, tcb);
+    const m = this.mem.get(key);
+    if (m && m.notAfter > this.now()) {
+      this.stats.hits.memory++;
+      this.d.onEvent?.('hit_memory', key);
+      return { leaf: m.leaf, source: 'memory' };
+    }
+    const stored = await this.d.blobs.getBlob(key);
+    if (stored) {
+      try {
+        const v = await this.d.verifyLeaf(stored, product, 'VCEK');
+        this.remember(key, stored, v.notAfter);
+        this.stats.hits.persistent++;
+        this.d.onEvent?.('hit_persistent', key);
+        return { leaf: stored, source: 'persistent' };
+      } catch (e) {
+        // A cached certificate that no longer chains is poison: never use it, fetch afresh.
+        this.stats.rejectedPersistent++;
+        this.d.onEvent?.('poisoned', `${key}: ${(e as Error).message}`);
+      }
+    }
+    this.stats.misses++;
+    this.d.onEvent?.('miss', key);
+    const body = await this.d.fetcher.get(vcekPath(product, chipId, tcb), { deadline: this.deadline() });
+    const leaf = pemToDer(body)[0]!;
+    const v = await this.d.verifyLeaf(leaf, product, 'VCEK');
+    await this.d.blobs.putBlob(key, leaf);
+    this.remember(key, leaf, v.notAfter);
+    return { leaf, source: 'kds' };
+  }
+
+  /** importLeaf verifies and stores a VCEK obtained elsewhere (`tas kds import`). */
+  async importLeaf(key: string, leaf: Buffer, product: Product, kind: VekKind): Promise<void> {
+    const v = await this.d.verifyLeaf(leaf, product, kind);
+    await this.d.blobs.putBlob(key, leaf);
+    this.remember(key, leaf, v.notAfter);
+  }
+
+  /** crl returns a fresh, verified CRL, or undefined when fail-open and none can be had. */
+  async crl(product: Product, kind: VekKind): Promise<{ der: Buffer | undefined; note?: string }> {
+    const key = `crl/${product}/${kind}`;
+    const m = this.crls.get(key);
+    if (m && m.nextUpdate > this.now()) return { der: m.der };
+    let why = '';
+    try {
+      const stored = await this.d.blobs.getBlob(key);
+      if (stored) {
+        try {
+          const { nextUpdate } = await this.d.checkCrl(stored, product, kind);
+          this.crls.set(key, { der: stored, nextUpdate: nextUpdate.getTime() });
+          return { der: stored };
+        } catch (e) {
+          why = `cached CRL unusable: ${(e as Error).message}; `;
+        }
+      }
+      const body = await this.d.fetcher.get(crlPath(product, kind), { deadline: this.deadline() });
+      const der = pemToDer(body)[0]!;
+      const { nextUpdate } = await this.d.checkCrl(der, product, kind);
+      const ttl = Math.floor((nextUpdate.getTime() - this.now()) / 1000);
+      if (ttl > 0) await this.d.blobs.putBlob(key, der, ttl);
+      this.crls.set(key, { der, nextUpdate: nextUpdate.getTime() });
+      return { der };
+    } catch (e) {
+      why += (e as Error).message;
+      if (this.d.crlFailMode === 'open') return { der: undefined, note: `no fresh CRL (fail-open): ${why}` };
+      const retry = e instanceof TasError ? e.retryAfterSeconds : undefined;
+      throw new TasError('KDS_UNAVAILABLE', `no fresh CRL for ${product} ${kind}: ${why}`, { reason: 'CRL_UNAVAILABLE', retryAfterSeconds: retry ?? 30 });
+    }
+  }
+
+  /** importCrl verifies and stores a CRL obtained elsewhere. */
+  async importCrl(der: Buffer, product: Product, kind: VekKind): Promise<Date> {
+    const { nextUpdate } = await this.d.checkCrl(der, product, kind);
+    const ttl = Math.floor((nextUpdate.getTime() - this.now()) / 1000);
+    if (ttl <= 0) throw new Error('CRL is past its nextUpdate');
+    await this.d.blobs.putBlob(`crl/${product}/${kind}`, der, ttl);
+    this.crls.set(`crl/${product}/${kind}`, { der, nextUpdate: nextUpdate.getTime() });
+    return nextUpdate;
+  }
+
+  /** certChain fetches the KDS cert_chain (intermediate, ARK) — used only as a cross-check. */
+  async certChain(product: Product, kind: VekKind): Promise<Buffer[]> {
+    return pemToDer(await this.d.fetcher.get(certChainPath(product, kind), { deadline: this.deadline() }));
+  }
+
+  /** Earliest notAfter of the certificates in memory (metric), in epoch ms. */
+  earliestExpiry(): number | undefined {
+    let min: number | undefined;
+    for (const e of this.mem.values()) if (min === undefined || e.notAfter < min) min = e.notAfter;
+    return min;
+  }
+
+  /** Earliest CRL nextUpdate in memory (metric), in epoch ms. */
+  earliestCrlUpdate(): number | undefined {
+    let min: number | undefined;
+    for (const e of this.crls.values()) if (min === undefined || e.nextUpdate < min) min = e.nextUpdate;
+    return min;
+  }
+
+  memorySize(): number {
+    return this.mem.size;
+  }
+
+  clearMemory(): void {
+    this.mem.clear();
+    this.crls.clear();
+  }
+
+  private remember(key: string, leaf: Buffer, notAfter: Date): void {
+    if (this.mem.size >= (this.d.maxMemoryEntries ?? 50_000)) {
+      const oldest = this.mem.keys().next().value;
+      if (oldest !== undefined) this.mem.delete(oldest);
+    }
+    this.mem.set(key, { leaf, notAfter: notAfter.getTime() });
+  }
+}
