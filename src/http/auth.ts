@@ -79,7 +79,7 @@ type Scope = 'client' | 'management' | 'policy';
 function check(edge: Edge, request: FastifyRequest, scope: Scope): void {
   const clientHeader = scope !== 'management' ? singleHeader(request, 'x-api-key') : undefined;
   const mgmtHeader = scope !== 'client' ? singleHeader(request, 'x-management-api-key') : undefined;
-  let ok = false;
+  let ok: boolean;
   if (scope === 'client') ok = clientHeader !== undefined && edge.clientKeys.matches(clientHeader);
   else {
     // Both headers are checked when both are sent (no short-circuit): the result is "either is a management key".
