@@ -10,3 +10,5 @@ import '../kbm/settings';
 import '../http/settings';
 import '../attest/settings';
 import '../policy/settings';
+import '../kds/settings';
+import '../snp/settings';
