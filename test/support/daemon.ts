@@ -72,12 +72,18 @@ export interface ChildDaemon {
   stop(): Promise<number | null>;
 }
 
-/** spawnDaemon starts the daemon in a child process with exactly `env` (plus PATH) and waits until it listens. */
-export async function spawnDaemon(env: Record<string, string>, timeoutMs = 20_000): Promise<ChildDaemon> {
-  const child = fork(__filename, ['--child'], {
+/**
+ * spawnDaemon starts the daemon in a child process with exactly `env` (plus PATH) and waits until
+ * it listens. `fds` are listening sockets of this process handed to the child (as socket
+ * activation would), at child fds 4, 5, ...; the caller must stop accepting on them itself.
+ */
+export async function spawnDaemon(env: Record<string, string>, opts: { fds?: Array<{ name: string; fd: number }>; timeoutMs?: number } = {}): Promise<ChildDaemon> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const fds = opts.fds ?? [];
+  const child = fork(__filename, ['--child', ...(fds.length ? ['--fds', fds.map((f, i) => `${f.name}:${4 + i}`).join(',')] : [])], {
     env: { PATH: process.env.PATH ?? '', ...env },
     execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc', ...fds.map((f) => f.fd)],
   });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -104,7 +110,9 @@ export async function spawnDaemon(env: Record<string, string>, timeoutMs = 20_00
 /** runChild is the child-process side of spawnDaemon. */
 async function runChild(): Promise<void> {
   try {
-    const d = await startDaemon({ handleSignals: true });
+    const i = process.argv.indexOf('--fds');
+    const listenFds = i > 0 ? process.argv[i + 1]!.split(',').map((x) => ({ name: x.split(':')[0]!, fd: Number(x.split(':')[1]) })) : undefined;
+    const d = await startDaemon({ handleSignals: true, ...(listenFds ? { listenFds } : {}) });
     process.send?.({ ready: d.urls });
     process.once('SIGTERM', () => void d.close().then(() => process.disconnect?.()));
   } catch (e) {
