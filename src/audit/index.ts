@@ -62,7 +62,7 @@ class Stream implements AuditStream {
     this.now = opts.now ?? (() => new Date());
     this.writeOut = opts.write ?? ((line) => writeAll(1, line));
     if (file === undefined) return;
-    this.fd = openSync(file, 'a', 0o640);
+    this.fd = openSync(file, 'a+', 0o640);
     const recovered = this.resume(this.fd);
     if (opts.reopenOnSignal !== false) onReopen(() => this.reopen());
     if (recovered !== undefined) this.record({ event: 'audit.recovered', outcome: 'error', reason: 'AUDIT_TRUNCATED_TAIL', details: recovered });
@@ -119,7 +119,7 @@ class Stream implements AuditStream {
   private reopen(): void {
     if (this.closed || this.file === undefined || this.fd === undefined) return;
     const old = this.fd;
-    this.fd = openSync(this.file, 'a', 0o640);
+    this.fd = openSync(this.file, 'a+', 0o640);
     try {
       fdatasyncSync(old);
     } finally {

@@ -3,7 +3,7 @@
  * koffi calling libc socket/sendto/close (OPS.md §2.2). Messages must come from the main PID
  * (NotifyAccess=main), so they are sent from this process, never from a helper.
  */
-import koffi from 'koffi';
+import type * as Koffi from 'koffi';
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -23,6 +23,9 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
+  // Loaded on first use: commands other than `tas serve` under systemd never need the FFI.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi = require('koffi') as typeof Koffi;
   const lib = koffi.load('libc.so.6');
   const errnoLocation = lib.func('int *__errno_location(void)');
   libc = {
