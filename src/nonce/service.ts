@@ -6,6 +6,7 @@
  * the values, checks their format before any store call, and maps outcomes to catalogue errors.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { TasError } from '../errors';
 import type { NonceStore } from '../store/types';
@@ -21,6 +22,7 @@ export interface NonceOptions {
   maxOutstanding: number;
   /** Claim lease; the key backend call must finish within it. */
   leaseMs?: number;
+  log?: Logger;
 }
 
 /** NonceClaim is a nonce held by one request: it must end in consume() or release(). */
@@ -54,15 +56,18 @@ export class NonceService {
   private maxOutstanding: number;
   private readonly leaseMs: number;
 
+  private readonly log: Logger | undefined;
+
   constructor(private readonly store: NonceStore, opts: NonceOptions) {
+    this.log = opts.log;
     this.ttlMs = opts.ttlSeconds * 1000;
     this.maxOutstanding = opts.maxOutstanding;
     this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   }
 
   /** fromConfig reads nonce.ttl_seconds and nonce.max_outstanding. */
-  static fromConfig(cfg: Config, store: NonceStore, leaseMs?: number): NonceService {
-    return new NonceService(store, { ttlSeconds: cfg.get<number>('nonce.ttl_seconds'), maxOutstanding: cfg.get<number>('nonce.max_outstanding'), leaseMs });
+  static fromConfig(cfg: Config, store: NonceStore, extra: { leaseMs?: number; log?: Logger } = {}): NonceService {
+    return new NonceService(store, { ttlSeconds: cfg.get<number>('nonce.ttl_seconds'), maxOutstanding: cfg.get<number>('nonce.max_outstanding'), ...extra });
   }
 
   /** reload applies new TTL and cap to nonces issued from now on. */
@@ -88,15 +93,40 @@ export class NonceService {
   }
 
   /**
-   * claim takes the nonce for one request. Call it only after the input is validated and the
-   * evidence verified (PROTOCOL.md §2). NONCE_FORMAT for a malformed value (store untouched),
-   * NONCE_INVALID for an unknown, expired, claimed or consumed one.
+   * claim takes the nonce for `owner` (the attest pipeline's port shape). Call it only after the
+   * input is validated and the evidence verified (PROTOCOL.md §2). Throws NONCE_FORMAT for a
+   * malformed value (the store is not touched); false for an unknown, expired, claimed or
+   * consumed nonce.
    */
-  async claim(rawNonce: unknown): Promise<NonceClaim> {
+  async claim(rawNonce: unknown, owner: string): Promise<boolean> {
+    const nonce = parseNonce(rawNonce);
+    return (await this.store.claim(nonce, owner, this.leaseMs)) === 'claimed';
+  }
+
+  /** consume ends a nonce owner holds. A lost claim (lease lapsed, taken by another) is logged. */
+  async consume(nonce: string, owner: string): Promise<void> {
+    if (!(await this.store.consume(parseNonce(nonce), owner))) {
+      this.log?.warn({ nonce_sha256: nonceDigest(nonce) }, 'nonce consume: the claim was no longer held (lease lapsed?)');
+    }
+  }
+
+  /** release returns a nonce owner holds to issued with its original expiry (transient failure). */
+  async release(nonce: string, owner: string): Promise<void> {
+    if (!(await this.store.release(parseNonce(nonce), owner))) {
+      this.log?.warn({ nonce_sha256: nonceDigest(nonce) }, 'nonce release: the claim was no longer held (lease lapsed?)');
+    }
+  }
+
+  /**
+   * take claims under a fresh owner id and returns a handle; NONCE_INVALID when it cannot be
+   * claimed. The handle's consume/release report whether the claim was still held.
+   */
+  async take(rawNonce: unknown): Promise<NonceClaim> {
     const nonce = parseNonce(rawNonce);
     const owner = randomBytes(12).toString('hex');
-    const r = await this.store.claim(nonce, owner, this.leaseMs);
-    if (r !== 'claimed') throw new TasError('NONCE_INVALID', `nonce ${nonceDigest(nonce)} is unknown, expired, claimed or consumed`);
+    if ((await this.store.claim(nonce, owner, this.leaseMs)) !== 'claimed') {
+      throw new TasError('NONCE_INVALID', `nonce ${nonceDigest(nonce)} is unknown, expired, claimed or consumed`);
+    }
     return {
       nonce,
       owner,

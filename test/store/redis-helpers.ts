@@ -15,7 +15,7 @@ export async function snapshotKeys(client: Redis): Promise<string[]> {
     let v: unknown;
     if (type === 'string') v = await client.get(k);
     else if (type === 'hash') v = await client.hgetall(k);
-    else if (type === 'zset') v = await client.zrange(k, 0, -1, 'WITHSCORES');
+    else if (type === 'zset') v = await client.zrange(k, '0', '-1', 'WITHSCORES');
     else v = type;
     out.push(`${k} ${type} ${JSON.stringify(v)} ttl=${(await client.pttl(k)) > 0}`);
   }

@@ -1,0 +1,136 @@
+/**
+ * Embedded store specifics: policies persist across restarts, a SIGKILL in the middle of a write
+ * leaves only whole files, the on-disk format is versioned, and the directories come from the
+ * settings (TAS_STATE_DIR, TAS_CACHE_DIR, $STATE_DIRECTORY, $CACHE_DIRECTORY).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import '../../src/config/all-settings';
+import { TasError } from '../../src/errors';
+import { EmbeddedStore, openStore } from '../../src/store';
+import { parsePolicyFile } from '../../src/store/embedded';
+import { testConfig } from '../support/daemon';
+
+const silent = pino({ level: 'silent' });
+
+describe('embedded store: persistence', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tas-embedded-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps policies and blobs across a restart; nonces live in memory only', async () => {
+    const a = new EmbeddedStore({ stateDir: join(dir, 's'), cacheDir: join(dir, 'c') });
+    assert.equal(await a.putPolicy('keep', '{"k":1}'), 'created');
+    assert.equal(await a.putPolicy('gone', '{"g":1}'), 'created');
+    assert.equal(await a.deletePolicy('gone'), true);
+    await a.putBlob('ark/Milan', Buffer.from('cert'));
+    assert.equal(await a.issue('f'.repeat(64), 60_000, 10), 'issued');
+    await a.close();
+    const b = new EmbeddedStore({ stateDir: join(dir, 's'), cacheDir: join(dir, 'c') });
+    assert.deepEqual(await b.listPolicies(), [{ id: 'keep', doc: '{"k":1}' }]);
+    assert.equal(await b.putPolicy('keep', '{"k":2}'), 'exists');
+    assert.equal((await b.getBlob('ark/Milan'))?.toString(), 'cert');
+    assert.equal(await b.claim('f'.repeat(64), 'o', 1000), 'invalid');
+  });
+
+  it('writes a versioned format and refuses files of another format rather than misreading them', async () => {
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+    await s.putPolicy('v', '{"a":1}');
+    const file = join(dir, 'policies', 'policy.v.json');
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { format: 1, id: 'v', doc: '{"a":1}' });
+    writeFileSync(file, JSON.stringify({ format: 2, id: 'v', doc: '{}' }));
+    await assert.rejects(s.getPolicy('v'), (e: unknown) => e instanceof TasError && e.code === 'STORE_UNAVAILABLE' && /format 2/.test(e.detail));
+    writeFileSync(file, JSON.stringify({ format: 1, id: 'other', doc: '{}' }));
+    await assert.rejects(s.getPolicy('v'), (e: unknown) => e instanceof TasError && e.code === 'STORE_UNAVAILABLE');
+    // Files that are not policies (an operator's notes) are ignored by list.
+    writeFileSync(join(dir, 'policies', 'README'), 'hello');
+    writeFileSync(join(dir, 'policies', 'policy.bad id.json'), '{}');
+    await s.deletePolicy('v');
+    assert.deepEqual(await s.listPolicies(), []);
+  });
+
+  it('a SIGKILL in the middle of writes leaves the old or the new file, never a torn one', async function () {
+    this.timeout(60_000);
+    const writer = join(__dirname, 'fixtures', 'policy-writer.ts');
+    let checked = 0;
+    for (let round = 0; round < 4; round++) {
+      const state = join(dir, `r${round}`);
+      const child = spawn(process.execPath, ['--import', 'tsx', writer, state], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let done = -1;
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const target = 3 + round * 2;
+      await new Promise<void>((res, rej) => {
+        child.stdout.on('data', (d: Buffer) => {
+          const lines = d.toString().trim().split('\n');
+          done = Number(lines[lines.length - 1]);
+          // Kill at a different point of the next write each round (a few ms into it).
+          if (done >= target) setTimeout(() => child.kill('SIGKILL'), round * 3);
+        });
+        child.once('exit', (_c, sig) => (sig === 'SIGKILL' ? res() : rej(new Error(`writer exited on its own: ${err}`))));
+      });
+      const pdir = join(state, 'policies');
+      for (const f of readdirSync(pdir)) {
+        if (!f.startsWith('policy.')) continue;
+        const id = f.slice('policy.'.length, -'.json'.length);
+        const p = parsePolicyFile(readFileSync(join(pdir, f), 'utf8'), id, f);
+        const doc = JSON.parse(p.doc) as { i: number; tail: string };
+        assert.equal(`p${doc.i}`, id);
+        assert.equal(doc.tail, `end-${doc.i}`);
+        checked++;
+      }
+      // Reopening removes leftover temp files; every listed policy is whole.
+      const s = new EmbeddedStore({ stateDir: state, cacheDir: join(state, 'cache') });
+      assert.ok(readdirSync(pdir).every((f) => !f.startsWith('.tmp-')));
+      const list = await s.listPolicies();
+      assert.ok(list.length >= 4, `round ${round}: ${list.length} policies`);
+      assert.ok(list.some((p) => p.id === `p${done}`), 'the last acknowledged write is there');
+    }
+    assert.ok(checked >= 16, `checked ${checked} files`);
+  });
+
+  it('cleans stale temp files at open', async () => {
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+    await s.close();
+    writeFileSync(join(dir, 'policies', '.tmp-deadbeef'), 'half a policy');
+    new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+    assert.equal(existsSync(join(dir, 'policies', '.tmp-deadbeef')), false);
+  });
+});
+
+describe('embedded store: settings', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tas-embedded-cfg-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('TAS_STATE_DIR places the policies, TAS_CACHE_DIR the blobs', async () => {
+    const cfg = testConfig({ TAS_STATE_DIR: join(dir, 'state'), TAS_CACHE_DIR: join(dir, 'cache') });
+    assert.equal(cfg.get('store.backend'), 'embedded');
+    const s = openStore(cfg, silent);
+    await s.putPolicy('here', '{}');
+    await s.putBlob('k', Buffer.from('v'));
+    assert.ok(existsSync(join(dir, 'state', 'policies', 'policy.here.json')));
+    assert.equal(readdirSync(join(dir, 'cache', 'blobs')).filter((f) => f.endsWith('.blob')).length, 1);
+    assert.equal(s.info.persistence, resolve(dir, 'state'));
+    await s.close();
+  });
+
+  it('defaults: $STATE_DIRECTORY / $CACHE_DIRECTORY (systemd), else ./.tas/state and <state>/cache', () => {
+    const sd = testConfig({ STATE_DIRECTORY: '/var/lib/tas', CACHE_DIRECTORY: '/var/cache/tas' });
+    assert.equal(sd.get('store.state_dir'), '/var/lib/tas');
+    assert.equal(sd.get('kds.cache_dir'), '/var/cache/tas');
+    const onlyState = testConfig({ TAS_STATE_DIR: join(dir, 'x') });
+    assert.equal(onlyState.get('kds.cache_dir'), join(dir, 'x', 'cache'));
+    const none = testConfig({});
+    assert.equal(none.get('store.state_dir'), './.tas/state');
+    assert.equal(none.get('kds.cache_dir'), join('./.tas/state', 'cache'));
+  });
+});
