@@ -7,6 +7,7 @@
  * Time is always passed in (seconds since the epoch); the addon has no clock and does no I/O.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NATIVE_CODES, catalogueCodeFor, nativeToTasError, type NativeCode } from './codes.js';
 
@@ -187,13 +188,17 @@ function load(): Binding {
   }
 }
 
-/** rethrow keeps the caller's stack (captured before the call) and the native code. */
-function rethrow(e: unknown, origin: Error): never {
-  if (e instanceof NativeError) throw e;
+/** toNativeError keeps the caller's stack (captured before the call) and the native code. */
+function toNativeError(e: unknown, origin: Error): NativeError {
+  if (e instanceof NativeError) return e;
   const code = typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'SNP_ERR_INTERNAL';
   const err = new NativeError(code, e instanceof Error ? e.message : String(e));
   err.stack = `NativeError [${code}]: ${err.message}\n${(origin.stack ?? '').split('\n').slice(1).join('\n')}`;
-  throw err;
+  return err;
+}
+
+function rethrow(e: unknown, origin: Error): never {
+  throw toNativeError(e, origin);
 }
 
 function sync<T>(f: () => T): T {
@@ -205,13 +210,62 @@ function sync<T>(f: () => T): T {
   }
 }
 
-async function later<T>(f: () => Promise<T>): Promise<T> {
-  const origin = new Error();
-  try {
-    return await f();
-  } catch (e) {
-    return rethrow(e, origin);
+/**
+ * MAX_INFLIGHT bounds the native jobs handed to the libuv pool at once. The pool (4 threads by
+ * default) is shared with fs/dns work, and on small machines 4 busy crypto threads starve the
+ * event loop itself; one core is left to the loop. Further jobs wait in a FIFO here.
+ */
+const MAX_INFLIGHT = Math.max(1, availableParallelism() - 1);
+let inflight = 0;
+const waiting: Array<() => void> = [];
+let waitingHead = 0;
+
+function dispatchNext(): void {
+  if (inflight >= MAX_INFLIGHT || waitingHead >= waiting.length) return;
+  const run = waiting[waitingHead]!;
+  waiting[waitingHead++] = undefined as unknown as () => void;
+  if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
+    waiting.splice(0, waitingHead);
+    waitingHead = 0;
   }
+  run();
+}
+
+function later<T>(f: () => Promise<T>): Promise<T> {
+  const origin = new Error();
+  return new Promise<T>((resolve, reject) => {
+    const run = (): void => {
+      inflight++;
+      let p: Promise<T>;
+      try {
+        p = f();
+      } catch (e) {
+        inflight--;
+        dispatchNext();
+        reject(toNativeError(e, origin));
+        return;
+      }
+      p.then(
+        (v) => {
+          inflight--;
+          dispatchNext(); // hand the pool its next job before resolving the caller
+          resolve(v);
+        },
+        (e: unknown) => {
+          inflight--;
+          dispatchNext();
+          reject(toNativeError(e, origin));
+        },
+      );
+    };
+    if (inflight < MAX_INFLIGHT) run();
+    else waiting.push(run);
+  });
+}
+
+/** nativeQueueDepth is the number of native jobs waiting for a pool slot (metrics, tests). */
+export function nativeQueueDepth(): number {
+  return waiting.length - waitingHead;
 }
 
 /** parseReport decodes and checks a report synchronously (cheap; no crypto). */
