@@ -1,8 +1,8 @@
 /**
  * The claim schema policies are checked against at store time: every claim name of PROTOCOL.md
  * §3.4 with its kind, plus tas's own extension claims. The names are fixed by PROTOCOL.md §3.4;
- * src/snp produces claims with exactly these names (reconcile with its CLAIM_SCHEMA when both
- * exist: there is one truth, the protocol).
+ * the schema is derived from src/snp's CLAIM_SCHEMA (the claims the verifier produces), so there
+ * is one list; test/policy/claims-schema.test.ts checks it against the protocol's list.
  *
  * Kinds decide which operators a rule may use (src/policy/rules.ts):
  *   uint    non-negative integer (number or bigint in the claims; u64 fields may be bigint)
@@ -12,82 +12,57 @@
  *   version an object {major, minor, build}; supports the min_version/max_version operators
  *   object  a group of nested claims
  */
+import { CLAIM_SCHEMA, type ClaimSchemaNode } from '../snp/claims';
 
 export type ClaimKind = 'uint' | 'bool' | 'bytes' | 'string';
 
-/** ClaimNode is a leaf kind or a nested group (optionally a version triple). */
-export type ClaimNode = ClaimKind | { readonly kind: 'object' | 'version'; readonly children: Readonly<Record<string, ClaimNode>> };
+/**
+ * ClaimNode is a leaf kind, a leaf with constraints (byte length, enum values), or a nested group
+ * (optionally a version triple).
+ */
+export type ClaimNode =
+  | ClaimKind
+  | { readonly kind: 'bytes'; readonly bytes: number }
+  | { readonly kind: 'string'; readonly values: readonly string[] }
+  | { readonly kind: 'object' | 'version'; readonly children: Readonly<Record<string, ClaimNode>> };
 
-const group = (children: Record<string, ClaimNode>): ClaimNode => ({ kind: 'object', children });
-const version = (): ClaimNode => ({ kind: 'version', children: { major: 'uint', minor: 'uint', build: 'uint' } });
+const VERSION_FIELDS = ['build', 'major', 'minor'];
 
 /**
- * TCB_VERSION components, decoded per product (SNP.md §1.4): `fmc` exists on Turin and later only;
- * a rule on `fmc` for a Milan/Genoa report fails (the claim is absent), it never passes silently.
+ * fromSnp converts src/snp's CLAIM_SCHEMA (the claims the verifier actually produces) into the
+ * engine's form, so that there is one list of claim names. `{major, minor, build}` groups become
+ * `version` nodes (they support min_version/max_version). TCB groups carry `fmc`, which exists on
+ * Turin and later only: a rule on `fmc` for a Milan/Genoa report fails (absent), never passes.
  */
-const tcb = (): ClaimNode => group({ bootloader: 'uint', tee: 'uint', snp: 'uint', microcode: 'uint', fmc: 'uint' });
+function fromSnp(n: ClaimSchemaNode): ClaimNode {
+  switch (n.kind) {
+    case 'int':
+      return 'uint';
+    case 'bool':
+      return 'bool';
+    case 'string':
+      return 'string';
+    case 'hex':
+      return { kind: 'bytes', bytes: n.bytes };
+    case 'enum':
+      return { kind: 'string', values: n.values };
+    case 'object': {
+      const children: Record<string, ClaimNode> = {};
+      for (const [k, v] of Object.entries(n.fields)) children[k] = fromSnp(v);
+      const isVersion = Object.keys(n.fields).sort().join(',') === VERSION_FIELDS.join(',');
+      return { kind: isVersion ? 'version' : 'object', children };
+    }
+  }
+}
 
-/** SEV_CLAIM_SCHEMA is the schema of `policy_type` SEV (SNP is read as SEV). */
-export const SEV_CLAIM_SCHEMA: Readonly<Record<string, ClaimNode>> = {
-  version: 'uint',
-  guest_svn: 'uint',
-  policy: group({
-    abi_minor: 'uint',
-    abi_major: 'uint',
-    smt_allowed: 'bool',
-    migrate_ma_allowed: 'bool',
-    debug_allowed: 'bool',
-    single_socket_required: 'bool',
-    cxl_allowed: 'bool',
-    mem_aes_256_xts: 'bool',
-    rapl_dis: 'bool',
-    ciphertext_hiding: 'bool',
-    page_swap_disable: 'bool',
-  }),
-  family_id: 'bytes',
-  image_id: 'bytes',
-  vmpl: 'uint',
-  signature_algo: 'uint',
-  current_tcb: tcb(),
-  reported_tcb: tcb(),
-  committed_tcb: tcb(),
-  launch_tcb: tcb(),
-  platform_info: group({
-    smt_enabled: 'bool',
-    tsme_enabled: 'bool',
-    ecc_enabled: 'bool',
-    rapl_disabled: 'bool',
-    ciphertext_hiding_enabled: 'bool',
-    alias_check_complete: 'bool',
-    tio_enabled: 'bool',
-  }),
-  key_info: group({ author_key_en: 'bool', mask_chip_key: 'bool', signing_key: 'uint' }),
-  report_data: 'bytes',
-  measurement: 'bytes',
-  host_data: 'bytes',
-  id_key_digest: 'bytes',
-  author_key_digest: 'bytes',
-  report_id: 'bytes',
-  report_id_ma: 'bytes',
-  cpuid: group({ family_id: 'uint', model_id: 'uint', stepping: 'uint' }),
-  chip_id: 'bytes',
-  current_version: version(),
-  committed_version: version(),
-  launch_mit_vector: 'uint',
-  current_mit_vector: 'uint',
-  // --- tas's own claims (PROTOCOL.md §3.4 "plus tas's own") ----------------------------------
-  product: 'string',
-  signer: group({ kind: 'string', csp_id: 'string' }),
-  // tas extensions documented in docs/policy.md (derived by src/snp from the report):
-  /** true when the report's CHIP_ID is all zero (MASK_CHIP_ID set by the guest policy). */
-  chip_id_masked: 'bool',
-  /**
-   * true when the running firmware is provisional: current TCB or current version differ from
-   * the committed ones (go-sev-guest's PermitProvisionalFirmware). `firmware_provisional: false`
-   * requires committed == current.
-   */
-  firmware_provisional: 'bool',
-};
+/**
+ * SEV_CLAIM_SCHEMA is the schema of `policy_type` SEV (SNP is read as SEV): every claim of
+ * PROTOCOL.md §3.4 plus tas's extensions documented in docs/policy.md (`chip_id_masked`,
+ * `firmware_provisional`, `policy_raw`, `platform_info_raw`).
+ */
+export const SEV_CLAIM_SCHEMA: Readonly<Record<string, ClaimNode>> = Object.fromEntries(
+  Object.entries(CLAIM_SCHEMA).map(([k, v]) => [k, fromSnp(v)]),
+);
 
 /** claimSchemaFor returns the schema of a (normalised) policy type, or null when tas has none. */
 export function claimSchemaFor(policyType: 'SEV' | 'TDX'): Readonly<Record<string, ClaimNode>> | null {

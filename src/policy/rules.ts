@@ -85,6 +85,22 @@ function kindOf(node: ClaimNode | undefined): NodeKind {
   return typeof node === 'string' ? node : node.kind;
 }
 
+/** childrenOf returns the nested claims of a group node (undefined for leaves). */
+function childrenOf(node: ClaimNode | undefined): Readonly<Record<string, ClaimNode>> | undefined {
+  return node !== undefined && typeof node !== 'string' && 'children' in node ? node.children : undefined;
+}
+
+/** constrain checks leaf constraints known from the schema (byte length, enum values) at store time. */
+function constrain(node: ClaimNode | undefined, v: Normalised): void {
+  if (node === undefined || typeof node === 'string') return;
+  if ('bytes' in node && typeof v === 'string' && v.length !== node.bytes * 2) {
+    throw new Error(`expected ${node.bytes} bytes (${node.bytes * 2} hex characters), got ${v.length / 2}`);
+  }
+  if ('values' in node && typeof v === 'string' && !node.values.includes(v)) {
+    throw new Error(`${JSON.stringify(v.slice(0, 40))} is not one of ${node.values.join(', ')}`);
+  }
+}
+
 /**
  * compileRules validates `validation_rules` against a claim schema (null: no schema for this
  * policy type, operators are still checked). Throws TasError POLICY_INVALID naming every problem.
@@ -118,7 +134,7 @@ function walkGroup(
     problems.push(`rules nested deeper than ${LIMITS.maxDepth} at '${segs.join('.')}'`);
     return;
   }
-  const children = node !== undefined && typeof node !== 'string' ? node.children : undefined;
+  const children = childrenOf(node);
   for (const [name, value] of Object.entries(obj)) {
     const path = [...segs, name];
     const child = node === undefined ? undefined : children?.[name];
@@ -146,12 +162,12 @@ function walkClaim(
   const kind: NodeKind = schemaless ? 'unknown' : kindOf(node);
   if (typeof value === 'boolean') {
     // A nested bare boolean means {"boolean": v}.
-    addRule(out, problems, segs, kind, 'boolean', value);
+    addRule(out, problems, segs, kind, 'boolean', value, node);
     return;
   }
   if (!isPlainObject(value)) {
     // Any other bare value means {"exact_match": v}.
-    addRule(out, problems, segs, kind, 'exact_match', value);
+    addRule(out, problems, segs, kind, 'exact_match', value, node);
     return;
   }
   const entries = Object.entries(value);
@@ -161,7 +177,7 @@ function walkClaim(
   }
   for (const [k, v] of entries) {
     if (OPERATOR_SET.has(k)) {
-      addRule(out, problems, segs, kind, k as Operator, v);
+      addRule(out, problems, segs, kind, k as Operator, v, node);
       continue;
     }
     // Not an operator: a nested claim name (groups), else an unknown operator.
@@ -173,7 +189,7 @@ function walkClaim(
       walkClaim(v, [...segs, k], undefined, true, out, problems);
       continue;
     }
-    const children = node !== undefined && typeof node !== 'string' ? node.children : undefined;
+    const children = childrenOf(node);
     if (children === undefined) {
       problems.push(`unknown operator '${k}' on claim '${path}' (known: ${ALLOWED[kind].join(', ')})`);
       continue;
@@ -187,7 +203,15 @@ function walkClaim(
   }
 }
 
-function addRule(out: CompiledRule[], problems: string[], segs: string[], kind: NodeKind, op: Operator, expected: unknown): void {
+function addRule(
+  out: CompiledRule[],
+  problems: string[],
+  segs: string[],
+  kind: NodeKind,
+  op: Operator,
+  expected: unknown,
+  node: ClaimNode | undefined,
+): void {
   const path = segs.join('.');
   if (!ALLOWED[kind].includes(op)) {
     problems.push(
@@ -200,6 +224,7 @@ function addRule(out: CompiledRule[], problems: string[], segs: string[], kind: 
   try {
     const operand =
       op === 'allow_list' || op === 'deny_list' ? normaliseList(expected, kind, op) : normaliseOperand(expected, kind, op);
+    for (const x of Array.isArray(operand) ? (operand as Normalised[]) : [operand as Normalised]) constrain(node, x);
     out.push({ path, segments: [...segs], op, kind, expected, operand });
   } catch (e) {
     problems.push(`claim '${path}' ${op}: ${(e as Error).message}`);

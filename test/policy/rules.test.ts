@@ -75,7 +75,6 @@ describe('policy rule engine', () => {
       ['bytes exact_match 0x + uppercase', { measurement: { exact_match: `0x${MEAS.toUpperCase()}` } }, true],
       ['bytes exact_match 0X prefix', { measurement: `0X${MEAS}` }, true],
       ['bytes exact_match differs', { measurement: { exact_match: MEAS.replace(/^00/, '01') } }, false],
-      ['bytes exact_match shorter never equal', { measurement: { exact_match: MEAS.slice(0, 94) } }, false],
       ['bytes allow_list (measurement allow-list)', { measurement: { allow_list: ['aa'.repeat(48), MEAS.toUpperCase()] } }, true],
       ['bytes allow_list miss', { measurement: { allow_list: ['aa'.repeat(48)] } }, false],
       ['bytes deny_list', { id_key_digest: { deny_list: ['01'.repeat(48)] } }, false],
@@ -172,6 +171,12 @@ describe('policy rule engine', () => {
     it('empty operator object', () => assert.match(storeError({ vmpl: {} }), /no operator/));
     it('bad version', () => assert.match(storeError({ current_version: { min_version: 'one' } }), /version/));
     it('empty rules', () => assert.match(storeError({}), /empty/));
+    it('hex of the wrong length for the field', () => assert.match(storeError({ measurement: MEAS.slice(0, 94) }), /48 bytes \(96 hex characters\), got 47/));
+    it('wrong length inside an allow-list', () => assert.match(storeError({ host_data: { allow_list: ['00'.repeat(32), 'ab'] } }), /32 bytes/));
+    it('enum values (product, signer kind)', () => {
+      assert.match(storeError({ product: 'Milam' }), /"Milam" is not one of Milan, Genoa, Turin/);
+      assert.match(storeError({ signer: { kind: { allow_list: ['VCEK', 'ASK'] } } }), /"ASK" is not one of VCEK, VLEK/);
+    });
     it('names ALL problems at once', () => {
       const d = storeError({ debug: false, vmpl: { at_most: 1 }, policy: { nope: true } });
       assert.match(d, /'debug'/);
