@@ -1,0 +1,91 @@
+/** Probes, metrics and management status. */
+import assert from 'node:assert/strict';
+import type { FastifyInstance } from 'fastify';
+import { clientAuth } from '../../src/http';
+import { clientHeaders, makeApp, mgmtHeaders, type TestEdge } from './helpers';
+
+describe('http: probes, metrics, status', () => {
+  let t: TestEdge;
+  let storeDown = false;
+  before(async () => {
+    t = await makeApp({}, {
+      status: [
+        { name: 'store', status: () => ({ backend: 'embedded', persistent: true }) },
+        { name: 'kbm', status: async () => { throw new Error('backend offline'); } },
+      ],
+      routes: [{ name: 'nonce', scope: 'client', register: (app: FastifyInstance) => { app.get('/kb/v0/get_nonce', { onRequest: clientAuth }, async () => ({ nonce: 'x' })); } }],
+    }, {
+      configure: (ctx) => {
+        ctx.readiness.register('store', () => (storeDown ? 'redis: connection refused' : undefined));
+        ctx.readiness.register('selftest', () => undefined);
+        ctx.readiness.register('kbm', () => new Promise(() => undefined)); // never answers
+      },
+    });
+  });
+  after(() => t.app.close());
+
+  it('/healthz answers without auth', async () => {
+    const r = await t.app.inject({ url: '/healthz' });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.json(), { status: 'ok' });
+  });
+
+  it('/readyz is 503 naming each failed dependency with its reason (a hung check times out)', async () => {
+    storeDown = true;
+    const r = await t.app.inject({ url: '/readyz' });
+    assert.equal(r.statusCode, 503);
+    const body = r.json();
+    assert.equal(body.status, 'not ready');
+    assert.deepEqual(Object.keys(body.failed).sort(), ['kbm', 'store']);
+    assert.equal(body.failed.store, 'redis: connection refused');
+    assert.match(body.failed.kbm, /no answer within/);
+  });
+
+  it('/readyz is 200 when every check passes', async () => {
+    const ok = await makeApp({}, {}, { configure: (ctx) => ctx.readiness.register('store', () => undefined) });
+    try {
+      const r = await ok.app.inject({ url: '/readyz' });
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(r.json(), { status: 'ready' });
+    } finally {
+      await ok.app.close();
+    }
+  });
+
+  it('/metrics labels requests by route pattern and status, never by client-chosen paths', async () => {
+    const evil = ['/evil-path-a1', '/kb/v0/get_secret/../../x', '/%00zz', '/management/policy/v0/get/attacker-chosen'];
+    for (const url of evil) await t.app.inject({ url, headers: clientHeaders });
+    await t.app.inject({ url: '/version', headers: clientHeaders });
+    await t.app.inject({ url: '/version' });
+    await t.app.inject({ url: '/kb/v0/get_nonce', headers: clientHeaders });
+    await t.app.inject({ method: 'PROPFIND' as 'GET', url: '/version', headers: clientHeaders });
+    const m = await t.app.inject({ url: '/metrics' });
+    assert.equal(m.statusCode, 200);
+    assert.match(m.headers['content-type'] as string, /text\/plain/);
+    const lines = m.body.split('\n').filter((l) => l.startsWith('tas_http_requests_total{'));
+    assert.ok(lines.some((l) => l.includes('route="/version"') && l.includes('status="200"')));
+    assert.ok(lines.some((l) => l.includes('route="/version"') && l.includes('status="401"')));
+    assert.ok(lines.some((l) => l.includes('route="/kb/v0/get_nonce"')));
+    assert.ok(lines.some((l) => l.includes('route="unmatched"') && l.includes('status="404"')));
+    const routes = new Set(lines.map((l) => /route="([^"]*)"/.exec(l)![1]));
+    for (const r of routes) assert.ok(['/version', '/kb/v0/get_nonce', '/healthz', '/readyz', '/metrics', 'unmatched'].includes(r!), `unexpected route label ${r}`);
+    for (const e of ['evil', 'attacker', '%00', '..']) assert.ok(!m.body.includes(e), e);
+    assert.match(m.body, /tas_http_request_duration_seconds_bucket\{/);
+  });
+
+  it('/management/status aggregates the providers, a failing one reports its error', async () => {
+    const r = await t.app.inject({ url: '/management/status', headers: mgmtHeaders });
+    assert.equal(r.statusCode, 200);
+    const body = r.json();
+    assert.match(body.version, /^\d+\.\d+\.\d+/);
+    assert.deepEqual(body.store, { backend: 'embedded', persistent: true });
+    assert.deepEqual(body.kbm, { error: 'backend offline' });
+    assert.equal(body.edge.max_inflight, 256);
+  });
+
+  it('GET /version returns the package version', async () => {
+    const r = await t.app.inject({ url: '/version', headers: clientHeaders });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    assert.deepEqual(r.json(), { version: (require('../../package.json') as { version: string }).version });
+  });
+});
