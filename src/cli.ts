@@ -10,6 +10,7 @@ import { serveCommand } from './systemd/serve';
 import { configCommand } from './config/cli';
 import { keysCommand } from './config/keys';
 import { auditCommand } from './audit/cli';
+import { verifyCommand } from './snp/cli';
 
 /** COMMANDS: one entry per top-level command (add yours here). */
 export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
@@ -17,6 +18,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   configCommand,
   keysCommand,
   auditCommand,
+  verifyCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
 /** buildCli returns the parser (tests call parseAsync on it). */

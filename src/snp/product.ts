@@ -73,7 +73,7 @@ export function detectProduct(version: number, cpuid: CpuId | undefined, opts: {
   }
   const p = opts.expected ?? opts.v2Product;
   if (p === undefined) {
-    throw verr('SNP_ERR_V2_PRODUCT_UNSET', 'report version 2 does not name its product and TAS_SNP_V2_PRODUCT is unset');
+    throw verr('SNP_ERR_V2_PRODUCT_UNSET', 'report version 2 does not name its product: TAS_SNP_V2_PRODUCT is unset (tas verify: --product)');
   }
   if (p === 'Turin') throw verr('SNP_ERR_V2_TURIN', 'Turin reports must be version 3 or later (v2 TCB layout is ambiguous)');
   return { product: p, source: 'config' };

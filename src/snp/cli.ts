@@ -1,0 +1,121 @@
+/**
+ * `tas verify`: offline verification of one SEV-SNP report with its VCEK/VLEK, against AMD's
+ * pinned roots (or a given ARK/ASK), at a chosen time. Prints JSON
+ * `{"valid", "claims", "checks": [{name, ok, detail}], ...}` or a readable table.
+ * Exit codes: 0 valid, 1 invalid, 2 usage error (including an addon that does not load).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { CliError, defineCommand, EXIT } from '../cli-kit';
+import { opensslVersion } from '../native';
+import { isProduct, PRODUCTS } from './product';
+import { SnpVerifier, type SnpCheckResult } from './verify';
+
+/** VerifyArgs are the options of `tas verify`. */
+export interface VerifyArgs {
+  report: string;
+  cert: string;
+  ask?: string | undefined;
+  ark?: string | undefined;
+  crl?: string | undefined;
+  at?: string | undefined;
+  product?: string | undefined;
+  format?: string | undefined;
+}
+
+const MAX_INPUT = 1024 * 1024;
+
+function readInput(path: string, what: string): Buffer {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st || !st.isFile()) throw new CliError(EXIT.USAGE, `--${what} ${path}: no such file`);
+  if (st.size > MAX_INPUT) throw new CliError(EXIT.USAGE, `--${what} ${path}: larger than ${MAX_INPUT} bytes`);
+  return readFileSync(path);
+}
+
+/** jsonSafe turns bigint claims (u64 beyond 2^53) into decimal strings for JSON output. */
+function jsonSafe(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}
+
+function flatten(prefix: string, v: unknown, out: Array<[string, string]>): void {
+  if (v !== null && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) flatten(prefix ? `${prefix}.${k}` : k, x, out);
+  } else out.push([prefix, String(v)]);
+}
+
+/** renderText formats a result as a table of checks followed by the claims. */
+export function renderText(res: SnpCheckResult): string {
+  const lines = [`SEV-SNP report: ${res.valid ? 'VALID' : `INVALID (${res.error?.reason ?? 'unknown'})`}`, '', 'checks:'];
+  const w = Math.max(...res.checks.map((c) => c.name.length), 5);
+  for (const c of res.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(w)}  ${c.detail}`);
+  if (res.verification) {
+    const rows: Array<[string, string]> = [];
+    flatten('', res.verification.claims, rows);
+    const kw = Math.max(...rows.map((r) => r[0].length));
+    lines.push('', 'claims:');
+    for (const [k, v] of rows) lines.push(`  ${k.padEnd(kw)}  ${v}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** runVerify runs the command and returns its exit code (stdout gets the result). */
+export async function runVerify(argv: VerifyArgs): Promise<number> {
+  const format = argv.format ?? 'json';
+  if (format !== 'json' && format !== 'text') throw new CliError(EXIT.USAGE, `--format must be json or text, got ${format}`);
+  if (argv.product !== undefined && !isProduct(argv.product)) {
+    throw new CliError(EXIT.USAGE, `--product must be one of ${PRODUCTS.join(', ')}, got ${argv.product}`);
+  }
+  let at = new Date();
+  if (argv.at !== undefined) {
+    // Require an explicit ISO 8601 date-time so that "06/01" never means something else.
+    if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(argv.at) || Number.isNaN(Date.parse(argv.at))) {
+      throw new CliError(EXIT.USAGE, `--at must be an ISO 8601 time such as 2026-06-01T00:00:00Z, got ${argv.at}`);
+    }
+    at = new Date(argv.at);
+  }
+  const report = readInput(argv.report, 'report');
+  const vek = readInput(argv.cert, 'cert');
+  const intermediate = argv.ask !== undefined ? readInput(argv.ask, 'ask') : undefined;
+  const ark = argv.ark !== undefined ? readInput(argv.ark, 'ark') : undefined;
+  const crl = argv.crl !== undefined ? readInput(argv.crl, 'crl') : undefined;
+  try {
+    opensslVersion();
+  } catch (e) {
+    // No JavaScript fallback exists: refuse rather than pretend to verify.
+    throw new CliError(EXIT.USAGE, `the SEV-SNP addon does not load: ${(e as Error).message}`);
+  }
+  const verifier = new SnpVerifier({ anchorsOverride: ark ? [ark] : undefined });
+  const res = await verifier.check({
+    report, vek, intermediate, crl, at,
+    product: argv.product !== undefined && isProduct(argv.product) ? argv.product : undefined,
+  });
+  if (ark && res.verification) {
+    res.checks.push({ name: 'anchor', ok: true, detail: 'caller-supplied ARK (--ark), not the pinned AMD root' });
+  }
+  if (format === 'json') {
+    const body: Record<string, unknown> = { valid: res.valid, claims: res.verification?.claims ?? null, checks: res.checks };
+    if (res.verification) {
+      body['product'] = res.verification.product;
+      body['anchor_sha256'] = res.verification.anchorSha256;
+    }
+    if (res.error) body['reason'] = res.error.reason;
+    process.stdout.write(`${JSON.stringify(body, jsonSafe, 2)}\n`);
+  } else process.stdout.write(renderText(res));
+  return res.valid ? EXIT.OK : EXIT.CHECK_FAILED;
+}
+
+/** verifyCommand is the yargs module registered in src/cli.ts. */
+export const verifyCommand = defineCommand<VerifyArgs>({
+  command: 'verify',
+  describe: 'Verify an SEV-SNP report and its VCEK/VLEK offline against the pinned AMD roots',
+  builder: (y) =>
+    y
+      .option('report', { type: 'string', demandOption: true, describe: 'Raw 1184-byte ATTESTATION_REPORT file' })
+      .option('cert', { type: 'string', demandOption: true, describe: 'VCEK or VLEK (DER or PEM)' })
+      .option('ask', { type: 'string', describe: 'ASK (VCEK) or ASVK (VLEK), DER or PEM; default the pinned one' })
+      .option('ark', { type: 'string', describe: 'ARK to trust instead of the pinned AMD root (DER or PEM)' })
+      .option('crl', { type: 'string', describe: 'ARK-signed CRL (DER or PEM) to check' })
+      .option('at', { type: 'string', describe: 'Verification time, ISO 8601 (default now)' })
+      .option('product', { type: 'string', choices: [...PRODUCTS], describe: 'Expected product; required for version-2 reports' })
+      .option('format', { type: 'string', choices: ['json', 'text'], default: 'json', describe: 'Output format' }) as never,
+  run: (argv) => runVerify(argv),
+});
