@@ -147,6 +147,7 @@ export class Pipeline implements Attester {
     const failures: string[] = [];
     for (const pol of candidates) {
       const problems: string[] = [];
+      if (!pol.keyId) problems.push(`policy ${pol.id}: names no metadata.key_id`);
       // A secret is released only under a policy whose signature covers the binding to that key.
       if (!pol.keyBindingSigned && !p.policies.allowUnsignedKeyBinding()) {
         problems.push(`policy ${pol.id}: its signature covers only validation_rules, not the binding to key ${pol.keyId} (TAS_ALLOW_UNSIGNED_KEY_BINDING=false)`);
