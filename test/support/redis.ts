@@ -195,11 +195,12 @@ export interface Replicated {
 
 /** startReplicated: master + replica, returned once the replica's link is up. */
 export async function startReplicated(): Promise<Replicated> {
-  const master = await startNode((port) => `port ${port}`);
+  // No diskless-sync delay: the default waits 5 s for more replicas before the first sync.
+  const master = await startNode((port) => `port ${port}\nrepl-diskless-sync-delay 0`);
   const replica = await startNode((port) => `port ${port}\nreplicaof 127.0.0.1 ${master.port}`);
-  const admin = new Redis({ port: master.port, host: '127.0.0.1', lazyConnect: true });
+  const admin = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true });
   try {
-    await until(async () => /connected_slaves:1/.test(await admin.info('replication')), 'replica connected');
+    await until(async () => /master_link_status:up/.test(await admin.info('replication')), 'replica in sync');
   } finally {
     admin.disconnect();
   }
