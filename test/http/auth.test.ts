@@ -23,7 +23,8 @@ describe('http: authentication', () => {
   const get = (url: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'GET', url, headers });
 
   it('client route: missing key, wrong key and management key are 401 Unauthorized; client key passes', async () => {
-    for (const headers of [{}, { 'x-api-key': 'x'.repeat(64) }, { 'x-api-key': MGMT_KEY }, { 'x-management-api-key': MGMT_KEY }, { 'x-api-key': '' }]) {
+    const variants: Array<Record<string, string>> = [{}, { 'x-api-key': 'x'.repeat(64) }, { 'x-api-key': MGMT_KEY }, { 'x-management-api-key': MGMT_KEY }, { 'x-api-key': '' }];
+    for (const headers of variants) {
       const r = await get('/version', headers);
       assert.equal(r.statusCode, 401, JSON.stringify(headers));
       assert.deepEqual(r.json(), { error: 'Unauthorized' });
@@ -34,7 +35,8 @@ describe('http: authentication', () => {
   });
 
   it('management route: client key (in either header) is refused; management key passes only in X-MANAGEMENT-API-KEY', async () => {
-    for (const headers of [{}, { 'x-management-api-key': CLIENT_KEY }, { 'x-api-key': CLIENT_KEY }, { 'x-api-key': MGMT_KEY }]) {
+    const variants: Array<Record<string, string>> = [{}, { 'x-management-api-key': CLIENT_KEY }, { 'x-api-key': CLIENT_KEY }, { 'x-api-key': MGMT_KEY }];
+    for (const headers of variants) {
       const r = await get('/management/status', headers);
       assert.equal(r.statusCode, 401, JSON.stringify(headers));
       assert.deepEqual(r.json(), { error: 'Unauthorized' });

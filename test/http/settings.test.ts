@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { settingByEnv } from '../../src/config';
+import { loadConfig, settingByEnv } from '../../src/config';
 import { CLIENT_KEY_2, startTestDaemon, testConfig } from '../support/daemon';
 import { CLIENT_KEY, MGMT_KEY, clientHeaders, makeApp } from './helpers';
 
@@ -57,7 +57,6 @@ describe('http: settings', () => {
     } finally {
       await t.app.close();
     }
-    const { loadConfig } = await import('../../src/config');
     assert.throws(() => loadConfig({ env: { TAS_API_KEY: CLIENT_KEY } }), /TAS_MANAGEMENT_API_KEY.*required/);
     assert.throws(() => loadConfig({ env: { TAS_MANAGEMENT_API_KEY: MGMT_KEY } }), /TAS_API_KEY.*required/);
   });
