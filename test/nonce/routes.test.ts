@@ -1,0 +1,87 @@
+/**
+ * GET /kb/v0/get_nonce through the real HTTP edge (fastify inject): client key auth, reply shape,
+ * audit record with a digest only, 503 over the cap and when the store is down.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientAuth } from '../../src/http';
+import { NonceService, nonceDigest, nonceRoutes } from '../../src/nonce';
+import { EmbeddedStore, RedisStore, type Store } from '../../src/store';
+import { CLIENT_KEY, MGMT_KEY, makeApp } from '../http/helpers';
+import { freePort } from '../support/redis';
+
+describe('nonce route: GET /kb/v0/get_nonce', () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tas-nonce-route-'));
+    store = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const app = async (svc: NonceService) => makeApp({}, { routes: [nonceRoutes(svc, clientAuth)] });
+
+  it('answers {"nonce": <64 hex>} for a client key, audits a digest, never the nonce', async () => {
+    const svc = new NonceService(store, { ttlSeconds: 120, maxOutstanding: 10 });
+    const t = await app(svc);
+    const r = await t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers: { 'x-api-key': CLIENT_KEY } });
+    assert.equal(r.statusCode, 200);
+    const body = r.json() as { nonce: string };
+    assert.deepEqual(Object.keys(body), ['nonce']);
+    assert.match(body.nonce, /^[0-9a-f]{64}$/);
+    assert.equal(await svc.claim(body.nonce, 'o'), true, 'the nonce was issued in the store');
+    const rec = t.audit.records.find((a) => a.event === 'get_nonce');
+    assert.ok(rec);
+    assert.equal(rec.outcome, 'allow');
+    assert.deepEqual(rec.details, { nonce_sha256: nonceDigest(body.nonce) });
+    assert.ok(!JSON.stringify(t.audit.records).includes(body.nonce));
+    assert.ok(!JSON.stringify(t.logLines).includes(body.nonce), 'not in the log either');
+    await t.app.close();
+  });
+
+  it('refuses a missing key, a wrong key and the management key with 401', async () => {
+    const svc = new NonceService(store, { ttlSeconds: 120, maxOutstanding: 10 });
+    const t = await app(svc);
+    for (const headers of [{}, { 'x-api-key': 'x'.repeat(64) }, { 'x-api-key': MGMT_KEY }, { 'x-management-api-key': MGMT_KEY }]) {
+      const r = await t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers });
+      assert.equal(r.statusCode, 401, JSON.stringify(headers));
+      assert.deepEqual(r.json(), { error: 'Unauthorized' });
+    }
+    assert.equal(await store.count(), 0, 'no nonce issued');
+    await t.app.close();
+  });
+
+  it('answers 503 + Retry-After over TAS_NONCE_MAX_OUTSTANDING', async () => {
+    const svc = new NonceService(store, { ttlSeconds: 120, maxOutstanding: 2 });
+    const t = await app(svc);
+    const get = () => t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers: { 'x-api-key': CLIENT_KEY } });
+    assert.equal((await get()).statusCode, 200);
+    assert.equal((await get()).statusCode, 200);
+    const r = await get();
+    assert.equal(r.statusCode, 503);
+    assert.deepEqual(r.json(), { error: 'Too many outstanding nonces' });
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+    assert.ok(t.audit.records.some((a) => a.event === 'get_nonce' && a.outcome === 'error' && a.reason === 'NONCE_CAPACITY'));
+    await t.app.close();
+  });
+
+  it('answers 503 STORE_UNAVAILABLE + Retry-After when Redis is unreachable (no crash)', async () => {
+    const port = await freePort(); // nothing listens there
+    const redis = new RedisStore({ host: '127.0.0.1', port, keyPrefix: 'tas:', waitReplicas: 0, commandTimeoutMs: 1000 });
+    try {
+      const t = await app(new NonceService(redis, { ttlSeconds: 120, maxOutstanding: 10 }));
+      const r = await t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers: { 'x-api-key': CLIENT_KEY } });
+      assert.equal(r.statusCode, 503);
+      assert.deepEqual(r.json(), { error: 'Service temporarily unavailable' });
+      assert.ok(Number(r.headers['retry-after']) >= 1);
+      await t.app.close();
+    } finally {
+      await redis.close();
+    }
+  });
+});
