@@ -113,7 +113,15 @@ export function parseGetSecretRequest(body: unknown): GetSecretRequest {
 /** registerGetSecret adds the route; the attester runs inside an in-flight slot. */
 export function registerGetSecret(app: FastifyInstance, attester: Attester): void {
   app.post('/kb/v0/get_secret', { bodyLimit: bodyLimit.getSecret, onRequest: clientAuth }, async (request) => {
-    const req = parseGetSecretRequest(request.body);
+    let req: GetSecretRequest;
+    try {
+      req = parseGetSecretRequest(request.body);
+    } catch (e) {
+      // Refused before the attester saw it: the edge writes the audit record (reason only, no values).
+      const t = e as TasError;
+      app.tasEdge.audit.record({ event: 'get_secret', outcome: 'deny', reason: t.reason ?? 'REQUEST_INVALID', requestId: request.id, client: request.clientAddress, details: { code: t.code, field: t.params?.field } });
+      throw e;
+    }
     const secret = await app.tasEdge.inflight.run(() => attester.getSecret(req, { requestId: request.id, clientAddress: request.clientAddress }));
     return { secret_key: secret };
   });

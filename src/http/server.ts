@@ -151,7 +151,8 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
     if (opts.tls?.ca && !(request.raw.socket as TLSSocket).authorized) {
       throw new TasError('AUTH_CLIENT_CERT', 'management listener: no valid client certificate');
     }
-    if (request.routeOptions.config.rateLimit === false || request.is404) return;
+    // Unknown paths count too: a scanner should run out of budget like any other client.
+    if (request.routeOptions.config?.rateLimit === false) return;
     await edge.rateLimiter.check(rateKey(request.clientAddress));
   });
 

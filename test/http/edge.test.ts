@@ -166,6 +166,10 @@ describe('http: rate limit per client address', () => {
       assert.equal((await get(t.app, '2001:db8:1:2:ffff:ffff:ffff:ffff')).statusCode, 200);
       assert.equal((await get(t.app, '2001:db8:1:2::99')).statusCode, 429, 'same /64');
       assert.equal((await get(t.app, '2001:db8:1:3::1')).statusCode, 200, 'next /64');
+      // unknown paths spend the budget too
+      assert.equal((await t.app.inject({ url: '/nope', remoteAddress: '192.0.2.3' })).statusCode, 404);
+      assert.equal((await t.app.inject({ url: '/nope', remoteAddress: '192.0.2.3' })).statusCode, 404);
+      assert.equal((await t.app.inject({ url: '/nope', remoteAddress: '192.0.2.3' })).statusCode, 429);
       // probes are never limited
       for (let i = 0; i < 5; i++) assert.equal((await t.app.inject({ url: '/healthz', remoteAddress: '192.0.2.1' })).statusCode, 200);
     } finally {

@@ -130,6 +130,12 @@ describe('http: get_secret route', () => {
     const n = await post(validBody({ nonce: 'zz-secret-nonce-value' }));
     assert.deepEqual(n.json(), { error: 'Invalid nonce format' });
     assert.ok(!JSON.stringify(t.logLines).includes('zz-secret-nonce-value'));
+    const rec = t.audit.records.find((x) => x.event === 'get_secret' && x.details?.field === 'wrapping-key');
+    assert.ok(rec, 'edge refusals are audited');
+    assert.equal(rec.outcome, 'deny');
+    assert.equal(rec.reason, 'REQUEST_FIELD_INVALID');
+    assert.ok(t.audit.records.some((x) => x.event === 'get_secret' && x.reason === 'NONCE_FORMAT'));
+    assert.ok(!JSON.stringify(t.audit.records).includes('zz-secret-nonce-value'));
     assert.ok(!JSON.stringify(t.logLines).includes(CLIENT_KEY));
   });
 });
