@@ -19,8 +19,17 @@ import { SnpVerifier, anchorsFor, loadSnpTrust, peekReport, pinnedArk, pinnedInt
 import { openStore, type Store } from '../store';
 import type { AppContext } from './context';
 
+/** Handles are the assembled modules, for `tas` subcommands and tests (set once configure ran). */
+export interface Handles {
+  store: Store;
+  nonces: NonceService;
+  cache: CertCache;
+}
+
 export interface Assembly {
   readonly services: HttpServices & { rateLimitStore: RateLimitStore };
+  /** The assembled modules; throws before configure() ran. */
+  handles(): Handles;
   /** configure attaches everything to the context; call it from startDaemon's configure hook. */
   configure(ctx: AppContext): Promise<void>;
 }
@@ -60,6 +69,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
   const routes: RouteModule[] = [];
   const status: StatusProvider[] = [];
   let store: Store | undefined;
+  let handles: Handles | undefined;
   const rateLimitStore: RateLimitStore = {
     hit: (key, windowMs) => {
       if (!store) throw new TasError('HTTP_NOT_READY', 'store not open');
@@ -221,6 +231,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
       },
     };
     attester.target = new Pipeline(ports, ctx.audit);
+    handles = { store: st, nonces, cache };
   }
 
   function toPort(p: UsablePolicy): AttestPolicy & { compiled: UsablePolicy } {
@@ -237,5 +248,12 @@ export async function assemble(initial: Config): Promise<Assembly> {
   }
 
   void initial;
-  return { services: { attester, routes, status, rateLimitStore }, configure };
+  return {
+    services: { attester, routes, status, rateLimitStore },
+    configure,
+    handles: () => {
+      if (!handles) throw new Error('assemble: configure() has not run');
+      return handles;
+    },
+  };
 }

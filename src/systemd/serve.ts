@@ -11,11 +11,12 @@
  * stream, configuration, load options and inherited sockets, handles the signals itself
  * (handleSignals: false) and calls daemon.reload()/daemon.close().
  */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand, EXIT, reportError } from '../cli-kit';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
-import { TEST_ROOT_SETTINGS } from '../config/cli';
-import { DEV_KEYS_FILE, devKeys } from '../config/keys';
+import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, writeSecretFile } from '../config/keys';
 import { applyLogLevel, createLogger, type Logger } from '../log';
 import { openAudit, type AuditStream } from '../audit';
 import { listenFds, ready, reloading, startWatchdog, status, stopping, type ListenFd } from './index';
@@ -53,30 +54,11 @@ export async function serve(argv: ServeArgs): Promise<number> {
     ...(argv.config !== undefined ? { configFile: argv.config } : {}),
     cli: { 'server.host': argv.host, 'server.port': argv.port },
   };
-  let config: Config;
-  let devNote: string | undefined;
-  try {
-    config = loadConfig(load);
-  } catch (e) {
-    const keyPaths = ['auth.client_keys', 'auth.management_keys'];
-    if (!(argv.dev && e instanceof ConfigError && e.missing.length > 0 && e.missing.every((p) => keyPaths.includes(p)))) throw e;
-    // --dev and the only problem is missing keys: use (and if needed create) development keys.
-    const file = resolve(DEV_KEYS_FILE);
-    const keys = devKeys(file);
-    const env = { ...process.env };
-    if (e.missing.includes('auth.client_keys')) env.TAS_API_KEY = keys.client;
-    if (e.missing.includes('auth.management_keys')) env.TAS_MANAGEMENT_API_KEY = keys.management;
-    load.env = env;
-    config = loadConfig(load);
-    devNote = `development keys ${keys.created ? 'generated into' : 'read from'} ${file} (TAS_API_KEY, TAS_MANAGEMENT_API_KEY)`;
-  }
+  const { config, notes } = argv.dev ? loadDev(load) : { config: loadConfig(load), notes: [] };
 
   const log = createLogger(config);
   const audit = openAudit(config);
-  if (devNote) log.warn(devNote);
-  for (const p of TEST_ROOT_SETTINGS) {
-    if (config.values[p] !== undefined) log.warn({ setting: p }, 'test roots are trusted: certificates chaining to them are accepted (labs and tests only)');
-  }
+  for (const n of notes) log.warn(n);
   if (fds.length) log.info({ sockets: fds }, 'socket activation: serving inherited sockets');
 
   const selftest = await runSelfTest(log);
@@ -91,6 +73,9 @@ export async function serve(argv: ServeArgs): Promise<number> {
     // Loaded here, not at the top: other commands (`tas audit verify`, ...) do not need the server.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startDaemon } = require('../daemon') as typeof import('../daemon');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { assemble } = require('../daemon/assemble') as typeof import('../daemon/assemble');
+    const asm = await assemble(config);
     daemon = await startDaemon({
       config,
       load,
@@ -98,7 +83,9 @@ export async function serve(argv: ServeArgs): Promise<number> {
       log,
       audit,
       handleSignals: false,
-      configure: (ctx: import('../daemon/context').AppContext) => {
+      services: asm.services,
+      configure: async (ctx: import('../daemon/context').AppContext) => {
+        await asm.configure(ctx);
         // Log level follows SIGHUP like keys and certificates do.
         ctx.lifecycle.onReload((cfg: Config) => applyLogLevel(log, cfg));
         ctx.readiness.register('audit', () => ((audit as AuditStream).failures > 0 ? `${(audit as AuditStream).failures} audit records could not be written` : undefined));
@@ -152,6 +139,41 @@ export async function serve(argv: ServeArgs): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return EXIT.OK;
+}
+
+/**
+ * loadDev loads the configuration for `tas serve --dev`: when the only problem is missing API
+ * keys, development keys are used (created once in ./.tas/dev-keys.env, mode 0600); when the mock
+ * key broker has no config file, a development one with one random secret is created next to
+ * them. The keys are never logged; the notes name the files.
+ */
+function loadDev(load: LoadOptions): { config: Config; notes: string[] } {
+  const notes: string[] = [];
+  const env = { ...process.env };
+  load.env = env;
+  let config: Config;
+  try {
+    config = loadConfig(load);
+  } catch (e) {
+    const keyPaths = ['auth.client_keys', 'auth.management_keys'];
+    if (!(e instanceof ConfigError && e.missing.length > 0 && e.missing.every((p) => keyPaths.includes(p)))) throw e;
+    const file = resolve(DEV_KEYS_FILE);
+    const keys = devKeys(file);
+    if (e.missing.includes('auth.client_keys')) env.TAS_API_KEY = keys.client;
+    if (e.missing.includes('auth.management_keys')) env.TAS_MANAGEMENT_API_KEY = keys.management;
+    config = loadConfig(load);
+    notes.push(`development keys ${keys.created ? 'generated into' : 'read from'} ${file} (TAS_API_KEY, TAS_MANAGEMENT_API_KEY)`);
+  }
+  if (config.get<string>('kbm.plugin') === 'tas_kbm_mock' && config.get<string | undefined>('kbm.config_file') === undefined) {
+    const file = resolve(DEV_KBM_FILE);
+    if (!existsSync(file)) {
+      writeSecretFile(file, `# development secrets of \`tas serve --dev\` (tas_kbm_mock); never use them in production\nsecrets:\n  dev-key-1: { value_hex: "${randomBytes(32).toString('hex')}" }\n`, false);
+    }
+    env.TAS_KBM_CONFIG_FILE = file;
+    config = loadConfig(load);
+    notes.push(`development key broker: tas_kbm_mock with secrets from ${file}`);
+  }
+  return { config, notes };
 }
 
 /**

@@ -10,7 +10,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assemble } from '../../src/daemon/assemble';
+import { assemble, type Handles } from '../../src/daemon/assemble';
 import { signPolicy } from '../../src/policy';
 import { vcekPath, certChainPath, crlPath } from '../../src/kds';
 import { DEFAULT_TCB, FakeAmd, type Product } from './fake-amd';
@@ -26,6 +26,7 @@ export interface Lab {
   kits: Record<Product, FakeAmd>;
   kds: FakeKds;
   daemon: TestDaemon;
+  handles: Handles;
   policyKey: KeyObject;
   env: Record<string, string>;
   close(): Promise<void>;
@@ -73,7 +74,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const asm = await assemble(undefined as never);
   const daemon = await startTestDaemon(env, { services: asm.services, configure: asm.configure });
   return {
-    dir, kits, kds, daemon, policyKey: privateKey, env,
+    dir, kits, kds, daemon, handles: asm.handles(), policyKey: privateKey, env,
     async close() {
       await daemon.close();
       await kds.stop();
