@@ -77,6 +77,8 @@ export const keysCommand = group('keys <command>', 'Manage API keys', [generate 
 
 /** Development keys of `tas serve --dev` (never used by an installed service). */
 export const DEV_KEYS_FILE = '.tas/dev-keys.env';
+/** Secrets of the mock key broker under `tas serve --dev` when TAS_KBM_CONFIG_FILE is unset. */
+export const DEV_KBM_FILE = '.tas/dev-kbm-mock.yaml';
 
 /**
  * devKeys reads `file` (an env file: TAS_API_KEY=..., TAS_MANAGEMENT_API_KEY=...) or creates it
