@@ -17,7 +17,8 @@ import { UnavailableAttester } from '../attest';
 import type { AuditLog } from '../audit/types';
 import { buildServer, createEdge, isLoopbackHost, type Edge, type HttpServices, type RateLimitStore, type ServerLimits, type TlsOptions } from '../http';
 import type { AppContext } from './context';
-import { createLogger, openAudit } from './deps';
+import { openAudit } from '../audit';
+import { createLogger } from '../log';
 import { createLifecycle, createReadiness } from './runtime';
 
 /** StartupError stops the daemon before it serves anything; the message says which setting to change. */
