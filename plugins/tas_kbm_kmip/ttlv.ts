@@ -300,10 +300,9 @@ export function expect<T extends (typeof TtlvType)[keyof typeof TtlvType]>(item:
 
 /** optional is expect() for a child that may be absent. */
 export function optional<T extends (typeof TtlvType)[keyof typeof TtlvType]>(item: TtlvItem, tag: number, type: T): ValueOf<T> | undefined {
-  const c = find(item, tag);
-  if (c === undefined) return undefined;
-  if (c.type !== type) throw new TtlvError(`tag 0x${tag.toString(16)} has type ${c.type}, want ${type}`);
-  return c.value as ValueOf<T>;
+  if (find(item, tag) === undefined) return undefined;
+  // (TS cannot relate the Extract<> of a generic to itself | undefined; the value is expect()'s.)
+  return expect(item, tag, type) as unknown as ValueOf<T> | undefined;
 }
 
 /** wipe zeroes every ByteString inside an item (key material after use). */
