@@ -11,7 +11,7 @@ import { Config } from '../../src/config';
 import type { Readiness, ReadinessCheck } from '../../src/daemon/context';
 import { isTasError } from '../../src/errors';
 import '../../src/kbm/settings';
-import { discoverPlugins, isKbmError, KbmService, openKeyBroker, SHIPPED_PLUGIN_DIR, type KeyBroker } from '../../src/kbm';
+import { discoverPlugins, isKbmError, KbmError, KbmService, openKeyBroker, SHIPPED_PLUGIN_DIR, type KeyBroker } from '../../src/kbm';
 import { agentDecrypt } from './agent-decrypt';
 import { clientKey } from './contract';
 
@@ -158,7 +158,6 @@ describe('kbm: KbmService authentication-failure latch', () => {
       manifest: { name: 'tas_kbm_test', apiVersion: 1 },
       getSecret: async () => {
         calls++;
-        const { KbmError } = await import('../../src/kbm/types');
         throw new KbmError('auth_failed', 'CKR_PIN_INCORRECT');
       },
       health: async () => { healthCalls++; return { ok: true }; },
