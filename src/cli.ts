@@ -10,6 +10,7 @@ import { serveCommand } from './systemd/serve';
 import { configCommand } from './config/cli';
 import { keysCommand } from './config/keys';
 import { auditCommand } from './audit/cli';
+import { policyCommand } from './policy/cli';
 import { verifyCommand } from './snp/cli';
 
 /** COMMANDS: one entry per top-level command (add yours here). */
@@ -18,6 +19,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   configCommand,
   keysCommand,
   auditCommand,
+  policyCommand,
   verifyCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
