@@ -13,7 +13,7 @@ export { peekReport } from './peek';
 export type { ReportPeek } from './peek';
 export { SnpVerifier, verifySnpEvidence, constantTimeEqual } from './verify';
 export type { SnpEvidence, SnpVerifierOptions, SnpVerification, SnpCheckResult, Check } from './verify';
-export { loadSnpTrust, trustStatus, testRootsWarning, anchorsFor, pinnedArk, pinnedIntermediate, PINNED_ONLY } from './trust';
+export { loadSnpTrust, snpTrustFromConfig, trustStatus, testRootsWarning, anchorsFor, pinnedArk, pinnedIntermediate, PINNED_ONLY } from './trust';
 export type { SnpTrust, TrustStatus, ExtraCert } from './trust';
 export { PINNED_ROOTS, SELF_TEST_VECTOR } from './roots';
 export { selfTest } from './selftest';

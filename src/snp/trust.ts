@@ -147,3 +147,8 @@ export function testRootsWarning(trust: SnpTrust): string | undefined {
   const arks = trust.extra.filter((c) => c.role === 'ARK').map((c) => `${c.subjectCN} (SPKI sha256 ${c.spkiSha256.slice(0, 16)}…)`);
   return `TAS_SNP_EXTRA_TRUST_DIR=${trust.extraTrustDir}: trusting ${arks.length} NON-AMD test root(s) besides the pinned AMD roots: ${arks.join(', ')}. Labs and tests only.`;
 }
+
+/** snpTrustFromConfig loads the trust named by snp.extra_trust_dir (TAS_SNP_EXTRA_TRUST_DIR). */
+export function snpTrustFromConfig(cfg: { get<T>(path: string): T }): SnpTrust {
+  return loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') });
+}

@@ -11,16 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeAmd, PRODUCTS, REPORT_SIZE, encodeTcb, loadAgentFixture, toPem, type Product } from './index';
 
-const SHARED = '/work/shared';
-const vectorsDir = (): string => {
-  const local = join(__dirname, '../../fixtures/snp-vectors');
-  try {
-    readFileSync(join(local, 'expected.json'));
-    return local;
-  } catch {
-    return join(SHARED, 'snp-vectors');
-  }
-};
+const FIXTURES = join(__dirname, '../../fixtures');
+const vectorsDir = (): string => join(FIXTURES, 'snp-vectors');
 
 /** verifyReportSig checks the report signature with node:crypto (r/s little-endian, 72 bytes). */
 function verifyReportSig(report: Buffer, certDer: Buffer): boolean {
@@ -96,7 +88,7 @@ describe('fake-amd signer', function () {
       const k = kits[p];
       const lp = p.toLowerCase();
       for (const [mine, real] of [[k.arkPem, 'ark'], [k.askPem, 'ask'], [k.asvkPem, 'asvk']] as const) {
-        const genuine = readFileSync(join(SHARED, 'amd-roots', lp, `${real}.pem`), 'utf8');
+        const genuine = readFileSync(join(FIXTURES, 'amd-roots', lp, `${real}.pem`), 'utf8');
         const a = asn1Outline(mine, dir).filter((l) => !l.includes('HEX'));
         const b = asn1Outline(genuine, dir).filter((l) => !l.includes('HEX'));
         assert.deepEqual(a, b, `${p} ${real}`);
