@@ -7,7 +7,7 @@ import { reportError } from '../../src/cli-kit';
 import { MGMT_KEY, CLIENT_KEY } from '../support/daemon';
 import { doc, FIXTURES, fixture } from './helpers';
 
-const AGENT = '/work/shared/agent-fixtures';
+const AGENT = join(__dirname, '..', 'fixtures', 'agent-fixtures');
 
 /** tas runs one command line in-process and returns its exit code and stdout. */
 async function tas(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {

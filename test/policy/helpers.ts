@@ -26,12 +26,22 @@ export function signer(name: string): TestSigner {
   return s;
 }
 
+/** AGENT_FIXTURES is the verbatim copy of shared/agent-fixtures (policy.json, policy-trust/, chains). */
+export const AGENT_FIXTURES = join(__dirname, '..', 'fixtures', 'agent-fixtures');
+
+/** Policy fixture names map to files; the agent ones live in the agent-fixtures copy. */
+function fixturePath(name: string): string {
+  if (name === 'agent-policy.json') return join(AGENT_FIXTURES, 'policy.json');
+  if (name === 'agent-policy-signer.pem') return join(AGENT_FIXTURES, 'policy-trust', 'policy-signer.pem');
+  return join(FIXTURES, name);
+}
+
 export function fixture<T = Record<string, unknown>>(name: string): T {
-  return JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as T;
+  return JSON.parse(readFileSync(fixturePath(name), 'utf8')) as T;
 }
 
 export function fixtureKey(name: string): TrustedKey {
-  return parseTrustPem(readFileSync(join(FIXTURES, name), 'utf8'), name)[0]!;
+  return parseTrustPem(readFileSync(fixturePath(name), 'utf8'), name)[0]!;
 }
 
 export const MEAS = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTasError } from '../../src/errors';
@@ -19,7 +19,7 @@ import {
   type PolicyDocument,
   type PolicySettings,
 } from '../../src/policy';
-import { doc, fixture, fixtureKey, FIXTURES, signer } from './helpers';
+import { AGENT_FIXTURES, doc, fixture, fixtureKey, signer } from './helpers';
 
 function code(fn: () => unknown): string {
   try {
@@ -78,7 +78,7 @@ describe('policy signatures (PROTOCOL.md §3.2)', () => {
     // and through a trust directory (TAS_POLICY_TRUST pointing at shared/agent-fixtures/policy-trust)
     const dir = mkdtempSync(join(tmpdir(), 'trust-'));
     try {
-      writeFileSync(join(dir, 'policy-signer.pem'), execFileSync('cat', [join(FIXTURES, 'agent-policy-signer.pem')]));
+      writeFileSync(join(dir, 'policy-signer.pem'), readFileSync(join(AGENT_FIXTURES, 'policy-trust', 'policy-signer.pem')));
       writeFileSync(join(dir, 'README'), 'no keys in here\n');
       const t = loadTrust(dir);
       assert.equal(t.keys.length, 1);
