@@ -77,6 +77,7 @@ export class Pipeline implements Attester {
       evidence = await p.verify(req.evidence, certs, peek);
       trail.product = evidence.product;
       trail.measurement = evidence.claims.measurement;
+      if (evidence.notes?.length) trail.notes = evidence.notes;
       this.checkReportData(req, evidence.reportData);
     } catch (e) {
       if (isTasError(e) && e.status < 500) await this.burn(req.nonce, owner);

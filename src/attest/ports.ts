@@ -32,6 +32,8 @@ export interface VerifiedEvidence {
   /** REPORT_DATA bytes (64). */
   readonly reportData: Buffer;
   readonly product: Product;
+  /** Operator-relevant notes for the audit record (e.g. verified without a fresh CRL, fail-open). */
+  readonly notes?: readonly string[];
 }
 
 /** UsablePolicy is a stored policy whose signature has just been re-checked. */

@@ -10,12 +10,12 @@ import { TasError } from '../errors';
 import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, type RateLimitStore, type RouteModule, type StatusProvider } from '../http';
 import { parseWrappingKey } from '../kbm';
 import { openKeyBroker, type KbmService } from '../kbm';
-import { CertCache, KdsFetcher, parseTeeCertificates, type EvidenceCerts } from '../kds';
-import { certInfo, verifyChain, verifyCrl, NativeError, nativeToTasError } from '../native';
+import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
+import { createCertCache } from './certs';
+import { certInfo, NativeError } from '../native';
 import { NonceService, nonceRoutes } from '../nonce';
 import { attachPolicyService, evaluate, policyRouteModule, repoFromStore, type UsablePolicy } from '../policy';
-import { extraIntermediates } from '../snp/trust';
-import { SnpVerifier, anchorsFor, loadSnpTrust, peekReport, pinnedArk, pinnedIntermediate, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
+import { SnpVerifier, loadSnpTrust, peekReport, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
 import { openStore, type Store } from '../store';
 import type { AppContext } from './context';
 
@@ -119,42 +119,8 @@ export async function assemble(initial: Config): Promise<Assembly> {
     status.push({ name: 'trust_roots', status: () => trustStatus(trust) });
 
     // KDS certificate cache.
-    const fetcher = new KdsFetcher({
-      baseUrl: cfg.get<string>('kds.base_url'),
-      proxy: cfg.get<string | undefined>('kds.proxy'),
-      caFile: cfg.get<string | undefined>('kds.ca_file'),
-      offline: cfg.get<boolean>('kds.offline'),
-    });
+    const { cache, fetcher } = createCertCache({ cfg, blobs: st, trust: () => trust });
     ctx.lifecycle.onClose(() => fetcher.close());
-    const verifyLeaf = async (leaf: Buffer, product: Product, kind: 'VCEK' | 'VLEK') => {
-      const anchors = anchorsFor(trust, product);
-      let last: unknown;
-      for (const intermediate of [pinnedIntermediate(product, kind), ...extraIntermediates(trust, product, kind)]) {
-        try {
-          const r = await verifyChain({ leaf, intermediate, anchors, product, kind, atSeconds: Math.floor(Date.now() / 1000) });
-          return { notAfter: r.vek.notAfter };
-        } catch (e) {
-          last = e;
-        }
-      }
-      throw last instanceof NativeError ? nativeToTasError(last) : last;
-    };
-    const checkCrl = async (crl: Buffer, product: Product) => {
-      let last: unknown;
-      for (const ark of [pinnedArk(product), ...anchorsFor(trust, product).slice(1)]) {
-        try {
-          const r = await verifyCrl(crl, ark, Math.floor(Date.now() / 1000), 300, []);
-          return { nextUpdate: r.nextUpdate };
-        } catch (e) {
-          last = e;
-        }
-      }
-      throw last instanceof NativeError ? nativeToTasError(last) : last;
-    };
-    const cache = new CertCache({
-      fetcher, blobs: st, verifyLeaf, checkCrl,
-      crlFailMode: cfg.get<'closed' | 'open'>('kds.crl_fail_mode'),
-    });
     status.push({
       name: 'kds',
       status: () => ({
@@ -198,7 +164,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
         });
         if (crl.note) log.warn({ product }, crl.note);
         const claims = v.claims as unknown as Record<string, unknown>;
-        return { claims, reportData: Buffer.from(String(claims.report_data), 'hex'), product: v.product, ...(crl.note ? { note: crl.note } : {}) };
+        return { claims, reportData: Buffer.from(String(claims.report_data), 'hex'), product: v.product, ...(crl.note ? { notes: [crl.note] } : {}) };
       },
       nonces: {
         claim: (n, owner) => nonces.claim(n, owner),

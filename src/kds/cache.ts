@@ -50,8 +50,9 @@ export class CertCache {
     this.now = d.now ?? Date.now;
   }
 
+  /** deadline is on the real clock (the fetcher's), whatever clock certificate validity is judged by. */
   private deadline(): number {
-    return this.now() + (this.d.requestBudgetMs ?? 8_000);
+    return Date.now() + (this.d.requestBudgetMs ?? 8_000);
   }
 
   /** vcek returns a verified VCEK for a chip and REPORTED_TCB. */
