@@ -30,12 +30,15 @@ export function parseCidr(text: string): Cidr {
   const [a, n, ...rest] = text.trim().split('/');
   const addr = parseAddress(a ?? '');
   if (!addr || rest.length) throw new Error(`not an address or CIDR: ${text}`);
-  const max = addr.kind() === 'ipv4' ? 32 : 128;
-  if (n === undefined) return [addr, max];
-  if (!/^\d{1,3}$/.test(n) || Number(n) > max) throw new Error(`bad prefix length in ${text}`);
+  const written = a!.includes(':') ? 128 : 32;
+  if (n === undefined) return [addr, addr.kind() === 'ipv4' ? 32 : 128];
+  if (!/^\d{1,3}$/.test(n) || Number(n) > written) throw new Error(`bad prefix length in ${text}`);
   // A mapped IPv6 CIDR (::ffff:10.0.0.0/104) was turned into IPv4 by parseAddress: adjust its prefix.
-  const isMapped = a!.includes(':') && addr.kind() === 'ipv4';
-  return [addr, isMapped ? Math.max(0, Number(n) - 96) : Number(n)];
+  if (written === 128 && addr.kind() === 'ipv4') {
+    if (Number(n) < 96) throw new Error(`prefix of an IPv4-mapped network must be at least 96 in ${text}`);
+    return [addr, Number(n) - 96];
+  }
+  return [addr, Number(n)];
 }
 
 /** inAny tells whether an address is inside one of the networks. */
