@@ -222,8 +222,7 @@ export class PolicyService {
   /**
    * findByKeyId serves the key-id dialect: every stored policy whose signed metadata.key_id equals
    * keyId and whose policy_type matches, verified. Only policies whose signature covers the key
-   * binding are returned, unless TAS_ALLOW_UNSIGNED_KEY_BINDING (or, for unsigned documents,
-   * TAS_ENFORCE_SIGNED_POLICIES=false, which the operator chose explicitly).
+   * binding are returned, unless TAS_ALLOW_UNSIGNED_KEY_BINDING=true.
    */
   async findByKeyId(keyId: string, policyType: PolicyType): Promise<UsablePolicy[]> {
     const out: UsablePolicy[] = [];
@@ -252,12 +251,14 @@ export class PolicyService {
     return out;
   }
 
-  /** keyReleaseAllowed tells whether this policy may release its metadata.key_id. */
+  /**
+   * keyReleaseAllowed tells whether this policy may release its metadata.key_id: only when a
+   * trusted signature covers the whole document, or TAS_ALLOW_UNSIGNED_KEY_BINDING=true (for
+   * rules-only signed AND for unsigned policies: TAS_ENFORCE_SIGNED_POLICIES=false admits unsigned
+   * policies to the store, it does not by itself let them release keys).
+   */
   keyReleaseAllowed(p: UsablePolicy): boolean {
-    if (p.keyBindingSigned) return true;
-    const s = this.opts.settings();
-    if (p.signed) return s.allowUnsignedKeyBinding; // rules-only signature
-    return !s.enforceSigned || s.allowUnsignedKeyBinding; // unsigned, admitted explicitly
+    return p.keyBindingSigned || this.opts.settings().allowUnsignedKeyBinding;
   }
 
   /** assertKeyRelease throws POLICY_KEY_BINDING_UNSIGNED when keyReleaseAllowed is false. */
@@ -265,7 +266,7 @@ export class PolicyService {
     if (!this.keyReleaseAllowed(p)) {
       throw new TasError(
         'POLICY_KEY_BINDING_UNSIGNED',
-        `policy:${p.id} is signed over validation_rules only, so its key binding (key_id ${p.document.metadata.key_id ?? '-'}) is unsigned; set TAS_ALLOW_UNSIGNED_KEY_BINDING=true to allow, or re-sign the whole document`,
+        `policy:${p.id} is ${p.signed ? 'signed over validation_rules only' : 'unsigned'}, so its key binding (key_id ${p.document.metadata.key_id ?? '-'}) is unsigned; set TAS_ALLOW_UNSIGNED_KEY_BINDING=true to allow, or sign the whole document`,
         { reason: 'POLICY_KEY_BINDING_UNSIGNED' },
       );
     }

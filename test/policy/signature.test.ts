@@ -223,7 +223,12 @@ describe('policy signatures (PROTOCOL.md §3.2)', () => {
       s.enforceSigned = false;
       const p = await svc.store(doc('u1'), { dialect: 'management' });
       assert.equal(p.signed, false);
+      // Admitted to the store, but it releases its key only with TAS_ALLOW_UNSIGNED_KEY_BINDING.
+      assert.equal(svc.keyReleaseAllowed(p), false);
+      assert.equal((await svc.findByKeyId('my-key-1', 'SEV')).length, 0);
+      s.allowUnsignedKeyBinding = true;
       assert.equal(svc.keyReleaseAllowed(p), true);
+      assert.deepEqual((await svc.findByKeyId('my-key-1', 'SEV')).map((x) => x.id), ['u1']);
       s.enforceSigned = true;
       assert.equal(await acode(svc.forUse('u1')), 'POLICY_UNSIGNED');
     });
