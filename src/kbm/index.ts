@@ -18,7 +18,8 @@ import {
   checkKeyId, isKbmError, KBM_API_VERSION, KbmError, toTasError,
   type KbmHealth, type KbmManifest, type KbmPlugin, type KeyBroker, type SecretKeyReply,
 } from './types';
-import { checkWrappingKey, type WrappingKey } from './wrap';
+import { checkWrappingKey, wrapAesGcm, wrapKwp, type WrappingKey } from './wrap';
+import type { KbmHelpers } from './types';
 
 export * from './types';
 export {
@@ -26,6 +27,9 @@ export {
   AES_KWP_ALGORITHM, MIN_RSA_BITS, MAX_RSA_BITS, MAX_WRAPPING_KEY_SIZE,
 } from './wrap';
 export type { WrappingKeyFormat } from './wrap';
+
+/** KBM_HELPERS is handed to every plugin at open (deps.helpers). */
+export const KBM_HELPERS: KbmHelpers = Object.freeze({ KbmError, checkKeyId, checkWrappingKey, wrapAesGcm, wrapKwp });
 
 /** SHIPPED_PLUGIN_DIR is `plugins/` next to `src/` (or dist/plugins next to dist/src). */
 export const SHIPPED_PLUGIN_DIR = resolve(__dirname, '..', '..', 'plugins');
@@ -221,7 +225,7 @@ export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmSe
   const log = ctx.log.child({ kbm: name });
   let broker: KeyBroker;
   try {
-    broker = await plugin.open(cfg.get<string | undefined>('kbm.config_file'), { log });
+    broker = await plugin.open(cfg.get<string | undefined>('kbm.config_file'), { log, helpers: KBM_HELPERS });
   } catch (e) {
     if (isKbmError(e) && e.kind !== 'auth_failed') throw e;
     if (!isKbmError(e)) throw new KbmError('config', `plugin ${name} failed to open: ${(e as Error).message}`, { cause: e });

@@ -54,9 +54,23 @@ export interface KeyBroker {
   close(): Promise<void>;
 }
 
+/**
+ * KbmHelpers gives plugins outside this tree (TAS_EXTRA_PLUGIN_DIR, plain JavaScript) the same
+ * error type and wrapping helpers the shipped plugins import, so they need no path into tas.
+ */
+export interface KbmHelpers {
+  readonly KbmError: typeof KbmError;
+  readonly checkKeyId: typeof checkKeyId;
+  readonly checkWrappingKey: typeof import('./wrap').checkWrappingKey;
+  readonly wrapAesGcm: typeof import('./wrap').wrapAesGcm;
+  readonly wrapKwp: typeof import('./wrap').wrapKwp;
+}
+
 /** KbmDeps is what the daemon hands a plugin at open. */
 export interface KbmDeps {
   readonly log: Logger;
+  /** Always set by the loader (openKeyBroker); optional so tests may open plugins directly. */
+  readonly helpers?: KbmHelpers;
 }
 
 /** KbmPlugin is the default (or `plugin`) export of a plugin module. */
