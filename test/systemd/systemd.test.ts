@@ -77,7 +77,7 @@ describe('systemd: socket activation and sd_notify', function () {
     });
   }
 
-  it('tas serve under systemd-socket-activate: READY after the socket serves, WATCHDOG pings, STOPPING on SIGTERM', async () => {
+  it('tas serve under systemd-socket-activate: READY after the socket serves, WATCHDOG pings, RELOADING/READY on SIGHUP, STOPPING on SIGTERM', async () => {
     const sock = join(dir, 'serve-notify.sock');
     const l = new NotifyListener(sock);
     await l.bound();
@@ -117,6 +117,12 @@ describe('systemd: socket activation and sd_notify', function () {
       await l.waitMsg(/^WATCHDOG=1$/, 'WATCHDOG=1');
       for (let i = 0; i < 400 && l.messages().filter((m) => m.msg === 'WATCHDOG=1').length < before + 3; i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(l.messages().filter((m) => m.msg === 'WATCHDOG=1').length >= 3, 'at least three WATCHDOG=1 pings');
+      // SIGHUP: RELOADING=1, then READY=1 again once the new configuration applies.
+      const readies = l.messages().filter((m) => m.msg.startsWith('READY=1')).length;
+      sa.kill('SIGHUP');
+      await l.waitMsg(/^RELOADING=1/, 'RELOADING=1');
+      await l.lines.wait((x) => x.includes('"msg"') && l.messages().filter((m) => m.msg.startsWith('READY=1')).length > readies, 'READY=1 after the reload');
+      assert.match(l.messages().filter((m) => m.msg.startsWith('READY=1')).at(-1)!.msg, /configuration reloaded/);
       sa.kill('SIGTERM');
       await l.waitMsg(/^STOPPING=1$/, 'STOPPING=1');
       assert.equal(await exited(sa), 0);
