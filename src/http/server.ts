@@ -85,6 +85,8 @@ function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions 
   const server: http.Server = tls
     ? https.createServer({
       ...common, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['http/1.1'],
+      // A TLS handshake gets no more time than the request headers would (slow-loris before HTTP).
+      handshakeTimeout: limits.headersTimeoutMs,
       ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
     }, handler)
     : http.createServer(common, handler);

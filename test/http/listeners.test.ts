@@ -1,7 +1,7 @@
 /** Listeners: plaintext refusal, TLS and its reload, the separate management listener with mutual TLS, inherited fds. */
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { StartupError } from '../../src/daemon';
 import { baseEnv, spawnDaemon, startTestDaemon, testConfig } from '../support/daemon';
 import { CLIENT_KEY, MGMT_KEY, clientHeaders, mgmtHeaders } from './helpers';
@@ -50,6 +50,20 @@ describe('http: TLS and the management listener', () => {
       await d.reload(testConfig(env));
       const b = await httpsGet(`${url}/version`, { ca: pki.caCert, headers: clientHeaders });
       assert.equal(b.peerCN, 'tas-server-2');
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a client that never completes the TLS handshake is cut (handshake timeout)', async () => {
+    const d = await startTestDaemon({ TAS_TLS_CERT_FILE: pki.serverCert, TAS_TLS_KEY_FILE: pki.serverKey }, { limits: { headersTimeoutMs: 300, requestTimeoutMs: 600, connectionsCheckingIntervalMs: 50 } });
+    try {
+      const s = connect(Number(new URL(d.urls.main).port), '127.0.0.1');
+      s.on('error', () => undefined);
+      s.write(Buffer.from([0x16, 0x03, 0x01])); // the first bytes of a ClientHello, then silence
+      let closedByServer = false;
+      await new Promise<void>((r) => s.on('close', () => { closedByServer = true; r(); }));
+      assert.ok(closedByServer);
     } finally {
       await d.close();
     }
