@@ -75,7 +75,7 @@ export class KmipBroker implements KeyBroker {
     }
     let material: Buffer | undefined;
     try {
-      const obj = await this.client.get(ids[0]!);
+      const obj = await this.client.getVerified(ids[0]!, keyId, this.config.objectTypes);
       material = obj.material;
       return wrapAesGcm(material, wrappingKey);
     } catch (e) {

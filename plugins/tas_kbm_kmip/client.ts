@@ -13,9 +13,9 @@
  * - `operation`: a well-formed failure reply (ResultStatus != Success), with reason and message.
  */
 import { isIP } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, connect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { decodeTtlv, encodeTtlv, TTLV_HEADER_SIZE, TTLV_MAX_MESSAGE_SIZE, ttlvMessageLength, TtlvError, wipe, type TtlvItem } from './ttlv';
+import { decodeTtlv, encodeTtlv, TTLV_HEADER_SIZE, TTLV_MAX_MESSAGE_SIZE, ttlvMessageLength, TtlvError, TtlvType, wipe, type TtlvItem } from './ttlv';
 import { Operation, ResultReason, RESULT_REASON_NAMES, ObjectType, State } from './tags';
 import {
   KMIP_1_2,
@@ -25,6 +25,7 @@ import {
   getPayload,
   isSuccess,
   locatePayload,
+  nameOf,
   readDiscoverVersions,
   readGet,
   readGetAttributes,
@@ -247,6 +248,7 @@ export class KmipClient {
         port: o.port,
         // SNI carries DNS names only (RFC 6066); for an IP, Node checks the IP SAN against host.
         ...(isIP(o.serverName) ? {} : { servername: o.serverName }),
+        checkServerIdentity: (_host, cert) => checkServerIdentity(o.serverName, cert),
         ca: o.ca,
         cert: o.cert,
         key: o.key,
@@ -397,17 +399,20 @@ export class KmipClient {
   }
 
   /**
-   * call runs one batch on the shared connection. A request that dies before any answer on a
-   * connection that already served requests is retried once on a fresh connection: servers close
-   * idle connections, and every operation tas sends is a read.
+   * call runs one batch on the shared connection. The batch is built only once the connection
+   * (and so the negotiated version) is known: a 1.x payload under a 2.0 header is read by the
+   * server as a different request (PyKMIP then ignores the Locate filters). A request that dies
+   * before any answer on a connection that already served requests is retried once on a fresh
+   * connection: servers close idle connections, and every operation tas sends is a read.
    */
-  private call(items: readonly BatchRequest[]): Promise<BatchResult[]> {
+  private call(build: (v: KmipVersion) => BatchRequest[]): Promise<BatchResult[]> {
     return this.serialize(async () => {
       for (let attempt = 0; ; attempt++) {
         const conn = await this.connection();
         const reused = conn.exchanges > 0;
+        const v = this.version ?? KMIP_1_2;
         try {
-          return await this.exchange(conn, this.version ?? KMIP_1_2, items);
+          return await this.exchange(conn, v, build(v));
         } catch (e) {
           const stale = e instanceof KmipClientError && e.kind === 'unavailable' && !/no response within/.test(e.message);
           if (attempt === 0 && reused && stale && !this.closed) {
@@ -422,7 +427,7 @@ export class KmipClient {
 
   /** discoverVersions returns the versions the server shares with tas (also the health probe). */
   async discoverVersions(): Promise<KmipVersion[]> {
-    const [r] = await this.call([{ operation: Operation.DiscoverVersions, payload: discoverVersionsPayload(SUPPORTED_VERSIONS) }]);
+    const [r] = await this.call(() => [{ operation: Operation.DiscoverVersions, payload: discoverVersionsPayload(SUPPORTED_VERSIONS) }]);
     if (!isSuccess(r!)) this.failed(r!, 'DiscoverVersions');
     return readDiscoverVersions(r!.payload);
   }
@@ -432,13 +437,13 @@ export class KmipClient {
    * (one Locate per object type). It returns every id found; the caller decides what 0 or >1 mean.
    */
   async locate(name: string, objectTypes: readonly number[] = [ObjectType.SymmetricKey]): Promise<string[]> {
-    const v = this.version ?? KMIP_1_2;
-    const items = objectTypes.map((objectType) => ({
-      operation: Operation.Locate,
-      // MaximumItems 2: one is the answer, a second already means "ambiguous".
-      payload: locatePayload(v, { name, objectType, state: State.Active, maximumItems: 2 }),
-    }));
-    const results = await this.call(items);
+    const results = await this.call((v) =>
+      objectTypes.map((objectType) => ({
+        operation: Operation.Locate,
+        // MaximumItems 2: one is the answer, a second already means "ambiguous".
+        payload: locatePayload(v, { name, objectType, state: State.Active, maximumItems: 2 }),
+      })),
+    );
     const ids: string[] = [];
     for (const r of results) {
       if (!isSuccess(r)) {
@@ -450,28 +455,74 @@ export class KmipClient {
     return ids;
   }
 
+  private readGetResult(r: BatchResult, uid: string): KmipObject {
+    try {
+      if (!isSuccess(r)) this.failed(r, 'Get');
+      const obj = readGet(r.payload);
+      if (obj.uid !== uid) throw new KmipClientError('protocol', `Get returned object ${JSON.stringify(obj.uid)} for ${JSON.stringify(uid)}`);
+      return obj;
+    } catch (e) {
+      if (r.payload) wipe(r.payload);
+      if (e instanceof TtlvError) throw new KmipClientError('protocol', `Get response: ${e.message}`);
+      throw e;
+    }
+  }
+
   /** get fetches an object's key material; the caller must zero `material` after use. */
   async get(uid: string): Promise<KmipObject> {
-    const [r] = await this.call([{ operation: Operation.Get, payload: getPayload(uid) }]);
+    const [r] = await this.call(() => [{ operation: Operation.Get, payload: getPayload(uid) }]);
+    return this.readGetResult(r!, uid);
+  }
+
+  /**
+   * getVerified fetches an object together with its Name, State and Object Type (GetAttributes
+   * and Get in one batch, so no extra round trip) and releases the material only if the object
+   * really is an Active object of an allowed type carrying `name`. This does not trust the
+   * server's Locate filtering (PyKMIP skips filters on attributes an object lacks), and closes
+   * the race with a key deactivated between Locate and Get. Mismatch: KmipClientError
+   * `operation` with reason ItemNotFound, and the material is zeroed.
+   */
+  async getVerified(uid: string, name: string, objectTypes: readonly number[]): Promise<KmipObject> {
+    const [ga, g] = await this.call((v) => [
+      { operation: Operation.GetAttributes, payload: getAttributesPayload(v, uid, ['Object Type', 'State', 'Name']) },
+      { operation: Operation.Get, payload: getPayload(uid) },
+    ]);
+    const obj = this.readGetResult(g!, uid);
     try {
-      if (!isSuccess(r!)) this.failed(r!, 'Get');
-      const obj = readGet(r!.payload);
-      if (obj.uid !== uid) {
-        obj.material.fill(0);
-        throw new KmipClientError('protocol', `Get returned object ${JSON.stringify(obj.uid)} for ${JSON.stringify(uid)}`);
+      if (!isSuccess(ga!)) this.failed(ga!, 'GetAttributes');
+      let attrs: KmipAttribute[];
+      try {
+        attrs = readGetAttributes(ga!.payload).attributes;
+      } catch (e) {
+        throw new KmipClientError('protocol', `GetAttributes response: ${(e as Error).message}`);
+      }
+      const enumOf = (n: string): number[] => attrs.filter((a) => a.name === n && a.value.type === TtlvType.Enumeration).map((a) => a.value.value as number);
+      const names = attrs.filter((a) => a.name === 'Name').map((a) => {
+        try {
+          return nameOf(a.value);
+        } catch {
+          return undefined;
+        }
+      });
+      const state = enumOf('State');
+      const type = enumOf('Object Type');
+      const problems: string[] = [];
+      if (!names.includes(name)) problems.push('name differs');
+      if (state.length !== 1 || state[0] !== State.Active) problems.push(`state ${state.join(',') || 'missing'} is not Active`);
+      if (type.length !== 1 || type[0] !== obj.objectType || !objectTypes.includes(type[0]!)) problems.push(`object type ${type.join(',') || 'missing'} not allowed`);
+      if (problems.length > 0) {
+        throw new KmipClientError('operation', `object ${uid} found for ${JSON.stringify(name)} does not match (${problems.join('; ')})`, ResultReason.ItemNotFound);
       }
       return obj;
     } catch (e) {
-      if (r!.payload) wipe(r!.payload);
-      if (e instanceof TtlvError) throw new KmipClientError('protocol', `Get response: ${e.message}`);
+      obj.material.fill(0);
       throw e;
     }
   }
 
   /** getAttributes reads named attributes (1.x names; the 2.0 form is mapped back to names). */
   async getAttributes(uid: string, names: readonly string[]): Promise<KmipAttribute[]> {
-    const v = this.version ?? KMIP_1_2;
-    const [r] = await this.call([{ operation: Operation.GetAttributes, payload: getAttributesPayload(v, uid, names) }]);
+    const [r] = await this.call((v) => [{ operation: Operation.GetAttributes, payload: getAttributesPayload(v, uid, names) }]);
     if (!isSuccess(r!)) this.failed(r!, 'GetAttributes');
     try {
       return readGetAttributes(r!.payload).attributes;

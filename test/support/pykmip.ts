@@ -154,22 +154,21 @@ export class PyKmipServer {
     return join(this.dir, 'server.log');
   }
 
-  /** clientIni renders a `[client]` section for an identity, plus extra `key=value` lines. */
+  /** clientIni renders a `[client]` section for an identity; `extra` adds or overrides keys. */
   clientIni(id: ClientIdentity = this.certs.client, extra: Record<string, string | number> = {}, ca = this.certs.ca): string {
-    const lines = [
-      '[client]',
-      `host=${this.host}`,
-      `port=${this.port}`,
-      `certfile=${id.cert}`,
-      `keyfile=${id.key}`,
-      `ca_certs=${ca}`,
-      'cert_reqs=CERT_REQUIRED',
-      'ssl_version=PROTOCOL_TLSv1_2',
-      'do_handshake_on_connect=True',
-      'suppress_ragged_eofs=True',
-      ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
-      '',
-    ];
+    const base: Record<string, string | number> = {
+      host: this.host,
+      port: this.port,
+      certfile: id.cert,
+      keyfile: id.key,
+      ca_certs: ca,
+      cert_reqs: 'CERT_REQUIRED',
+      ssl_version: 'PROTOCOL_TLSv1_2',
+      do_handshake_on_connect: 'True',
+      suppress_ragged_eofs: 'True',
+      ...extra,
+    };
+    const lines = ['[client]', ...Object.entries(base).map(([k, v]) => `${k}=${v}`), ''];
     return lines.join('\n');
   }
 
