@@ -192,9 +192,7 @@ ChainOutcome VerifyChain(const ChainInput& in, ChainCache* cache) {
                     {entry->intermediate.not_before, entry->intermediate.not_after},
                     {entry->anchor.not_before, entry->anchor.not_after}};
   CheckWindows(*entry, in.at);  // X509_verify_cert did this already; keep both paths identical
-  EVP_PKEY* leaf_key = X509_get_pubkey(leaf.get());
-  if (leaf_key == nullptr) Fail(kErrCertParse, "leaf public key: " + LastOpensslError());
-  entry->leaf_key = std::shared_ptr<EVP_PKEY>(leaf_key, [](EVP_PKEY* k) { EVP_PKEY_free(k); });
+  entry->leaf_key = PrepareLeafKey(X509_get0_pubkey(leaf.get()));
   entry->checks = {
       {"ark_self_signed", true, ark_cn + " self-signature verified (RSASSA-PSS SHA-384, salt 48)"},
       {"intermediate_signed_by_ark", true, inter_cn + " signed by " + ark_cn},

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cert.h"
+#include "signature.h"
 
 namespace tas {
 
@@ -35,7 +36,7 @@ struct ChainEntry {
   VekInfo vek;
   CertInfo anchor;
   CertInfo intermediate;
-  std::shared_ptr<EVP_PKEY> leaf_key;
+  LeafVerifyKey leaf_key;
   std::vector<std::pair<int64_t, int64_t>> windows;  // notBefore/notAfter: leaf, intermediate, anchor
   std::vector<Check> checks;
 };
