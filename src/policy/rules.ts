@@ -85,6 +85,11 @@ function kindOf(node: ClaimNode | undefined): NodeKind {
   return typeof node === 'string' ? node : node.kind;
 }
 
+/** own reads a member only when it is the object's own (never `constructor`, `__proto__`, ...). */
+function own<T>(o: Readonly<Record<string, T>>, k: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
+}
+
 /** childrenOf returns the nested claims of a group node (undefined for leaves). */
 function childrenOf(node: ClaimNode | undefined): Readonly<Record<string, ClaimNode>> | undefined {
   return node !== undefined && typeof node !== 'string' && 'children' in node ? node.children : undefined;
@@ -137,7 +142,7 @@ function walkGroup(
   const children = childrenOf(node);
   for (const [name, value] of Object.entries(obj)) {
     const path = [...segs, name];
-    const child = node === undefined ? undefined : children?.[name];
+    const child = node === undefined || children === undefined ? undefined : own(children, name);
     if (node !== undefined && child === undefined) {
       problems.push(
         segs.length === 0 || typeof node === 'string'
@@ -194,7 +199,7 @@ function walkClaim(
       problems.push(`unknown operator '${k}' on claim '${path}' (known: ${ALLOWED[kind].join(', ')})`);
       continue;
     }
-    const child = children[k];
+    const child = own(children, k);
     if (child === undefined) {
       problems.push(`unknown claim or operator '${k}' in '${path}' (claims: ${Object.keys(children).join(', ')})`);
       continue;

@@ -177,6 +177,16 @@ describe('policy rule engine', () => {
       assert.match(storeError({ product: 'Milam' }), /"Milam" is not one of Milan, Genoa, Turin/);
       assert.match(storeError({ signer: { kind: { allow_list: ['VCEK', 'ASK'] } } }), /"ASK" is not one of VCEK, VLEK/);
     });
+    it('prototype member names are unknown claims, not schema nodes', () => {
+      const d = storeError(JSON.parse('{"constructor": 1, "__proto__": {"x": 1}, "policy": {"toString": true, "hasOwnProperty": 1}}'));
+      assert.match(d, /unknown claim 'constructor'/);
+      assert.match(d, /unknown claim '__proto__'/);
+      assert.match(d, /'toString'/);
+      assert.match(d, /'hasOwnProperty'/);
+    });
+    it('operator names are not looked up on the prototype either', () => {
+      assert.match(storeError({ vmpl: { valueOf: 1 } }), /unknown operator 'valueOf' on claim 'vmpl'/);
+    });
     it('names ALL problems at once', () => {
       const d = storeError({ debug: false, vmpl: { at_most: 1 }, policy: { nope: true } });
       assert.match(d, /'debug'/);
