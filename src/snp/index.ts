@@ -17,4 +17,5 @@ export { loadSnpTrust, snpTrustFromConfig, trustStatus, testRootsWarning, anchor
 export type { SnpTrust, TrustStatus, ExtraCert } from './trust';
 export { PINNED_ROOTS, SELF_TEST_VECTOR } from './roots';
 export { selfTest } from './selftest';
+export { registerTrustMetrics } from './metrics';
 export type { SelfTestResult } from './selftest';

@@ -4,7 +4,7 @@
  * certificate↔report binding rules fail with precise reasons.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SnpVerifier, loadSnpTrust, peekReport, type SnpEvidence, type SnpTrust } from '../../src/snp';
@@ -178,8 +178,7 @@ describe('snp: fake AMD chains', function () {
   it('intermediates from the extra trust dir are offered when the evidence has none', async () => {
     const k = kits.Turin;
     const d = join(dir, 'with-ask');
-    await k.writeTrustDir(d);
-    writeFileSync(join(d, 'ask-turin.pem'), k.askPem);
+    await k.writeTrustDir(d, { intermediates: true });
     const res = await new SnpVerifier({ trust: loadSnpTrust({ extraTrustDir: d }) }).verify({ report: k.signReport(), vek: k.vcekDer(), at: AT });
     assert.equal(res.product, 'Turin');
     // Without the ASK in the directory the pinned (genuine) ASK is tried and cannot chain.

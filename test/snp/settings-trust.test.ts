@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../../src/config/all-settings';
 import { loadConfig, settingByEnv } from '../../src/config';
-import { PINNED_ONLY, loadSnpTrust, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier } from '../../src/snp';
+import { Registry } from 'prom-client';
+import { PINNED_ONLY, loadSnpTrust, registerTrustMetrics, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
 import { FakeAmd } from '../support/fake-amd';
 
 const KEYS = { TAS_API_KEY: 'c'.repeat(64), TAS_MANAGEMENT_API_KEY: 'm'.repeat(64) };
@@ -89,5 +90,17 @@ describe('snp: settings and trust status', function () {
     mkdirSync(onlyAsk);
     writeFileSync(join(onlyAsk, 'ask.pem'), kit.askPem);
     assert.throws(() => loadSnpTrust({ extraTrustDir: onlyAsk }), /no ARK certificate/);
+  });
+});
+
+describe('snp: tas_test_roots_enabled metric', () => {
+  it('follows the trust in force at scrape time', async () => {
+    const reg = new Registry();
+    let t: SnpTrust = PINNED_ONLY;
+    registerTrustMetrics(reg, () => t);
+    registerTrustMetrics(reg, () => t); // idempotent per registry
+    assert.match(await reg.metrics(), /^tas_test_roots_enabled 0$/m);
+    t = loadSnpTrust({ extraTrustDir: join(__dirname, '../fixtures/agent-fixtures/ark-trust') });
+    assert.match(await reg.metrics(), /^tas_test_roots_enabled 1$/m);
   });
 });

@@ -313,11 +313,20 @@ export class FakeAmd {
     });
   }
 
-  /** writeTrustDir writes `ark-<product>.pem` into dir (a TAS_SNP_EXTRA_TRUST_DIR); returns the file. */
-  async writeTrustDir(dir: string): Promise<string> {
+  /**
+   * writeTrustDir writes `ark-<product>.pem` into dir (a TAS_SNP_EXTRA_TRUST_DIR); with
+   * `intermediates`, also `ask-<product>.pem` and `asvk-<product>.pem` (offered, never trusted, when
+   * evidence carries no intermediate). Returns the ARK file.
+   */
+  async writeTrustDir(dir: string, opts: { intermediates?: boolean } = {}): Promise<string> {
     await mkdir(dir, { recursive: true });
-    const f = join(dir, `ark-${this.product.toLowerCase()}.pem`);
+    const lp = this.product.toLowerCase();
+    const f = join(dir, `ark-${lp}.pem`);
     await writeFile(f, this.arkPem);
+    if (opts.intermediates) {
+      await writeFile(join(dir, `ask-${lp}.pem`), this.askPem);
+      await writeFile(join(dir, `asvk-${lp}.pem`), this.asvkPem);
+    }
     return f;
   }
 }
