@@ -46,6 +46,9 @@ const CKZ_DATA_SPECIFIED = 1;
 const CKS_RO_USER_FUNCTIONS = 1;
 const CKS_RW_USER_FUNCTIONS = 3;
 
+/** CLOSE_DRAIN_MS bounds how long close() waits for running PKCS#11 calls. */
+const CLOSE_DRAIN_MS = 10_000;
+
 /** Codes after which a session (or the login) is gone and a fresh session may succeed. */
 const SESSION_LOST = new Set([
   pkcs11js.CKR_SESSION_HANDLE_INVALID, pkcs11js.CKR_SESSION_CLOSED, pkcs11js.CKR_TOKEN_NOT_PRESENT,
@@ -116,6 +119,8 @@ export class Pkcs11Broker implements KeyBroker {
   #loggedIn = false;
   #authFailure: string | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
   /** Set by selfTest: the token zero-pads keys to 8-byte multiples before KWP (SoftHSM 2.6.1). */
   #padsToBlock = false;
 
@@ -260,6 +265,7 @@ export class Pkcs11Broker implements KeyBroker {
       this.#free.push(s);
     }
     this.#waiters.shift()?.();
+    if (this.#closed && this.#open === 0) this.#drained?.();
   }
 
   /** #reset forgets every pooled session and the login after a lost session (once per generation). */
@@ -505,13 +511,27 @@ export class Pkcs11Broker implements KeyBroker {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#pin = '';
     this.#dropFree();
     for (const w of this.#waiters.splice(0)) w();
-    // Sessions in use are closed as they come back (#release); the library goes when unused.
+    // Sessions in use are closed as they come back (#release). C_Finalize under a running
+    // thread-pool call would pull the library from under it, so wait for them (bounded).
+    if (this.#open > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => { this.#drained = resolve; }),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_DRAIN_MS); }),
+      ]);
+      clearTimeout(timer);
+      if (this.#open > 0) this.#log.warn({ plugin: manifest.name, inUse: this.#open }, 'closing with PKCS#11 calls still running');
+    }
     releaseModule(this.#cfg.module);
   }
 

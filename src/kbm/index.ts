@@ -123,6 +123,9 @@ export function loadPlugin(c: PluginCandidate): KbmPlugin {
   return p;
 }
 
+/** KBM_CALL_TIMEOUT_MS bounds one backend call (release or health) seen from a request. */
+export const KBM_CALL_TIMEOUT_MS = 30_000;
+
 /** KbmContext is the part of AppContext the broker needs. */
 export type KbmContext = Pick<AppContext, 'log' | 'readiness'> & Partial<Pick<AppContext, 'lifecycle'>>;
 
@@ -138,10 +141,28 @@ export class KbmService {
   #authFailure: string | undefined;
   #closed = false;
 
-  constructor(broker: KeyBroker, log: AppContext['log']) {
+  readonly #timeoutMs: number;
+
+  constructor(broker: KeyBroker, log: AppContext['log'], opts: { timeoutMs?: number } = {}) {
     this.#broker = broker;
     this.manifest = broker.manifest;
     this.#log = log;
+    this.#timeoutMs = opts.timeoutMs ?? KBM_CALL_TIMEOUT_MS;
+  }
+
+  /** #bounded makes a hung backend a 503 instead of a request that never ends. */
+  async #bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new KbmError('unavailable', `${what}: no answer from the key backend within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** authFailure is the latched reason when the backend refused our credentials. */
@@ -157,7 +178,7 @@ export class KbmService {
     try {
       checkKeyId(keyId);
       checkWrappingKey(wrappingKey);
-      return await this.#broker.getSecret(keyId, wrappingKey);
+      return await this.#bounded(this.#broker.getSecret(keyId, wrappingKey), 'get_secret');
     } catch (e) {
       const err = this.#map(e, keyId);
       this.#log.warn({ kbm: this.manifest.name, code: err.code, reason: err.reason, detail: err.detail }, 'key release failed');
@@ -179,7 +200,7 @@ export class KbmService {
     if (this.#authFailure !== undefined) return { ok: false, authFailed: true, detail: this.#authFailure };
     let h: KbmHealth;
     try {
-      h = await this.#broker.health();
+      h = await this.#bounded(this.#broker.health(), 'health');
     } catch (e) {
       h = { ok: false, detail: e instanceof Error ? e.message : String(e), authFailed: isKbmError(e) && e.kind === 'auth_failed' };
     }

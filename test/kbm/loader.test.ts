@@ -172,6 +172,18 @@ describe('kbm: KbmService authentication-failure latch', () => {
     assert.equal(svc.authFailure, 'CKR_PIN_INCORRECT');
   });
 
+  it('turns a backend that never answers into 503 (release) and not-ready (health)', async () => {
+    const hung: KeyBroker = {
+      manifest: { name: 'tas_kbm_test', apiVersion: 1 },
+      getSecret: () => new Promise(() => undefined),
+      health: () => new Promise(() => undefined),
+      close: async () => undefined,
+    };
+    const svc = new KbmService(hung, log, { timeoutMs: 20 });
+    await assert.rejects(svc.getSecret('k', clientKey().wk), (e: unknown) => isTasError(e) && e.code === 'KBM_UNAVAILABLE' && /no answer/.test(e.detail));
+    assert.match((await svc.readiness())!, /health: no answer from the key backend/);
+  });
+
   it('maps a bad wrapping key to 400 before the backend is asked', async () => {
     let calls = 0;
     const svc = new KbmService({ manifest: { name: 'tas_kbm_test', apiVersion: 1 }, getSecret: async () => { calls++; throw new Error('x'); }, health: async () => ({ ok: true }), close: async () => undefined }, log);

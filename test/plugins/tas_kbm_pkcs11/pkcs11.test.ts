@@ -143,6 +143,19 @@ describe('tas_kbm_pkcs11 on SoftHSM', function () {
     }
   });
 
+  it('close waits for releases in flight, then every later call is unavailable', async () => {
+    const other = await openPkcs11(config(token.label, token.pinFile, { mode: 'hybrid', pool_size: 2 }), log);
+    const inflight = Array.from({ length: 12 }, () => other.getSecret('tenant-a-dek', client.wk).then(() => 'ok', (e: unknown) => (isKbmError(e) ? e.kind : 'other')));
+    await new Promise((r) => setImmediate(r));
+    await other.close();
+    const outcomes = await Promise.all(inflight);
+    assert.ok(outcomes.every((o) => o === 'ok' || o === 'unavailable'), outcomes.join(','));
+    assert.ok(outcomes.includes('ok'));
+    await expectKind(other.getSecret('tenant-a-dek', client.wk), 'unavailable', 503);
+    // The shared library is still usable by the other broker.
+    assert.ok(agentDecrypt(await b.getSecret('tenant-a-dek', client.wk), client.privateKey).secret.equals(k.secrets['tenant-a-dek']!));
+  });
+
   it('reads the PIN from a systemd credential', async () => {
     const cred = join(softHsm().dir, 'creds');
     mkdirSync(cred, { recursive: true });
