@@ -58,14 +58,15 @@ const hex2 = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`;
  * (TAS_SNP_V2_PRODUCT) or `expected`, else it is refused; Turin is never accepted from v2 (its TCB
  * layout would be ambiguous, SNP.md §5.2).
  */
-export function detectProduct(version: number, cpuid: CpuId | undefined, opts: { v2Product?: Product; expected?: Product } = {}): ProductDecision {
-  if (version >= 3) {
-    if (!cpuid) throw verr('SNP_ERR_PRODUCT_UNKNOWN', `report v${version} without CPUID fields`);
-    const p = productFromCpuid(cpuid);
-    if (p === 'Venice') {
-      throw verr('SNP_ERR_PRODUCT_UNSUPPORTED', `CPUID family ${hex2(cpuid.family)} model ${hex2(cpuid.model)} is Venice: no pinned roots`);
-    }
-    if (p === undefined) throw verr('SNP_ERR_PRODUCT_UNKNOWN', `CPUID family ${hex2(cpuid.family)} model ${hex2(cpuid.model)} is not a known SEV-SNP product`);
+export function detectProduct(version: number, cpuid: CpuId | undefined, opts: { v2Product?: Product | undefined; expected?: Product | undefined } = {}): ProductDecision {
+  // A v3+ report whose CPUID bytes are all zero names no product either: treat it like v2
+  // (configured product, never Turin) rather than guessing.
+  const noCpuid = cpuid === undefined || (cpuid.family === 0 && cpuid.model === 0 && cpuid.stepping === 0);
+  if (version >= 3 && !noCpuid) {
+    const p = productFromCpuid(cpuid!);
+    const fm = `CPUID family ${hex2(cpuid!.family)} model ${hex2(cpuid!.model)}`;
+    if (p === 'Venice') throw verr('SNP_ERR_PRODUCT_UNSUPPORTED', `${fm} is Venice: no pinned roots`);
+    if (p === undefined) throw verr('SNP_ERR_PRODUCT_UNKNOWN', `${fm} is not a known SEV-SNP product`);
     if (opts.expected !== undefined && opts.expected !== p) {
       throw verr('SNP_ERR_PRODUCT_MISMATCH', `report CPUID says ${p}, expected ${opts.expected}`);
     }
@@ -73,9 +74,10 @@ export function detectProduct(version: number, cpuid: CpuId | undefined, opts: {
   }
   const p = opts.expected ?? opts.v2Product;
   if (p === undefined) {
-    throw verr('SNP_ERR_V2_PRODUCT_UNSET', 'report version 2 does not name its product: TAS_SNP_V2_PRODUCT is unset (tas verify: --product)');
+    throw verr('SNP_ERR_V2_PRODUCT_UNSET',
+      `report version ${version} does not name its product (no CPUID): TAS_SNP_V2_PRODUCT is unset (tas verify: --product)`);
   }
-  if (p === 'Turin') throw verr('SNP_ERR_V2_TURIN', 'Turin reports must be version 3 or later (v2 TCB layout is ambiguous)');
+  if (p === 'Turin') throw verr('SNP_ERR_V2_TURIN', 'Turin reports must be version 3 or later with CPUID (the TCB layout is otherwise ambiguous)');
   return { product: p, source: 'config' };
 }
 

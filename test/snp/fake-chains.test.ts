@@ -128,6 +128,14 @@ describe('snp: fake AMD chains', function () {
     });
   }
 
+  it('a v3 report with all-zero CPUID is treated like v2 (configured product or refused)', async () => {
+    const k = kits.Genoa;
+    const report = k.signReport({ version: 3, cpuid: { family: 0, model: 0, stepping: 0 } });
+    assert.deepEqual(await failure(v.verify(ev(k, { report }))), { code: 'TEE_VERIFICATION_FAILED', reason: 'SNP_ERR_V2_PRODUCT_UNSET' });
+    const res = await new SnpVerifier({ trust, v2Product: 'Genoa' }).verify(ev(k, { report }));
+    assert.equal(res.productSource, 'config');
+  });
+
   it('Turin report version 2 is refused even when the product is named', async () => {
     const k = kits.Turin;
     const r = await failure(v.verify(ev(k, { report: k.signReport({ version: 2 }), product: 'Turin' })));
