@@ -193,8 +193,16 @@ export class RedisStore implements Store {
     assertPositive('leaseMs', leaseMs);
     return this.run('claim', async () => {
       const won = Number(await this.s.tasClaim(this.nonceKey(nonce), owner, leaseMs)) === 1;
-      // If the replicas do not confirm, the 503 leaves the claim to lapse with its lease.
-      if (won) await this.confirm('claim');
+      if (won) {
+        try {
+          await this.confirm('claim');
+        } catch (e) {
+          // Unconfirmed claim: hand the nonce back now (best effort) so the agent's retry after
+          // the 503 can claim it, instead of waiting for the lease to lapse.
+          await this.s.tasRelease(this.nonceKey(nonce), this.outstandingKey, owner, nonce).catch(() => undefined);
+          throw e;
+        }
+      }
       return won ? 'claimed' : 'invalid';
     });
   }

@@ -175,6 +175,11 @@ describe('store settings: effects on real Redis', function () {
     assert.equal(e.code, 'STORE_UNAVAILABLE');
     assert.match(e.detail, /0 of 1 replicas/);
     assert.equal((await failure(alone.issue('d'.repeat(64), 60_000, 10))).code, 'STORE_UNAVAILABLE');
+    // An unconfirmed claim is handed back at once: the retry can claim (and is refused the same way).
+    const plainStore = open({ TAS_REDIS_URL: plain.url });
+    assert.equal(await plainStore.issue('9'.repeat(64), 60_000, 10), 'issued');
+    assert.equal((await failure(alone.claim('9'.repeat(64), 'first', 60_000))).code, 'STORE_UNAVAILABLE');
+    assert.equal(await plainStore.claim('9'.repeat(64), 'retry', 60_000), 'claimed', 'not held by the unconfirmed claim');
     const replicated = open({ TAS_REDIS_URL: rep.url, TAS_REDIS_WAIT_REPLICAS: '1' });
     assert.equal(await replicated.putPolicy('w', '{"confirmed":true}'), 'created');
     assert.equal(await replicated.issue('d'.repeat(64), 60_000, 10), 'issued');
