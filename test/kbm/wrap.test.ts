@@ -37,6 +37,17 @@ describe('kbm/wrap: parseWrappingKey', () => {
     }
   });
 
+  it('accepts the wrapping-key bytes a real agent sent (PKCS#1 DER, 2048 bits)', () => {
+    // From /work/shared/agent-fixtures/exchanges/ok-03-get_secret.json (the upstream tas_agent's
+    // request body, `wrapping-key`): a public key, copied here so the test does not need the fixtures.
+    const agent = 'MIIBCgKCAQEAteu7DIXH8Hlg2EPcr+x6txpBJJAWtjavDxEaevURh12yJX6zsZWBiB8EGLhzI+is4nRHaD7XgbTe7QSPekdK3ZgeXKv+lPljuOWUEPZgisfuhEbb5gbOU9DQPRmpRWy58Je9BLZNuIBXm/1emPnQRqPpIKT175pcHa39HpTmi1jFLtRt0Tn04RUPH2NXVhFcdhCL1jmFoQTVGBVhQFly4ggE7xtxIXuE8yK3E6Ik25Wizp8T7lgodWE6CbHKGpQpRxcqR6ZzfJzRcLr5DGKhROqYnsNT+KX5QDsOZdZBgrjxmB589xJQajiv809LlPxB8BqertaorbyNVpsyZjlabQIDAQAB';
+    const r = parseWrappingKeyWithFormat(Buffer.from(agent, 'base64'));
+    assert.equal(r.format, 'pkcs1-der');
+    assert.equal(r.key.bits, 2048);
+    assert.equal(r.key.e.toString('hex'), '010001');
+    assert.equal(Buffer.from(wrapAesGcm(Buffer.from('x'), r.key).wrapped_key, 'base64').length, 256);
+  });
+
   it('refuses private keys, even though they contain the public key', () => {
     refused(privateKey.export({ format: 'der', type: 'pkcs1' }), /not a DER/);
     refused(privateKey.export({ format: 'der', type: 'pkcs8' }), /not a DER/);
