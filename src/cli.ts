@@ -12,6 +12,7 @@ import { keysCommand } from './config/keys';
 import { auditCommand } from './audit/cli';
 import { policyCommand } from './policy/cli';
 import { verifyCommand } from './snp/cli';
+import { kdsCommand } from './kds/cli';
 
 /** COMMANDS: one entry per top-level command (add yours here). */
 export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
@@ -21,6 +22,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   auditCommand,
   policyCommand,
   verifyCommand,
+  kdsCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
 /** buildCli returns the parser (tests call parseAsync on it). */

@@ -4,6 +4,7 @@
  * pipeline (src/attest). It returns what startDaemon needs: the HTTP services and a configure hook
  * that attaches readiness checks, reload and close hooks to the AppContext.
  */
+import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config';
 import { Pipeline, type AttestPorts, type Attester, type EndorsementCerts, type ReportPeek as AttestPeek, type UsablePolicy as AttestPolicy } from '../attest';
 import { TasError } from '../errors';
@@ -12,6 +13,7 @@ import { parseWrappingKey } from '../kbm';
 import { openKeyBroker, type KbmService } from '../kbm';
 import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
 import { createCertCache } from './certs';
+import { registerTrustMetrics } from '../snp/metrics';
 import { certInfo, NativeError } from '../native';
 import { NonceService, nonceRoutes } from '../nonce';
 import { attachPolicyService, evaluate, policyRouteModule, repoFromStore, type UsablePolicy } from '../policy';
@@ -119,7 +121,28 @@ export async function assemble(initial: Config): Promise<Assembly> {
     status.push({ name: 'trust_roots', status: () => trustStatus(trust) });
 
     // KDS certificate cache.
-    const { cache, fetcher } = createCertCache({ cfg, blobs: st, trust: () => trust });
+    const kdsCalls = new Counter({ name: 'tas_kds_requests_total', help: 'Upstream KDS attempts by HTTP status (or error)', labelNames: ['status'], registers: [ctx.metrics] });
+    const cacheEvents = new Counter({ name: 'tas_kds_cache_total', help: 'Certificate cache lookups by outcome', labelNames: ['outcome'], registers: [ctx.metrics] });
+    const { cache, fetcher } = createCertCache({
+      cfg, blobs: st, trust: () => trust,
+      fetcher: { onAttempt: (status) => kdsCalls.inc({ status }) },
+      onEvent: (kind) => cacheEvents.inc({ outcome: kind }),
+    });
+    new Gauge({
+      name: 'tas_kds_crl_next_update_seconds', help: 'Seconds until the earliest cached CRL nextUpdate (negative: stale)', registers: [ctx.metrics],
+      collect() {
+        const t = cache.earliestCrlUpdate();
+        if (t !== undefined) this.set((t - Date.now()) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'tas_kds_cert_expiry_seconds', help: 'Seconds until the earliest cached VCEK/VLEK notAfter', registers: [ctx.metrics],
+      collect() {
+        const t = cache.earliestExpiry();
+        if (t !== undefined) this.set((t - Date.now()) / 1000);
+      },
+    });
+    registerTrustMetrics(ctx.metrics, () => trust);
     ctx.lifecycle.onClose(() => fetcher.close());
     status.push({
       name: 'kds',

@@ -40,6 +40,8 @@ interface MemEntry {
   notAfter: number;
 }
 
+const INDEX_KEY = 'index/certificates';
+
 export class CertCache {
   private readonly mem = new Map<string, MemEntry>();
   private readonly crls = new Map<string, { der: Buffer; nextUpdate: number }>();
@@ -53,6 +55,27 @@ export class CertCache {
   /** deadline is on the real clock (the fetcher's), whatever clock certificate validity is judged by. */
   private deadline(): number {
     return Date.now() + (this.d.requestBudgetMs ?? 8_000);
+  }
+
+  /**
+   * index lists the certificates this cache (or another instance on the same store) has stored:
+   * key -> notAfter (ISO). Informational (`tas kds status`); trust never comes from it.
+   */
+  async index(): Promise<Record<string, string>> {
+    const b = await this.d.blobs.getBlob(INDEX_KEY);
+    if (!b) return {};
+    try {
+      const v = JSON.parse(b.toString('utf8')) as unknown;
+      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : {};
+    } catch {
+      return {};
+    }
+  }
+
+  private async addToIndex(key: string, notAfter: Date): Promise<void> {
+    const idx = await this.index();
+    idx[key] = notAfter.toISOString();
+    await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
   }
 
   /** vcek returns a verified VCEK for a chip and REPORTED_TCB. */
@@ -84,6 +107,7 @@ export class CertCache {
     const leaf = pemToDer(body)[0]!;
     const v = await this.d.verifyLeaf(leaf, product, 'VCEK');
     await this.d.blobs.putBlob(key, leaf);
+    await this.addToIndex(key, v.notAfter);
     this.remember(key, leaf, v.notAfter);
     return { leaf, source: 'kds' };
   }
@@ -92,7 +116,19 @@ export class CertCache {
   async importLeaf(key: string, leaf: Buffer, product: Product, kind: VekKind): Promise<void> {
     const v = await this.d.verifyLeaf(leaf, product, kind);
     await this.d.blobs.putBlob(key, leaf);
+    await this.addToIndex(key, v.notAfter);
     this.remember(key, leaf, v.notAfter);
+  }
+
+  /** storedCrl returns the stored CRL of a product/kind without fetching (status). */
+  async storedCrl(product: Product, kind: VekKind): Promise<{ der: Buffer; nextUpdate: Date } | undefined> {
+    const der = await this.d.blobs.getBlob(`crl/${product}/${kind}`);
+    if (!der) return undefined;
+    try {
+      return { der, nextUpdate: (await this.d.checkCrl(der, product, kind)).nextUpdate };
+    } catch {
+      return undefined;
+    }
   }
 
   /** crl returns a fresh, verified CRL, or undefined when fail-open and none can be had. */

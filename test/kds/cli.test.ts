@@ -1,0 +1,91 @@
+/**
+ * Offline operation end to end: `tas kds prefetch` on a host that reaches KDS fills a cache;
+ * `tas kds import` verifies certificates and CRLs obtained elsewhere into the cache of a host with
+ * TAS_KDS_OFFLINE=true, whose daemon then attests without ever contacting KDS; `tas kds status`
+ * shows both. Commands run as the real executable (child processes).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { crlPath, vcekPath } from '../../src/kds';
+import { agentKeys, createLab, decryptReply, getNonce, getSecret, policyDoc, reportData, SECRET, storePolicy, tcbOf, type Lab } from '../support/lab';
+import { CLIENT_KEY, MGMT_KEY } from '../support/daemon';
+
+const MAIN = resolve(__dirname, '../../src/main.ts');
+
+/** tas runs the executable asynchronously (the fake KDS answers from this very process). */
+function tas(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
+  const c = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', TAS_API_KEY: CLIENT_KEY, TAS_MANAGEMENT_API_KEY: MGMT_KEY, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((res) => c.on('close', (code) => res({ code, out, err })));
+}
+
+describe('kds: tas kds prefetch / import / status (offline hosts)', function () {
+  this.timeout(120_000);
+  let lab: Lab;
+  before(async () => {
+    // The offline host: KDS never contacted (the fake KDS would count any request).
+    lab = await createLab({ products: ['Genoa'], env: { TAS_KDS_OFFLINE: 'true' } });
+    assert.equal((await storePolicy(lab, policyDoc('p'))).status, 201);
+  });
+  after(async () => lab?.close());
+
+  it('prefetch fills the cache of a connected host, with a progress line, and status lists it', async () => {
+    const kit = lab.kits.Genoa;
+    const t = tcbOf(kit);
+    const env = { TAS_STATE_DIR: join(lab.dir, 'online-state'), TAS_KDS_BASE_URL: lab.kds.url, TAS_SNP_EXTRA_TRUST_DIR: lab.env.TAS_SNP_EXTRA_TRUST_DIR! };
+    const before = lab.kds.total();
+    const r = await tas(['kds', 'prefetch', '--product', 'Genoa', '--chip-id', kit.chipId.toString('hex'), '--tcb', `bl=${t.bootloader},tee=${t.tee},snp=${t.snp},ucode=${t.microcode}`], env);
+    assert.equal(r.code, 0, r.err + r.out);
+    assert.match(r.out, /ok {3}Genoa vcek\/Genoa\//);
+    assert.match(r.out, /ok {3}CRL Genoa VCEK/);
+    assert.match(r.err, /\[#+\] 1\/1 done/);
+    assert.ok(lab.kds.total() > before);
+    const s = await tas(['kds', 'status', '--format', 'json'], env);
+    assert.equal(s.code, 0, s.err);
+    const st = JSON.parse(s.out) as { certificates: Record<string, string>; crls: Record<string, string | null> };
+    assert.equal(Object.keys(st.certificates).length, 1);
+    assert.ok(st.crls['Genoa VCEK']);
+  });
+
+  it('import verifies files obtained elsewhere; the offline daemon then attests without KDS', async () => {
+    const kit = lab.kits.Genoa;
+    const drop = join(lab.dir, 'usb-stick');
+    mkdirSync(drop);
+    writeFileSync(join(drop, 'vcek.der'), kit.vcekDer());
+    writeFileSync(join(drop, 'genoa.crl'), kit.crlDer({ thisUpdate: new Date(Date.now() - 3600_000), nextUpdate: new Date(Date.now() + 86400_000) }));
+    writeFileSync(join(drop, 'junk.pem'), '-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n');
+    const before = lab.kds.total();
+    const r = await tas(['kds', 'import', drop], { ...lab.env });
+    assert.equal(r.code, 1, 'the junk file is refused, so the exit code says some failed');
+    assert.match(r.out, /ok {3}.*vcek\.der: VCEK vcek\/Genoa\//);
+    assert.match(r.out, /ok {3}.*genoa\.crl: CRL Genoa VCEK/);
+    assert.match(r.out, /FAIL .*junk\.pem/);
+    assert.match(r.out, /2 imported, 1 refused/);
+
+    const keys = agentKeys();
+    const nonce = await getNonce(lab);
+    const res = await getSecret(lab, { nonce, report: kit.signReport({ reportData: reportData(nonce, keys.wire, true) }), keys, policyId: 'p' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(decryptReply(res.body, keys), SECRET);
+    assert.equal(lab.kds.total(), before, 'the offline host never contacted KDS');
+    void vcekPath;
+    void crlPath;
+  });
+
+  it('import refuses a certificate that does not chain to a trusted root', async () => {
+    const drop = join(lab.dir, 'untrusted');
+    mkdirSync(drop);
+    writeFileSync(join(drop, 'vcek.der'), lab.kits.Genoa.vcekDer());
+    const r = await tas(['kds', 'import', drop], { TAS_STATE_DIR: join(lab.dir, 'pinned-only') });
+    assert.equal(r.code, 1);
+    assert.match(r.out, /0 imported, 1 refused/);
+  });
+});
