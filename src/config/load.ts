@@ -90,7 +90,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (file !== undefined && file !== '') {
     let doc: unknown;
     try {
-      const text = readFileSync(file, 'utf8');
+      const buf = readFileSync(file);
+      // Bounded: a configuration is a few KiB; a wrong path to a large file stops here.
+      if (buf.length > 1024 * 1024) throw new Error('larger than 1 MiB; not a configuration file');
+      const text = buf.toString('utf8');
       doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { strict: true, uniqueKeys: true });
     } catch (e) {
       problems.push(`config file ${file}: ${(e as Error).message}`);
