@@ -67,7 +67,8 @@ export const byteString = (tag: number, value: Buffer): TtlvItem => ({ tag, type
 export const dateTime = (tag: number, value: bigint): TtlvItem => ({ tag, type: TtlvType.DateTime, value });
 export const interval = (tag: number, value: number): TtlvItem => ({ tag, type: TtlvType.Interval, value });
 
-const pad8 = (n: number): number => (n + 7) & ~7;
+// Arithmetic, not bitwise: lengths up to 2^32-1 must not wrap around in 32-bit operators.
+const pad8 = (n: number): number => n + ((8 - (n % 8)) % 8);
 
 /** isValidTag accepts the KMIP tag space 0x42xxxx and the extension space 0x54xxxx. */
 export function isValidTag(tag: number): boolean {
