@@ -78,9 +78,28 @@ export class CertCache {
     await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
   }
 
-  /** vcek returns a verified VCEK for a chip and REPORTED_TCB. */
-  async vcek(product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
+  private readonly pending = new Map<string, Promise<{ leaf: Buffer; source: string }>>();
+
+  /**
+   * vcek returns a verified VCEK for a chip and REPORTED_TCB. Concurrent misses for one key share
+   * one lookup (one persistent read, at most one KDS request, one verification).
+   */
+  vcek(product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
     const key = vcekCacheKey(product, chipId, tcb);
+    const m = this.mem.get(key);
+    if (m && m.notAfter > this.now()) {
+      this.stats.hits.memory++;
+      this.d.onEvent?.('hit_memory', key);
+      return Promise.resolve({ leaf: m.leaf, source: 'memory' });
+    }
+    const running = this.pending.get(key);
+    if (running) return running;
+    const p = this.lookup(key, product, chipId, tcb).finally(() => this.pending.delete(key));
+    this.pending.set(key, p);
+    return p;
+  }
+
+  private async lookup(key: string, product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
     const m = this.mem.get(key);
     if (m && m.notAfter > this.now()) {
       this.stats.hits.memory++;

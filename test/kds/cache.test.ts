@@ -210,3 +210,25 @@ describe('kds: URLs and cache layers with genuine AMD certificates', function ()
     });
   });
 });
+
+describe('kds: concurrent misses', function () {
+  this.timeout(30_000);
+  it('50 concurrent lookups of one uncached chip make exactly one upstream fetch and one stored entry', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tas-kdsconc-'));
+    const kds = await new FakeKds().start();
+    try {
+      const { product, chip, tcb } = peekOf('mstav-genoa-v3');
+      kds.serve(vcekPath(product, chip, tcb), vekDer('mstav-genoa-v3').der).fault('/vcek/', { delayMs: 200 });
+      const store = embedded(dir);
+      const cache = cacheOn(store, kds.url);
+      const all = await Promise.all(Array.from({ length: 50 }, () => cache.vcek(product, chip, tcb)));
+      assert.ok(all.every((r) => r.leaf.equals(all[0]!.leaf)));
+      assert.equal(kds.total('/vcek/'), 1);
+      assert.equal(cache.stats.misses, 1);
+      await store.close();
+    } finally {
+      await kds.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
