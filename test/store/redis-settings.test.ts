@@ -10,8 +10,8 @@ import { TasError } from '../../src/errors';
 import { openStore, type Store } from '../../src/store';
 import { testConfig } from '../support/daemon';
 import {
-  ACL_PASSWORD, ACL_USER, SENTINEL_NAME, startAcl, startNode, startPlain, startReplicated, startSentinel, startTls,
-  type RedisNode, type Replicated, type SentinelSet,
+  ACL_PASSWORD, ACL_USER, SENTINEL_NAME, startAcl, startCluster, startNode, startPlain, startReplicated, startSentinel, startTls,
+  type ClusterSet, type RedisNode, type Replicated, type SentinelSet,
 } from '../support/redis';
 import { snapshotKeys } from './redis-helpers';
 
@@ -99,6 +99,7 @@ describe('store settings: effects on real Redis', function () {
   let tls: Awaited<ReturnType<typeof startTls>>;
   let rep: Replicated;
   let sentinel: SentinelSet;
+  let cluster: ClusterSet;
   let opened: Store[] = [];
   const open = (env: Record<string, string>): Store => {
     const s = openStore(testConfig({ TAS_STORE: 'redis', ...env }), silent);
@@ -106,14 +107,50 @@ describe('store settings: effects on real Redis', function () {
     return s;
   };
   before(async () => {
-    [plain, acl, tls, rep, sentinel] = await Promise.all([startPlain(), startAcl(), startTls(), startReplicated(), startSentinel()]);
+    [plain, acl, tls, rep, sentinel, cluster] = await Promise.all([startPlain(), startAcl(), startTls(), startReplicated(), startSentinel(), startCluster()]);
   });
   afterEach(async () => {
     for (const s of opened) await s.close();
     opened = [];
   });
   after(async () => {
-    for (const x of [plain, acl, tls, rep, sentinel]) await x?.stop();
+    for (const x of [plain, acl, tls, rep, sentinel, cluster]) await x?.stop();
+  });
+
+  it('TAS_STORE=redis opens the Redis backend (embedded is the default)', async () => {
+    const s = open({ TAS_REDIS_URL: plain.url });
+    assert.equal(s.info.backend, 'redis');
+    assert.equal(await s.putPolicy('backend', '{}'), 'created');
+    const admin = new Redis(plain.port, '127.0.0.1');
+    try {
+      assert.equal(await admin.hget('tas:{policy}:docs', 'backend'), '{}', 'the policy is in Redis');
+    } finally {
+      admin.disconnect();
+    }
+    await s.deletePolicy('backend');
+  });
+
+  it('TAS_REDIS_CLUSTER_NODES: every operation works through the cluster from one seed node', async () => {
+    const s = open({ TAS_REDIS_CLUSTER_NODES: `127.0.0.1:${cluster.nodes[1]!.port}` });
+    assert.match(s.info.persistence, /^cluster /);
+    assert.equal(await s.putPolicy('c', '{}'), 'created');
+    assert.equal(await s.issue('b'.repeat(64), 60_000, 10), 'issued');
+    assert.equal(await s.claim('b'.repeat(64), 'o', 1000), 'claimed');
+    assert.equal(await s.consume('b'.repeat(64), 'o'), true);
+    assert.equal((await s.hit('c', 60_000)).count, 1);
+    await s.putBlob('vcek/c', Buffer.from('v'));
+    assert.equal((await s.getBlob('vcek/c'))?.toString(), 'v');
+    // The hash tags put the multi-key scripts' keys into one slot each, on whichever node owns it.
+    const owners = new Set<number>();
+    for (const n of cluster.nodes) {
+      const c = new Redis(n.port, '127.0.0.1');
+      try {
+        if ((await c.call('CLUSTER', 'COUNTKEYSINSLOT', String(await c.call('CLUSTER', 'KEYSLOT', 'tas:{policy}:docs')))) > 0) owners.add(n.port);
+      } finally {
+        c.disconnect();
+      }
+    }
+    assert.equal(owners.size, 1, 'one node holds the policy keys (docs and generation share a slot)');
   });
 
   it('TAS_REDIS_URL / TAS_REDIS_HOST / TAS_REDIS_PORT choose the server', async () => {
