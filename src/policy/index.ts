@@ -2,6 +2,7 @@
  * Public surface of the policy module: document schema, signatures and trust, the rule engine, the
  * PolicyService and its routes. The daemon calls attachPolicyService once at start.
  */
+import { Gauge } from 'prom-client';
 import type { AppContext } from '../daemon/context';
 import type { PolicyStore } from '../store/types';
 import { PolicyService, type PolicyRepo, type PolicySettings } from './service';
@@ -58,6 +59,7 @@ export function attachPolicyService(ctx: AppContext, repo: PolicyRepo): PolicySe
   };
   report();
   const service = new PolicyService({ repo, trust, settings: () => settingsFrom(ctx), log, audit: ctx.audit });
+  registerPolicyMetrics(ctx, service);
   ctx.lifecycle.onReload((cfg) => {
     try {
       const r = trust.reload(cfg.get<string | undefined>('policy.trust'));
@@ -69,4 +71,32 @@ export function attachPolicyService(ctx: AppContext, repo: PolicyRepo): PolicySe
     }
   });
   return service;
+}
+
+/** policyStatusProvider is the `policy` member of GET /management/status (src/http StatusProvider shape). */
+export function policyStatusProvider(service: PolicyService): { name: string; status(): unknown } {
+  return { name: 'policy', status: () => service.status() };
+}
+
+/**
+ * registerPolicyMetrics exports the verification counters (read at scrape time). Registering twice
+ * on one registry (tests building several services) keeps the first.
+ */
+function registerPolicyMetrics(ctx: AppContext, service: PolicyService): void {
+  const defs: Array<[string, string, () => number]> = [
+    ['tas_policy_signature_verifications', 'Policy signature verifications performed (cache misses).', () => service.stats.verifications],
+    ['tas_policy_verdict_cache_hits', 'Policy uses served from the verdict cache.', () => service.stats.cacheHits],
+    ['tas_policy_trusted_keys', 'Keys in the policy trust set (TAS_POLICY_TRUST).', () => service.trust.keys.length],
+  ];
+  for (const [name, help, read] of defs) {
+    if (ctx.metrics.getSingleMetric(name) !== undefined) continue;
+    new Gauge({
+      name,
+      help,
+      registers: [ctx.metrics],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
 }

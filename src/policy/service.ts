@@ -121,6 +121,21 @@ export class PolicyService {
     return this.opts.trust;
   }
 
+  /** status is the policy member of GET /management/status (no secrets: key fingerprints only). */
+  status(): Record<string, unknown> {
+    const s = this.opts.settings();
+    return {
+      trust: this.opts.trust.source ?? null,
+      trusted_keys: this.opts.trust.keys.map((k) => ({ fingerprint: k.fingerprint, bits: k.bits, source: k.source })),
+      trust_generation: this.opts.trust.generation,
+      enforce_signed: s.enforceSigned,
+      allow_unsigned_key_binding: s.allowUnsignedKeyBinding,
+      signature_verifications: this.stats.verifications,
+      verdict_cache_hits: this.stats.cacheHits,
+      verdict_cache_entries: this.cache.size,
+    };
+  }
+
   /** clearCache drops every cached verdict (also implied by a trust generation change). */
   clearCache(): void {
     this.cache.clear();

@@ -47,6 +47,15 @@ describe('policy service wiring (settings, SIGHUP trust reload)', () => {
     assert.equal(svc.trust.keys[0]!.fingerprint, b.trusted.fingerprint);
     assert.ok(lines.some((l) => /policy trust reload failed/.test(String(l.msg))));
 
+    // Status and metrics show the trust set (fingerprints only) and the counters.
+    const st = svc.status() as { trusted_keys: Array<{ fingerprint: string }>; trust_generation: number; signature_verifications: number };
+    assert.deepEqual(st.trusted_keys.map((k) => k.fingerprint), [b.trusted.fingerprint]);
+    assert.equal(st.trust_generation, 2);
+    assert.equal(st.signature_verifications, 2);
+    const metrics = await ctx.metrics.metrics();
+    assert.match(metrics, /tas_policy_signature_verifications 2/);
+    assert.match(metrics, /tas_policy_trusted_keys 1/);
+
     // Enforcement follows the current configuration.
     cfg = testConfig({ TAS_POLICY_TRUST: trustFile, TAS_ENFORCE_SIGNED_POLICIES: 'false', TAS_ALLOW_UNSIGNED_KEY_BINDING: 'true' });
     const u = await svc.store(doc('w2'), { dialect: 'management' });
