@@ -305,10 +305,14 @@ export class KmipClient {
     });
     this.conn = conn;
     this.opts.log.info({ kmip: where, tls: socket.getProtocol(), cipher: socket.getCipher().name }, 'KMIP connection established');
-    if (this.opts.version === 'auto' && this.negotiated === undefined) {
+    // Negotiate on every new connection: the server behind the address may have been replaced.
+    if (this.opts.version === 'auto') {
       try {
+        const before = this.negotiated;
         this.negotiated = await this.negotiate(conn);
-        this.opts.log.info({ kmip: where, version: versionString(this.negotiated) }, 'KMIP version negotiated');
+        if (before === undefined || versionString(before) !== versionString(this.negotiated)) {
+          this.opts.log.info({ kmip: where, version: versionString(this.negotiated) }, 'KMIP version negotiated');
+        }
       } catch (e) {
         if (e instanceof KmipClientError && e.kind === 'unavailable') this.backoff(e.message);
         throw e;
