@@ -18,7 +18,7 @@ import { Config } from '../../../src/config';
 import '../../../src/kbm/settings';
 import { isKbmError, KbmService, openKeyBroker } from '../../../src/kbm';
 import { isTasError } from '../../../src/errors';
-import plugin, { openPkcs11, parsePkcs11Config, readPin, type Pkcs11Broker } from '../../../plugins/tas_kbm_pkcs11';
+import plugin, { acquireModule, openPkcs11, parsePkcs11Config, readPin, releaseModule, type Pkcs11Broker } from '../../../plugins/tas_kbm_pkcs11';
 import { agentDecrypt } from '../../kbm/agent-decrypt';
 import { clientKey, expectKind, kbmContract } from '../../kbm/contract';
 import { softHsm, type HsmKey } from '../../support/softhsm';
@@ -175,6 +175,20 @@ describe('tas_kbm_pkcs11: a wrong PIN', function () {
   it('is tried exactly once: health says authFailed with the reason, nothing calls C_Login again', async () => {
     const t = softHsm().createToken('wrong-pin', '1234', keys().specs);
     const bad = softHsm().writeFile('wrong.pin', '9999\n');
+    // Count C_Login at the library object itself (the plugin shares one PKCS11 per module path),
+    // independently of the plugin's own stats.
+    const shared = acquireModule(softHsm().module);
+    const original = shared.C_Login.bind(shared);
+    const seen: number[] = [];
+    shared.C_Login = (session: Buffer, userType: number, pin?: string): void => {
+      try {
+        original(session, userType, pin);
+        seen.push(0);
+      } catch (e) {
+        seen.push((e as { code?: number }).code ?? -1);
+        throw e;
+      }
+    };
     const b = await openPkcs11(config(t.label, bad, { mode: 'hybrid' }), log);
     try {
       assert.equal(b.stats.logins, 1);
@@ -191,8 +205,11 @@ describe('tas_kbm_pkcs11: a wrong PIN', function () {
       assert.match((await svc.readiness())!, /authentication failed .*PIN/);
       await assert.rejects(svc.getSecret('tenant-a-dek', clientKey().wk), (e: unknown) => isTasError(e) && e.code === 'KBM_AUTH_FAILED');
       assert.equal(b.stats.logins, 1);
+      assert.deepEqual(seen, [pkcs11js.CKR_PIN_INCORRECT], 'exactly one C_Login reached the token, and it was refused');
     } finally {
+      shared.C_Login = original;
       await b.close();
+      releaseModule(softHsm().module);
     }
   });
 });
