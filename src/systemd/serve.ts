@@ -95,8 +95,12 @@ export async function serve(argv: ServeArgs): Promise<number> {
     log.error({ err: (e as Error).message }, 'startup failed');
     audit.record({ event: 'startup', outcome: 'error', reason: 'STARTUP_FAILED', details: { error: (e as Error).message } });
     await audit.close();
-    const code = reportError(e);
-    return code === EXIT.USAGE ? EXIT.USAGE : EXIT.STARTUP;
+    const code = reportError(e) === EXIT.USAGE ? EXIT.USAGE : EXIT.STARTUP;
+    // A half-started dependency (a Redis connection, a KMIP socket) must not keep a failed
+    // service alive: systemd has to see the exit code. The timer is unref'd, so a clean
+    // shutdown exits earlier on its own.
+    setTimeout(() => process.exit(code), 2_000).unref();
+    return code;
   }
 
   audit.record({ event: 'startup', outcome: 'allow', reason: 'SERVING', details: { urls: daemon.urls, selftest } });
