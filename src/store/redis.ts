@@ -311,10 +311,14 @@ export class RedisStore implements Store {
 
   async health(): Promise<string | undefined> {
     try {
-      const r = await this.client.ping();
-      return r === 'PONG' ? undefined : `redis answered ${String(r)}`;
+      // Not a bare PING: running a nonce script also proves the ACL grants scripting, TIME and
+      // the key prefix, so a too-narrow ACL user shows on /readyz instead of failing requests.
+      await this.s.tasCount(this.outstandingKey);
+      return undefined;
     } catch (e) {
-      return `redis unreachable: ${this.lastError ?? (e as Error).message}`;
+      const msg = (e as Error).message;
+      if (/NOPERM|NOSCRIPT|ERR/.test(msg) && !/Connection|connect|timed out/i.test(msg)) return `redis refused: ${msg}`;
+      return `redis unreachable: ${this.lastError ?? msg}`;
     }
   }
 

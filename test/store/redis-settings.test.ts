@@ -10,7 +10,7 @@ import { TasError } from '../../src/errors';
 import { openStore, type Store } from '../../src/store';
 import { testConfig } from '../support/daemon';
 import {
-  ACL_PASSWORD, ACL_USER, SENTINEL_NAME, startAcl, startCluster, startNode, startPlain, startReplicated, startSentinel, startTls,
+  ACL_PASSWORD, ACL_USER, ADMIN_PASSWORD, SENTINEL_NAME, startAcl, startCluster, startNode, startPlain, startReplicated, startSentinel, startTls,
   type ClusterSet, type RedisNode, type Replicated, type SentinelSet,
 } from '../support/redis';
 import { snapshotKeys } from './redis-helpers';
@@ -173,6 +173,16 @@ describe('store settings: effects on real Redis', function () {
     const ok = open({ TAS_REDIS_URL: acl.url, TAS_REDIS_USERNAME: ACL_USER, TAS_REDIS_PASSWORD: ACL_PASSWORD });
     assert.equal(await ok.health(), undefined);
     assert.equal(await ok.issue(NONCE, 60_000, 10), 'issued');
+    // A user without TIME (the scripts' clock) is named on /readyz, not discovered by requests.
+    const admin = new Redis({ port: acl.port, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      await admin.call('ACL', 'SETUSER', 'notime', 'on', '>notime-password', '~tas:*', '-@all', '+@read', '+@write', '+@scripting', '+@connection', '-@dangerous', '+info');
+    } finally {
+      admin.disconnect();
+    }
+    const notime = open({ TAS_REDIS_URL: acl.url, TAS_REDIS_USERNAME: 'notime', TAS_REDIS_PASSWORD: 'notime-password' });
+    assert.match((await notime.health()) ?? '', /refused: .*can't run this command/);
+    assert.equal((await failure(notime.issue(NONCE, 60_000, 10))).code, 'STORE_UNAVAILABLE');
     // The ACL allows ~tas:* only: a prefix outside it is refused by Redis, and tas says 503.
     const outside = open({ TAS_REDIS_URL: acl.url, TAS_REDIS_USERNAME: ACL_USER, TAS_REDIS_PASSWORD: ACL_PASSWORD, TAS_REDIS_KEY_PREFIX: 'other:' });
     const np = await failure(outside.putPolicy('p', '{}'));
