@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { FakeAmd } from '../support/fake-amd/index.js';
+import { FakeAmd, toPem } from '../support/fake-amd/index.js';
 import { ext } from '../support/fake-amd/x509.js';
 import { verify, verifyCrl, parseVek, clearChainCache, type VerifyInput } from '../../src/native/index.js';
 import { expectCode } from './vectors.js';
@@ -51,6 +51,12 @@ describe('native addon with fake AMD chains (CRL, extensions, shapes)', function
     assert.equal(r.crl?.thisUpdate.getTime(), (AT - day) * 1000);
     assert.equal(r.crl?.nextUpdate.getTime(), (AT + 6 * day) * 1000);
     assert.ok(r.checks.some((c) => c.name === 'crl' && c.ok));
+    // PEM armour works as well, and the default skew is 300 s.
+    const pem = Buffer.from(toPem(crl, 'X509 CRL'));
+    assert.equal((await verify(vcekInput(milan, { crl: pem }))).crl?.nextUpdate.getTime(), (AT + 6 * day) * 1000);
+    const edge = milan.crlDer({ thisUpdate: date(AT - day), nextUpdate: date(AT - 299) });
+    assert.ok((await verify(vcekInput(milan, { crl: edge }))).crl);
+    await expectCode(verify(vcekInput(milan, { crl: milan.crlDer({ thisUpdate: date(AT - day), nextUpdate: date(AT - 300) }) })), 'SNP_ERR_CRL_STALE');
   });
 
   it('a revoked ASK/ASVK fails with SNP_ERR_REVOKED', async () => {
