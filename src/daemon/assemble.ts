@@ -16,7 +16,7 @@ import { createCertCache } from './certs';
 import { registerTrustMetrics } from '../snp/metrics';
 import { certInfo, NativeError } from '../native';
 import { NonceService, nonceRoutes } from '../nonce';
-import { attachPolicyService, evaluate, policyRouteModule, repoFromStore, type UsablePolicy } from '../policy';
+import { attachPolicyService, evaluate, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
 import { SnpVerifier, loadSnpTrust, peekReport, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
 import { openStore, type Store } from '../store';
 import type { AppContext } from './context';
@@ -102,6 +102,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
     // Policies.
     const policies = attachPolicyService(ctx, repoFromStore(st));
     routes.push(policyRouteModule(policies, { managementAuth, policyAuth, bodyLimit: bodyLimit.management }) as RouteModule);
+    status.push(policyStatusProvider(policies));
 
     // Key broker plugin.
     const kbm: KbmService = await openKeyBroker(cfg, ctx);
