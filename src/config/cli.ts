@@ -30,7 +30,7 @@ const check = defineCommand<CheckArgs>({
       return EXIT.OK;
     }
     const show = (v: unknown): string => (v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v));
-    const table = rows.map((r) => [r.path, r.env ?? '', show(r.value), r.source + (testRoots.includes(r.path) ? '  <-- TEST ROOTS TRUSTED' : '')]);
+    const table = rows.map((r) => [r.path, r.env ?? `TAS_OVERRIDE__${r.path.split('.').join('__')}`, show(r.value), r.source + (testRoots.includes(r.path) ? '  <-- TEST ROOTS TRUSTED' : '')]);
     const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(...table.map((t) => t[i]!.length), 8)));
     const out = [`configuration OK${cfg.file ? ` (file ${cfg.file})` : ''}`, ''];
     out.push(['setting', 'environment', 'value', 'source'].map((h, i) => (i < 3 ? h.padEnd(widths[i]!) : h)).join('  '));
