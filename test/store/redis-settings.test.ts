@@ -145,7 +145,7 @@ describe('store settings: effects on real Redis', function () {
     for (const n of cluster.nodes) {
       const c = new Redis(n.port, '127.0.0.1');
       try {
-        if ((await c.call('CLUSTER', 'COUNTKEYSINSLOT', String(await c.call('CLUSTER', 'KEYSLOT', 'tas:{policy}:docs')))) > 0) owners.add(n.port);
+        if (Number(await c.call('CLUSTER', 'COUNTKEYSINSLOT', String(await c.call('CLUSTER', 'KEYSLOT', 'tas:{policy}:docs')))) > 0) owners.add(n.port);
       } finally {
         c.disconnect();
       }
