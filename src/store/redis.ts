@@ -324,7 +324,12 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     // disconnect (not QUIT): a QUIT to a dead server would wait for the command timeout.
-    this.client.disconnect();
+    // Shutdown must not fail on a client caught mid-(re)connect; the socket is gone either way.
+    try {
+      this.client.disconnect();
+    } catch (e) {
+      this.log?.warn({ err: (e as Error).message }, 'redis store: error while disconnecting');
+    }
   }
 }
 
