@@ -205,6 +205,16 @@ export class PyKmipServer {
     }));
     proc.on('error', () => undefined);
     this.proc = proc;
+    // If the test process ends without stop() (crash, mocha bail), take the server group along.
+    const reap = (): void => {
+      try {
+        if (proc.pid !== undefined) process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', reap);
+    void this.exited.then(() => process.removeListener('exit', reap));
     this.starts++;
     // Poll the log for the bind line: at most 300 polls of 50 ms.
     for (let i = 0; i < 300; i++) {

@@ -61,6 +61,8 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
     }
     // The same broker still releases a uniquely named key.
     assert.equal(agentDecrypt(await b.getSecret('fail-aes', client.wk), client.privateKey).secret.toString('hex'), aesHex);
+    // Default kmip_version=auto: DiscoverVersions picked PyKMIP's best common version, 2.0.
+    assert.deepEqual(b.client.version, { major: 2, minor: 0 });
     assert.notEqual(uids.dup1, uids.dup2);
   });
 
