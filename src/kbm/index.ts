@@ -10,7 +10,7 @@
  * load; any mismatch stops startup.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config';
 import type { AppContext } from '../daemon/context';
 import type { TasError } from '../errors';
@@ -104,6 +104,25 @@ export function checkManifest(m: KbmManifest | undefined, name: string, where: s
   if (m.name !== name) throw new KbmError('config', `${where}: plugin ${name} declares the name '${m.name}'`);
   if (m.apiVersion !== KBM_API_VERSION) {
     throw new KbmError('config', `${where}: plugin ${name} implements KBM API version ${m.apiVersion}, tas needs ${KBM_API_VERSION}`);
+  }
+}
+
+/**
+ * checkNotWorldWritable refuses to run plugin code that any local user could have replaced (the
+ * plugin runs with the daemon's access to the key backend). Checked for plugins from
+ * TAS_EXTRA_PLUGIN_DIR (the entry file, its directory and the extra directory); the shipped
+ * directory belongs to the package and is protected by its installation.
+ */
+export function checkNotWorldWritable(c: PluginCandidate): void {
+  for (const p of new Set([c.entry, dirname(c.entry), c.dir])) {
+    let mode: number;
+    try {
+      mode = statSync(p).mode;
+    } catch (e) {
+      throw new KbmError('config', `plugin ${c.name}: cannot stat ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    // The sticky bit (as on /tmp) does not stop others from adding files: refuse anyway.
+    if (mode & 0o002) throw new KbmError('config', `plugin ${c.name}: ${p} is writable by every user: refusing to load it (chmod o-w)`);
   }
 }
 
@@ -242,6 +261,7 @@ export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmSe
     throw new KbmError('config', `key broker plugin '${name}' not found in ${dirs.join(', ')} (found: ${names})`);
   }
   if (hits.length > 1) throw new KbmError('config', `key broker plugin '${name}' exists more than once: ${hits.map((h) => h.entry).join(', ')}`);
+  if (hits[0]!.dir !== SHIPPED_PLUGIN_DIR) checkNotWorldWritable(hits[0]!);
   const plugin = loadPlugin(hits[0]!);
   const log = ctx.log.child({ kbm: name });
   let broker: KeyBroker;

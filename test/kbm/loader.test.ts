@@ -3,7 +3,7 @@
  * the readiness check and the authentication-failure latch of KbmService.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -74,6 +74,10 @@ describe('kbm: discovery and loading', () => {
   writeFileSync(join(extra, 'tas_kbm_broken.js'), 'throw new Error("boom at load")');
   writeFileSync(join(extra, 'tas_kbm_empty.js'), 'module.exports = { hello: 1 };');
   writeFileSync(join(extra, 'other_plugin.js'), pluginSource('other_plugin', 1));
+  // Explicit modes: the loader refuses world-writable plugin code, whatever the CI umask is.
+  for (const d of [dir, extra, join(extra, 'tas_kbm_dir')]) chmodSync(d, 0o755);
+  for (const f of readdirSync(extra)) if (f.endsWith('.js')) chmodSync(join(extra, f), 0o644);
+  chmodSync(join(extra, 'tas_kbm_dir', 'index.js'), 0o644);
   const pinOk = join(dir, 'pin-ok');
   writeFileSync(pinOk, '1234\n');
   const pinBad = join(dir, 'pin-bad');
@@ -132,9 +136,27 @@ describe('kbm: discovery and loading', () => {
     });
   }
 
+  it('refuses plugin code that every user could have replaced (world-writable file or directory)', async () => {
+    const open = join(dir, 'open');
+    mkdirSync(open, { mode: 0o755 });
+    chmodSync(open, 0o755);
+    const file = join(open, 'tas_kbm_custom.js');
+    writeFileSync(file, pluginSource('tas_kbm_custom', 1));
+    chmodSync(file, 0o666);
+    const c = cfg({ 'kbm.plugin': 'tas_kbm_custom', 'kbm.extra_dir': open, 'kbm.config_file': pinOk });
+    await assert.rejects(openKeyBroker(c, { log, readiness: new TestReadiness() }), (e: unknown) => isKbmError(e) && /tas_kbm_custom\.js is writable by every user/.test(e.message));
+    chmodSync(file, 0o644);
+    chmodSync(open, 0o777);
+    await assert.rejects(openKeyBroker(c, { log, readiness: new TestReadiness() }), (e: unknown) => isKbmError(e) && /open is writable by every user/.test(e.message));
+    chmodSync(open, 0o755);
+    const svc = await openKeyBroker(c, { log, readiness: new TestReadiness() });
+    await svc.close();
+  });
+
   it('refuses a plugin name that exists in plugins/ and in the extra directory', async () => {
     const shadow = join(dir, 'shadow');
     mkdirSync(shadow);
+    chmodSync(shadow, 0o755);
     writeFileSync(join(shadow, 'tas_kbm_mock.js'), pluginSource('tas_kbm_mock', 1));
     await assert.rejects(openKeyBroker(cfg({ 'kbm.extra_dir': shadow, 'kbm.config_file': mockCfg }), { log, readiness: new TestReadiness() }),
       (e: unknown) => isKbmError(e) && /exists more than once/.test(e.message));
