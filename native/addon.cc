@@ -206,9 +206,20 @@ class Worker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(shape_(Env(), result_)); }
+  // When the environment is being torn down (worker_threads terminate() with jobs in flight), no
+  // JS value can be created any more: settling the promise then fails, and that must not escape
+  // as a C++ exception (it would abort the whole process). Nobody is left to observe the result.
+  void OnOK() override {
+    try {
+      deferred_.Resolve(shape_(Env(), result_));
+    } catch (...) {
+    }
+  }
   void OnError(const Napi::Error& e) override {
-    deferred_.Reject(MakeError(Env(), code_.empty() ? tas::kErrInternal : code_, e.Message()).Value());
+    try {
+      deferred_.Reject(MakeError(Env(), code_.empty() ? tas::kErrInternal : code_, e.Message()).Value());
+    } catch (...) {
+    }
   }
 
  private:

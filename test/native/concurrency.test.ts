@@ -4,6 +4,7 @@
  * turning and keeps answering HTTP requests. Counted, never clocked.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -61,6 +62,35 @@ describe('native addon concurrency', function () {
       assert.equal(r.cacheSize, VECTORS.length);
     }
     assert.equal(chainCacheSize(), 1);
+  });
+
+  it('terminating workers with verifications in flight does not crash the process', () => {
+    const v = vector('mstav-turin-v5');
+    // In a child process, so that an abort would fail this test instead of killing the suite.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const src = \`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const a = require(workerData.addon);
+        const inp = { ...workerData.inp, report: Buffer.from(workerData.inp.report), leaf: Buffer.from(workerData.inp.leaf),
+          intermediate: Buffer.from(workerData.inp.intermediate), anchors: workerData.inp.anchors.map((x) => Buffer.from(x)) };
+        for (let i = 0; i < 100; i++) a.verify(inp).catch(() => {});
+        parentPort.postMessage('queued');
+      \`;
+      (async () => {
+        let n = 0;
+        for (let k = 0; k < 8; k++) {
+          const w = new Worker(src, { eval: true, workerData: JSON.parse(process.argv[1]) });
+          await new Promise((r) => w.once('message', r));
+          await w.terminate();
+          n++;
+        }
+        console.log('terminated ' + n);
+      })();`;
+    const data = JSON.stringify({ addon: addonPath(), inp: { ...input(v), report: [...v.report], leaf: [...v.leaf], intermediate: [...v.intermediate], anchors: [[...v.ark]] } });
+    const r = spawnSync(process.execPath, ['-e', script, data], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `child exited ${r.status} (${r.signal}): ${r.stderr.slice(-2000)}`);
+    assert.match(r.stdout, /terminated 8/);
   });
 
   it('while 500 verifications are queued the event loop keeps turning and answering requests', async () => {
