@@ -105,6 +105,18 @@ const AUTH_ERROR_CODES = new Set([
   'INVALID_PURPOSE',
 ]);
 
+/** authReason turns a TLS failure code into advice an operator can act on. */
+function authReason(code: string): string {
+  if (code.startsWith('ERR_SSL_') && code.includes('ALERT')) {
+    if (code.endsWith('UNKNOWN_CA')) return "the server does not trust the CA of our client certificate; check certfile/keyfile (must be signed by a CA the server trusts)";
+    if (code.endsWith('UNSUPPORTED_CERTIFICATE')) return 'the server refused our client certificate as unsuitable; it needs extended key usage clientAuth';
+    return 'the server refused our client certificate; check certfile/keyfile (signed by the server\'s CA, EKU clientAuth, not expired or revoked)';
+  }
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'the server refused the handshake; check certfile/keyfile';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the server certificate does not name server_name/host';
+  return 'the server certificate is not trusted by ca_certs (or is expired, or not for TLS servers)';
+}
+
 function errCode(e: unknown): string {
   const c = (e as { code?: unknown })?.code;
   return typeof c === 'string' ? c : '';
@@ -292,7 +304,7 @@ export class KmipClient {
       const code = errCode(e);
       const msg = (e as Error).message;
       if (AUTH_ERROR_CODES.has(code)) {
-        throw this.markAuthFailed(`TLS handshake with ${where} failed (${code}): ${msg}; check certfile/keyfile (must be signed by the server's CA, EKU clientAuth) and ca_certs`);
+        throw this.markAuthFailed(`TLS handshake with ${where} failed: ${authReason(code)} (${code}: ${msg.split('\n')[0]!.slice(0, 200)})`);
       }
       this.backoff(`${code || 'error'}: ${msg}`);
       throw new KmipClientError('unavailable', `cannot connect to KMIP server ${where}: ${msg}`, undefined, { cause: e });

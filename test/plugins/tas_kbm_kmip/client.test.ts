@@ -13,6 +13,8 @@ import pino from 'pino';
 import { makeCerts, type PyKmipCerts } from '../../support/pykmip';
 import { KmipClient, KmipClientError } from '../../../plugins/tas_kbm_kmip/client';
 import { KMIP_1_2 } from '../../../plugins/tas_kbm_kmip/messages';
+import { Tag } from '../../../plugins/tas_kbm_kmip/tags';
+import { dateTime, encodeTtlv, enumeration, integer, structure, textString } from '../../../plugins/tas_kbm_kmip/ttlv';
 
 type Behaviour = (sock: TLSSocket, request: Buffer, n: number) => void;
 
@@ -164,6 +166,30 @@ describe('KmipClient transport (misbehaving peer)', function () {
     await assert.rejects(c.discoverVersions(), isKind('protocol', /not a ResponseMessage/));
     behaviour = (sock) => sock.write(Buffer.concat([discoverResponse, Buffer.alloc(8)]));
     await assert.rejects(c.discoverVersions(), isKind('protocol', /more bytes than one response/));
+  });
+
+  it('AuthenticationNotSuccessful in a reply is a sticky auth_failed (no further requests)', async () => {
+    // What PyKMIP answers when a handshake-accepted certificate fails its own checks (session.py).
+    const reply = encodeTtlv(
+      structure(Tag.ResponseMessage, [
+        structure(Tag.ResponseHeader, [
+          structure(Tag.ProtocolVersion, [integer(Tag.ProtocolVersionMajor, 1), integer(Tag.ProtocolVersionMinor, 0)]),
+          dateTime(Tag.TimeStamp, 1_800_000_000n),
+          integer(Tag.BatchCount, 1),
+        ]),
+        structure(Tag.BatchItem, [
+          enumeration(Tag.ResultStatus, 1),
+          enumeration(Tag.ResultReason, 3),
+          textString(Tag.ResultMessage, 'Error verifying the client certificate.'),
+        ]),
+      ]),
+    );
+    behaviour = (sock) => sock.write(reply);
+    const c = client();
+    await assert.rejects(c.discoverVersions(), isKind('auth_failed', /refused our client certificate \(AuthenticationNotSuccessful/));
+    await assert.rejects(c.discoverVersions(), isKind('auth_failed', /AuthenticationNotSuccessful/));
+    assert.equal(requests, 1);
+    assert.match(c.authFailed ?? '', /EKU clientAuth/);
   });
 
   it('a response for another operation is refused', async () => {

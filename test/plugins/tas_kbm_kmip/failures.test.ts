@@ -129,30 +129,31 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
     await assert.rejects(b.getSecret('fail-aes', client.wk), (e: unknown) => {
       assert.ok(isKbmError(e));
       assert.equal((e as KbmError).kind, 'auth_failed');
-      assert.match((e as Error).message, /TLS handshake .* failed/);
+      assert.match((e as Error).message, /TLS handshake .* failed: the server does not trust the CA of our client certificate/);
       assert.equal(toTasError(e).code, 'KBM_AUTH_FAILED');
       return true;
     });
     const h = await b.health();
     assert.equal(h.ok, false);
     assert.equal(h.authFailed, true);
-    assert.match(h.detail ?? '', /certfile/);
+    assert.match(h.detail ?? '', /certfile\/keyfile/);
     const attempts = b.client.stats.connects + b.client.stats.connectFailures;
     await expectKind(b.getSecret('fail-aes', client.wk), 'auth_failed', 503);
     assert.equal(b.client.stats.connects + b.client.stats.connectFailures, attempts, 'retried a rejected credential');
   });
 
-  it('client certificate without EKU clientAuth: auth_failed from the server reply', async () => {
+  it('client certificate without EKU clientAuth: auth_failed (refused in the handshake)', async () => {
     const b = open('noeku.conf', {}, s.certs.noClientAuth);
     await expectKind(b.getSecret('fail-aes', client.wk), 'auth_failed', 503);
     const h = await b.health();
     assert.equal(h.authFailed, true);
-    assert.match(h.detail ?? '', /clientAuth/);
+    assert.match(h.detail ?? '', /needs extended key usage clientAuth/);
   });
 
   it('server certificate not trusted (wrong ca_certs): auth_failed, never talks KMIP to it', async () => {
     const b = open('distrust.conf', {}, undefined, s.certs.otherCaCert);
     await expectKind(b.getSecret('fail-aes', client.wk), 'auth_failed', 503);
+    assert.match(b.client.authFailed ?? '', /server certificate is not trusted by ca_certs/);
     assert.equal(b.client.stats.requests, 0);
   });
 
