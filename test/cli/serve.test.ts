@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -144,6 +144,44 @@ describe('cli: tas serve (child process)', function () {
     assert.ok(material.length >= 8);
     for (const [where, text] of Object.entries(streams)) {
       for (const m of material) for (const f of forms(m.value)) assert.ok(!text.includes(f), `${m.name} (${f}) found in ${where}`);
+    }
+  });
+});
+
+describe('cli: tas serve --dev (child process)', function () {
+  this.timeout(120_000);
+  it('without keys: generates development keys (0600) into the file it names, never logs them, serves with them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tas-dev-'));
+    const port = await freePort();
+    const child = spawn(process.execPath, tasArgs('serve', '--dev', '--port', String(port)), {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = new Lines(child.stdout!);
+    const err = new Lines(child.stderr!);
+    try {
+      const line = await Promise.race([
+        out.wait((l) => l.includes('tas listening'), 'tas listening', 100_000),
+        exited(child).then((c) => {
+          throw new Error(`exited ${c}: ${out.text()}\n${err.text()}`);
+        }),
+      ]);
+      assert.match(line, new RegExp(`"main":"http://127\\.0\\.0\\.1:${port}"`));
+      const file = join(dir, '.tas', 'dev-keys.env');
+      assert.match(out.text(), new RegExp(`development keys generated into ${file.replace(/[.]/g, '\\.')} `));
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(statSync(join(dir, '.tas', 'dev-kbm-mock.yaml')).mode & 0o777, 0o600);
+      const keys = Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('TAS_')).map((l) => l.split('=') as [string, string]));
+      assert.ok(keys.TAS_API_KEY!.length >= 64 && keys.TAS_MANAGEMENT_API_KEY!.length >= 64);
+      assert.equal((await get(`http://127.0.0.1:${port}/version`, { 'x-api-key': keys.TAS_API_KEY! })).status, 200);
+      assert.equal((await get(`http://127.0.0.1:${port}/management/policy/v0/list`, { 'x-management-api-key': keys.TAS_MANAGEMENT_API_KEY! })).status, 200);
+      for (const k of Object.values(keys)) for (const f of forms(k)) assert.ok(!out.text().includes(f) && !err.text().includes(f), 'a development key was logged');
+      child.kill('SIGTERM');
+      assert.equal(await exited(child), 0);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
