@@ -4,6 +4,7 @@
  * composition root so that this module does not import the HTTP edge (imports flow http -> nonce).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Gauge } from 'prom-client';
 import type { AppContext } from '../daemon/context';
 import { isTasError } from '../errors';
 import { nonceDigest, type NonceService } from './service';
@@ -13,6 +14,21 @@ export type AuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise
 
 /** registerNonceRoutes adds get_nonce to app, authenticated by `auth` (client keys). */
 export function registerNonceRoutes(app: FastifyInstance, ctx: AppContext, nonces: NonceService, auth: AuthHook): void {
+  if (ctx.metrics.getSingleMetric('tas_nonces_outstanding') === undefined) {
+    new Gauge({
+      name: 'tas_nonces_outstanding',
+      help: 'Issued or claimed, unexpired nonces (capped by TAS_NONCE_MAX_OUTSTANDING); fleet-wide on Redis',
+      registers: [ctx.metrics],
+      async collect() {
+        // A store outage must not break /metrics: the gauge keeps its last value.
+        try {
+          this.set(await nonces.outstanding());
+        } catch {
+          /* STORE_UNAVAILABLE shows on /readyz */
+        }
+      },
+    });
+  }
   app.get('/kb/v0/get_nonce', { onRequest: auth }, async (request) => {
     const client = (request as { clientAddress?: string }).clientAddress ?? request.ip;
     try {

@@ -41,6 +41,8 @@ describe('nonce route: GET /kb/v0/get_nonce', () => {
     assert.deepEqual(rec.details, { nonce_sha256: nonceDigest(body.nonce) });
     assert.ok(!JSON.stringify(t.audit.records).includes(body.nonce));
     assert.ok(!JSON.stringify(t.logLines).includes(body.nonce), 'not in the log either');
+    const metrics = await t.ctx.metrics.metrics();
+    assert.match(metrics, /^tas_nonces_outstanding 1$/m, 'a claimed nonce is still outstanding');
     await t.app.close();
   });
 
