@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# packaging/stage.sh OUT: build the one staged file tree that both the .deb and the .rpm package.
+#   OUT/root/usr/lib/tas        package.json, dist/{src,plugins} (compiled JS), build/Release/tas_native.node,
+#                               node_modules (production only, pruned, .node files stripped)
+#   OUT/root/usr/bin/tas        -> ../lib/tas/bin/tas (the repo's bin/tas wrapper: exec node dist/src/main.js)
+#   OUT/root/etc/tas/tas.yaml   the conffile (no secrets; TLS on, /etc/tas/tls.{crt,key})
+#   OUT/root/usr/lib/systemd/system/, usr/lib/sysusers.d/, usr/lib/tmpfiles.d/
+#   OUT/root/usr/share/doc/tas/, usr/share/man/man8/tas.8.gz
+# Needs `npm run build` done (dist/, build/Release/). Production node_modules come from `npm ci
+# --omit=dev` in a temporary copy of package.json + package-lock.json, cached under /var/tmp by the
+# hash of those files and the node ABI (a rebuild for a version bump then takes seconds).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: stage.sh OUTDIR}
+root="$out/root"
+lib="$root/usr/lib/tas"
+
+for f in dist/src/main.js build/Release/tas_native.node; do
+  [ -f "$repo/$f" ] || { echo "stage.sh: $f missing: run npm run build first" >&2; exit 1; }
+done
+
+rm -rf "$root"
+install -d "$lib" "$root/usr/bin" "$root/etc/tas" "$root/usr/lib/systemd/system" \
+  "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" "$root/usr/share/doc/tas/drop-ins" \
+  "$root/usr/share/man/man8" "$root/usr/share/lintian/overrides"
+
+# --- application ---------------------------------------------------------------------------
+cp "$repo/package.json" "$lib/"
+install -d "$lib/dist" "$lib/build/Release" "$lib/bin"
+cp -r "$repo/dist/src" "$repo/dist/plugins" "$lib/dist/"
+find "$lib/dist" -name '*.map' -delete
+# Plugin test helpers compiled next to the plugins are not part of the product.
+find "$lib/dist" \( -name '*.test.js' -o -name 'test' -type d \) -prune -exec rm -rf {} +
+install -m 0644 "$repo/build/Release/tas_native.node" "$lib/build/Release/"
+install -m 0755 "$repo/bin/tas" "$lib/bin/tas"
+ln -s ../lib/tas/bin/tas "$root/usr/bin/tas"
+
+# --- production node_modules (cached) ------------------------------------------------------------
+abi=$(node -p 'process.versions.modules + "-" + process.arch')
+key=$(cat "$repo/package.json" "$repo/package-lock.json" "$0" | sha256sum | cut -c1-16)
+cache="/var/tmp/tas-prodmods-$abi-$key"
+if [ ! -f "$cache/.complete" ]; then
+  tmp=$(mktemp -d /var/tmp/tas-prodmods.XXXXXX)
+  cp "$repo/package.json" "$repo/package-lock.json" "$tmp/"
+  (cd "$tmp" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+  nm="$tmp/node_modules"
+  # Build leftovers, sources, headers, docs and tests: not needed at run time (OPS.md §3).
+  # koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs).
+  rm -rf "$nm/.package-lock.json" "$nm/.bin" "$nm/@koromix/koffi-linux-x64/musl_x64" \
+    "$nm/koffi/doc" "$nm/koffi/vendor" "$nm/koffi/lib" "$nm/koffi/cnoke.cjs" \
+    "$nm/pkcs11js/src" "$nm/pkcs11js/includes" "$nm/pkcs11js/binding.gyp" \
+    "$nm/pkcs11js/build/Release/obj.target" "$nm/pkcs11js/build/Release/.deps" "$nm/pkcs11js/build/node_gyp_bins"
+  find "$nm/pkcs11js/build" -maxdepth 1 -type f -delete
+  find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name docs -o -name example -o -name examples \
+    -o -name benchmark -o -name benchmarks -o -name .github -o -name coverage \) -exec rm -rf {} +
+  find "$nm" -type f \( -iname '*.md' -o -iname '*.markdown' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+    -o -name '*.map' -o -name '*.ts' -o -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.c' -o -name '*.cc' -o -name '*.cpp' \
+    -o -name '*.gyp' -o -name '*.gypi' -o -name Makefile -o -name CMakeLists.txt -o -name '.npmignore' -o -name '.eslintrc*' \
+    -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.nycrc*' -o -name 'tsconfig*.json' -o -name '.prettierrc*' \) -delete
+  find "$nm" -depth -type d -empty -delete
+  find "$nm" -name '*.node' -exec strip --strip-unneeded {} + -exec chmod 0644 {} +
+  find "$nm" -type f -exec chmod u+rw,go+r,go-w {} +
+  find "$nm" -type d -exec chmod 0755 {} +
+  # The pruned tree must still load (koffi and pkcs11js are the native ones).
+  (cd "$tmp" && node -e 'require("koffi"); require("pkcs11js"); require("fastify"); require("ioredis"); require("undici")')
+  touch "$nm/.complete"
+  rm -rf "$cache"
+  mv "$nm" "$cache"
+  rm -rf "$tmp"
+fi
+cp -a "$cache" "$lib/node_modules"
+rm -f "$lib/node_modules/.complete"
+strip --strip-unneeded "$lib/build/Release/tas_native.node"
+
+# --- configuration, units, docs ----------------------------------------------------------------
+install -m 0644 "$repo/packaging/tas.yaml" "$root/etc/tas/tas.yaml"
+install -m 0644 "$repo/systemd/tas.service" "$repo/systemd/tas.socket" "$repo/systemd/tas-management.socket" \
+  "$root/usr/lib/systemd/system/"
+install -m 0644 "$repo/systemd/tas.sysusers" "$root/usr/lib/sysusers.d/tas.conf"
+install -m 0644 "$repo/systemd/tas.tmpfiles" "$root/usr/lib/tmpfiles.d/tas.conf"
+install -m 0644 "$repo/systemd/drop-ins/"* "$root/usr/share/doc/tas/drop-ins/"
+install -m 0644 "$repo/packaging/copyright" "$root/usr/share/doc/tas/copyright"
+install -m 0644 "$repo/docs/plugins.md" "$repo/docs/policy.md" "$repo/docs/audit.md" "$root/usr/share/doc/tas/"
+gzip -9n "$root/usr/share/doc/tas/"*.md
+node "$lib/dist/src/main.js" --help >/dev/null # the man page is made from this binary's own help
+node --import tsx "$repo/packaging/manpage.ts" "$lib/dist/src/main.js" | gzip -9n > "$root/usr/share/man/man8/tas.8.gz"
+install -m 0644 "$repo/packaging/deb/lintian-overrides" "$root/usr/share/lintian/overrides/tas"
+
+find "$root" -type d -exec chmod 0755 {} +
+echo "staged $root ($(du -sh "$root" | cut -f1))"
