@@ -34,6 +34,8 @@ export interface PyKmipCerts {
   readonly otherCa: ClientIdentity;
   /** CN=tas, signed by ca, EKU serverAuth only (no clientAuth). */
   readonly noClientAuth: ClientIdentity;
+  /** CN=other-tenant, EKU clientAuth, signed by ca: a valid identity that owns nothing. */
+  readonly otherTenant: ClientIdentity;
   /** The unrelated CA itself (to make tas distrust the server). */
   readonly otherCaCert: string;
 }
@@ -88,6 +90,7 @@ export function makeCerts(dir: string): PyKmipCerts {
   leaf('server', 'localhost', 'ca', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n');
   leaf('client', 'tas', 'ca', 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
   leaf('foreign', 'tas', 'otherca', 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
+  leaf('tenant2', 'other-tenant', 'ca', 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n');
   leaf('noeku', 'tas', 'ca', 'extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n');
   const p = (f: string): string => join(dir, f);
   return {
@@ -97,6 +100,7 @@ export function makeCerts(dir: string): PyKmipCerts {
     client: { cert: p('client.crt'), key: p('client.key') },
     otherCa: { cert: p('foreign.crt'), key: p('foreign.key') },
     noClientAuth: { cert: p('noeku.crt'), key: p('noeku.key') },
+    otherTenant: { cert: p('tenant2.crt'), key: p('tenant2.key') },
     otherCaCert: p('otherca.crt'),
   };
 }

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { clientKey, expectKind } from '../../kbm/contract';
 import { agentDecrypt } from '../../kbm/agent-decrypt';
 import { PyKmipServer, freePort } from '../../support/pykmip';
-import { openKmipBroker, plugin, type KmipBroker } from '../../../plugins/tas_kbm_kmip';
+import { KmipClientError, openKmipBroker, plugin, toKbmError, type KmipBroker } from '../../../plugins/tas_kbm_kmip';
 import { KbmError, isKbmError, toTasError } from '../../../src/kbm/types';
 
 const log = pino({ level: 'silent' });
@@ -41,7 +41,7 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
       { op: 'create_aes', name: 'fail-dup-mixed' },
     ]);
     aesHex = out[0]!.hex!;
-    uids = { dup1: out[1]!.uid, dup2: out[2]!.uid };
+    uids = { aes: out[0]!.uid, dup1: out[1]!.uid, dup2: out[2]!.uid };
   });
   after(async () => {
     for (const b of brokers) await b.close();
@@ -148,6 +148,21 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
     const h = await b.health();
     assert.equal(h.authFailed, true);
     assert.match(h.detail ?? '', /needs extended key usage clientAuth/);
+  });
+
+  it('another valid identity: owner-only keys are not_found, a direct Get is PermissionDenied (auth_failed, not sticky)', async () => {
+    const b = open('tenant2.conf', {}, s.certs.otherTenant);
+    await expectKind(b.getSecret('fail-aes', client.wk), 'not_found', 404);
+    const err = await b.client.get(uids.aes!).then(
+      () => assert.fail('Get of a foreign object succeeded'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof KmipClientError && err.kind === 'operation' && err.resultReason === 0x0c, String(err));
+    const k = toKbmError(err, 'fail-aes');
+    assert.equal(k.kind, 'auth_failed');
+    assert.match(k.message, /denied access/);
+    // One object's access list does not take the broker down.
+    assert.equal((await b.health()).ok, true);
   });
 
   it('server certificate not trusted (wrong ca_certs): auth_failed, never talks KMIP to it', async () => {
