@@ -11,6 +11,9 @@
  * namespace can never address another key. Every failure of the connection becomes
  * TasError('STORE_UNAVAILABLE'); ioredis 'error' events are always listened to (an unlistened
  * one would crash the daemon).
+ * ACL: the user needs `~<prefix>*` and `+@read +@write +@scripting +@connection +info +time`
+ * (TIME runs inside the scripts; WAIT is in @connection) and nothing dangerous; health() runs a
+ * script, so a narrower grant shows on /readyz.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
