@@ -19,3 +19,5 @@ export { PINNED_ROOTS, SELF_TEST_VECTOR } from './roots';
 export { selfTest } from './selftest';
 export { registerTrustMetrics } from './metrics';
 export type { SelfTestResult } from './selftest';
+export { SNP_REASONS } from './reasons';
+export type { SnpReason } from './reasons';

@@ -3,6 +3,7 @@
  * v2 reports do not, so their product comes from TAS_SNP_V2_PRODUCT or they are refused.
  */
 import { TasError } from '../errors';
+import type { SnpReason } from './reasons';
 
 /** Product is an AMD KDS product line (Siena/Bergamo use Genoa). */
 export type Product = 'Milan' | 'Genoa' | 'Turin';
@@ -81,6 +82,6 @@ export function detectProduct(version: number, cpuid: CpuId | undefined, opts: {
   return { product: p, source: 'config' };
 }
 
-function verr(reason: string, detail: string): TasError {
+function verr(reason: SnpReason, detail: string): TasError {
   return new TasError('TEE_VERIFICATION_FAILED', detail, { reason });
 }

@@ -7,6 +7,7 @@
  * No cryptography happens in TypeScript.
  */
 import { TasError } from '../errors';
+import type { SnpReason } from './reasons';
 import { NativeError, nativeToTasError, parseReport, verify as nativeVerify, type Check, type ParsedReport, type VekInfo } from '../native';
 import { buildClaims, isAllZero, toHex, type Claims } from './claims';
 import { detectProduct, type Product, type ProductDecision } from './product';
@@ -65,7 +66,7 @@ export interface SnpCheckResult {
   readonly error?: TasError;
 }
 
-const fail = (reason: string, detail: string): TasError => new TasError('TEE_VERIFICATION_FAILED', detail, { reason });
+const fail = (reason: SnpReason | 'SNP_ERR_EXT', detail: string): TasError => new TasError('TEE_VERIFICATION_FAILED', detail, { reason });
 
 /** constantTimeEqual compares two byte strings without an early exit. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
