@@ -1,7 +1,8 @@
 /**
  * SNP_REASONS: the audit reasons the snp layer adds on top of the native addon's codes
  * (src/native/codes.ts). Every TasError thrown by src/snp carries one of these or a native code
- * as `reason`; the wire text stays "TEE verification failed".
+ * as `reason`; the wire text stays "TEE verification failed". The layer also raises the native
+ * SNP_ERR_SIGNER_KIND itself (SIGNING_KEY 7 or signer kind confusion), with the native meaning.
  */
 export const SNP_REASONS = {
   SNP_ERR_TCB_MISMATCH: 'REPORTED_TCB differs from the VCEK/VLEK SPL extensions (reserved bytes and Turin FMC included).',
@@ -12,7 +13,6 @@ export const SNP_REASONS = {
   SNP_ERR_PRODUCT_UNSUPPORTED: 'The report CPUID names a product without pinned roots (Venice).',
   SNP_ERR_V2_PRODUCT_UNSET: 'A report without CPUID (v2, or v3+ with zero CPUID) while TAS_SNP_V2_PRODUCT is unset.',
   SNP_ERR_V2_TURIN: 'Turin reports must be v3+ with CPUID (the TCB layout is otherwise ambiguous).',
-  SNP_ERR_SIGNER_KIND: 'SIGNING_KEY is not VCEK (0) or VLEK (1), e.g. 7 (unsigned), or disagrees with the certificate.',
 } as const;
 
 /** SnpReason is a reason of SNP_REASONS. */

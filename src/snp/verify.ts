@@ -66,7 +66,7 @@ export interface SnpCheckResult {
   readonly error?: TasError;
 }
 
-const fail = (reason: SnpReason | 'SNP_ERR_EXT', detail: string): TasError => new TasError('TEE_VERIFICATION_FAILED', detail, { reason });
+const fail = (reason: SnpReason | 'SNP_ERR_EXT' | 'SNP_ERR_SIGNER_KIND', detail: string): TasError => new TasError('TEE_VERIFICATION_FAILED', detail, { reason });
 
 /** constantTimeEqual compares two byte strings without an early exit. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
