@@ -15,5 +15,7 @@ if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
 # Incremental after the first build: configure only when the gyp files changed, make does the rest.
 action=build
 if [ ! -f build-asan/build/Makefile ] || [ binding.gyp -nt build-asan/build/Makefile ]; then action=rebuild; fi
-TAS_SANITIZE=1 npx node-gyp "$action" --directory=build-asan -j 2 "${args[@]}" >build-asan/build.log 2>&1 || { tail -40 build-asan/build.log; exit 1; }
+# node-gyp 12 removes build/node_gyp_bins after a build and a later plain `build` trips over it.
+mkdir -p build-asan/build/node_gyp_bins
+TAS_SANITIZE=1 npx node-gyp "$action" --directory=build-asan -j 2 "${args[@]}" >build-asan/build.log 2>&1 || { tail -40 build-asan/build.log >&2; exit 1; }
 echo "build-asan/build/Release/tas_native.node"

@@ -4,7 +4,7 @@
 # Usage: native/tools/test-asan.sh [test files...] (default: test/native without fuzz/sanitizer suites)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash native/tools/build-asan.sh >/dev/null
+bash native/tools/build-asan.sh >/dev/null  # failures print the build log tail on stderr
 libasan=$(g++ -print-file-name=libasan.so)
 [ -f "$libasan" ] || { echo "libasan.so not found (install g++)" >&2; exit 1; }
 if [ $# -eq 0 ]; then
