@@ -16,10 +16,9 @@ import type { AppContext } from '../daemon/context';
 import type { TasError } from '../errors';
 import {
   checkKeyId, isKbmError, KBM_API_VERSION, KbmError, toTasError,
-  type KbmHealth, type KbmManifest, type KbmPlugin, type KeyBroker, type SecretKeyReply,
+  type KbmHealth, type KbmHelpers, type KbmManifest, type KbmPlugin, type KeyBroker, type SecretKeyReply,
 } from './types';
 import { checkWrappingKey, wrapAesGcm, wrapKwp, type WrappingKey } from './wrap';
-import type { KbmHelpers } from './types';
 
 export * from './types';
 export {
