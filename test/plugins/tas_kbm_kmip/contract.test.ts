@@ -30,18 +30,23 @@ async function ready(): Promise<PyKmipServer> {
   return s;
 }
 
-after(async () => {
-  await server?.destroy();
-});
-
-// `auto` (DiscoverVersions) is the default config and runs through failures.test.ts.
-for (const version of ['1.2', '1.4', '2.0'] as const) {
-  kbmContract(`tas_kbm_kmip (PyKMIP, KMIP ${version})`, async () => {
-    const s = await ready();
-    const conf = s.writeClientConfig(`tas-${version}.conf`, undefined, { kmip_version: version, request_timeout_ms: 20_000 });
-    const broker = await plugin.open(conf, { log });
-    const kb = broker as KmipBroker;
-    assert.equal(`${kb.client.version!.major}.${kb.client.version!.minor}`, version);
-    return { broker, secrets: { ...secrets }, form: 'aes-gcm', unknownKeyId: 'contract-preactive' };
+// One describe around the three runs, so that the server stops when this file is done (a
+// top-level after() would run only at the end of the whole test run).
+describe('tas_kbm_kmip against PyKMIP', () => {
+  after(async () => {
+    await server?.destroy();
+    server = undefined;
   });
-}
+
+  // `auto` (DiscoverVersions) is the default config and runs through failures.test.ts.
+  for (const version of ['1.2', '1.4', '2.0'] as const) {
+    kbmContract(`tas_kbm_kmip (PyKMIP, KMIP ${version})`, async () => {
+      const s = await ready();
+      const conf = s.writeClientConfig(`tas-${version}.conf`, undefined, { kmip_version: version, request_timeout_ms: 20_000 });
+      const broker = await plugin.open(conf, { log });
+      const kb = broker as KmipBroker;
+      assert.equal(`${kb.client.version!.major}.${kb.client.version!.minor}`, version);
+      return { broker, secrets: { ...secrets }, form: 'aes-gcm', unknownKeyId: 'contract-preactive' };
+    });
+  }
+});
