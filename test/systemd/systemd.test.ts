@@ -136,3 +136,43 @@ describe('systemd: socket activation and sd_notify', function () {
     }
   });
 });
+
+describe('systemd: STATUS= for degraded dependencies', function () {
+  this.timeout(120_000);
+  it('tas serve with an unreachable Redis: READY=1 (serving), then STATUS= naming the failed dependency', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tas-status-'));
+    const sock = join(dir, 'notify.sock');
+    const l = new NotifyListener(sock);
+    await l.bound();
+    const [port, deadRedis] = [await freePort(), await freePort()];
+    writeFileSync(join(dir, 'kbm.yaml'), 'secrets:\n  k1: { value_utf8: "s" }\n');
+    const child = spawn(process.execPath, tasArgs('serve', '--port', String(port)), {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '', NOTIFY_SOCKET: sock, TAS_API_KEY: KEY, TAS_MANAGEMENT_API_KEY: MKEY,
+        TAS_KBM_CONFIG_FILE: join(dir, 'kbm.yaml'), TAS_STORE: 'redis', TAS_REDIS_URL: `redis://127.0.0.1:${deadRedis}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = new Lines(child.stdout!);
+    const err = new Lines(child.stderr!);
+    try {
+      const first = await Promise.race([
+        l.waitMsg(/^(READY=1|STATUS=)/, 'READY or STATUS', 100_000),
+        exited(child).then((c) => {
+          throw new Error(`tas serve exited ${c}:\n${out.text()}\n${err.text()}`);
+        }),
+      ]);
+      assert.match(first.msg, /^READY=1/);
+      const degraded = await l.waitMsg(/^STATUS=.*degraded: .*store/, 'STATUS= naming the store', 60_000);
+      assert.equal(degraded.pid, child.pid);
+      const r = await get(`http://127.0.0.1:${port}/readyz`);
+      assert.equal(r.status, 503);
+      assert.match(r.body, /store/);
+    } finally {
+      child.kill('SIGKILL');
+      l.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
