@@ -51,7 +51,7 @@ export interface LogOptions {
   reopenOnSignal?: boolean;
 }
 
-/** LEVEL_OF maps the configured level (already normalised by the config loader) to pino's. */
+/** levelOf reads the configured level (the loader already mapped Python names to pino's). */
 function levelOf(cfg: Config): string {
   return cfg.get<string>('logging.level') ?? 'info';
 }
