@@ -106,12 +106,18 @@ class Stream implements AuditStream {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.fd !== undefined) {
+      // Shutdown must finish even when the disk misbehaves: report, do not throw.
       try {
         fdatasyncSync(this.fd);
-      } finally {
-        closeSync(this.fd);
-        this.fd = undefined;
+      } catch (e) {
+        process.stderr.write(`tas: audit fdatasync at close failed: ${(e as Error).message}\n`);
       }
+      try {
+        closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
+      this.fd = undefined;
     }
   }
 

@@ -183,6 +183,23 @@ describe('audit: stream and verification', () => {
     assert.equal(verifyAudit([f, `${f}.1`]).ok, false);
   });
 
+  it('a full disk never throws into request handling: failures are counted (readiness reports them)', async () => {
+    const a = openAudit(cfgFor('/dev/full'), { reopenOnSignal: false });
+    const saved = process.stderr.write.bind(process.stderr);
+    const errs: string[] = [];
+    process.stderr.write = ((c: string) => (errs.push(String(c)), true)) as typeof process.stderr.write;
+    try {
+      assert.doesNotThrow(() => a.record({ event: 'get_secret', outcome: 'allow', reason: 'OK' }));
+      a.record({ event: 'get_secret', outcome: 'allow', reason: 'OK' });
+    } finally {
+      process.stderr.write = saved;
+    }
+    assert.equal(a.failures, 2);
+    assert.equal(a.seq, 0, 'records that were not written do not advance the chain');
+    assert.match(errs.join(''), /audit record not written: ENOSPC/);
+    await a.close();
+  });
+
   it('tas audit verify: exit 2 for a missing file or no file', async () => {
     assert.equal((await tasVerify(join(dir, 'nope'))).code, 2);
     assert.equal((await tasVerify()).code, 2);
