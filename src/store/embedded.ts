@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { link, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -181,16 +182,33 @@ export class EmbeddedStore implements Store {
     return 'created';
   }
 
+  /**
+   * Parsed policy files by path, valid while the file's inode, size and mtime are unchanged: every
+   * get_secret reads its policy, and one stat is far cheaper than open+read+parse. A file replaced
+   * by another process (atomic rename: a new inode) is re-read.
+   */
+  private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string }>();
+
   async getPolicy(id: string): Promise<string | undefined> {
     const p = this.policyPath(id);
+    let st: Stats;
     let text: string;
     try {
+      st = await stat(p);
+      const hit = this.policyCache.get(p);
+      if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.doc;
       text = await readFile(p, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.policyCache.delete(p);
+        return undefined;
+      }
       throw this.ioError('read policy', e);
     }
-    return parsePolicyFile(text, id, p).doc;
+    const doc = parsePolicyFile(text, id, p).doc;
+    if (this.policyCache.size > 10_000) this.policyCache.clear();
+    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc });
+    return doc;
   }
 
   async deletePolicy(id: string): Promise<boolean> {
