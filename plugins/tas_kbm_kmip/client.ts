@@ -326,6 +326,8 @@ export class KmipClient {
           this.opts.log.info({ kmip: where, version: versionString(this.negotiated) }, 'KMIP version negotiated');
         }
       } catch (e) {
+        // Never keep a connection whose version is unknown: the next call would guess one.
+        conn.kill(new KmipClientError('protocol', 'version negotiation failed'));
         if (e instanceof KmipClientError && e.kind === 'unavailable') this.backoff(e.message);
         throw e;
       }
