@@ -192,6 +192,32 @@ describe('KmipClient transport (misbehaving peer)', function () {
     assert.match(c.authFailed ?? '', /EKU clientAuth/);
   });
 
+  it('auto: a server sharing no version with tas is refused, and the connection is not kept', async () => {
+    const onlyV10 = encodeTtlv(
+      structure(Tag.ResponseMessage, [
+        structure(Tag.ResponseHeader, [
+          structure(Tag.ProtocolVersion, [integer(Tag.ProtocolVersionMajor, 1), integer(Tag.ProtocolVersionMinor, 2)]),
+          integer(Tag.BatchCount, 1),
+        ]),
+        structure(Tag.BatchItem, [
+          enumeration(Tag.Operation, 0x1e),
+          enumeration(Tag.ResultStatus, 0),
+          structure(Tag.ResponsePayload, [structure(Tag.ProtocolVersion, [integer(Tag.ProtocolVersionMajor, 1), integer(Tag.ProtocolVersionMinor, 0)])]),
+        ]),
+      ]),
+    );
+    behaviour = (sock) => sock.write(onlyV10);
+    const c = client({ version: 'auto' });
+    await assert.rejects(c.discoverVersions(), isKind('protocol', /supports none of 2\.0, 1\.4, 1\.2 \(offered 1\.0\)/));
+    await assert.rejects(c.discoverVersions(), isKind('protocol', /supports none/));
+    assert.equal(connections, 2, 'the second call must negotiate on a new connection');
+    assert.equal(c.version, undefined);
+    // With a server offering 2.0 (PyKMIP's capture) negotiation picks it.
+    behaviour = (sock) => sock.write(discoverResponse);
+    await c.discoverVersions();
+    assert.deepEqual(c.version, { major: 2, minor: 0 });
+  });
+
   it('a response for another operation is refused', async () => {
     const get = Buffer.from(capture.frames.Get!.response, 'hex');
     behaviour = (sock) => sock.write(get);
