@@ -12,7 +12,7 @@ import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, t
 import { parseWrappingKey } from '../kbm';
 import { openKeyBroker, type KbmService } from '../kbm';
 import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
-import { createCertCache } from './certs';
+import { createCertCache, normSerial, serialHex } from './certs';
 import { registerTrustMetrics } from '../snp/metrics';
 import { certInfo, NativeError } from '../native';
 import { NonceService, nonceRoutes } from '../nonce';
@@ -157,6 +157,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
     ctx.lifecycle.onReload(() => cache.clearMemory());
 
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
+    const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
     const ports: AttestPorts = {
       peek(report) {
         const p = peekReport(report, { v2Product: v2() });
@@ -178,14 +179,22 @@ export async function assemble(initial: Config): Promise<Assembly> {
         }
         const t = raw.reportedTcb!;
         const r = await cache.vcek(peek.product!, Buffer.from(raw.chipId, 'hex'), { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: t.fmc });
-        return { leaf: r.leaf, source: r.source };
+        return { leaf: r.leaf, ...(r.intermediate ? { intermediate: r.intermediate } : {}), source: r.source };
       },
       async verify(report, certs, peek) {
         const product = peek.product!;
         const crl = await cache.crl(product, peek.signingKey);
+        // The cache verified the CRL (ARK signature, freshness) when it loaded it and noted which
+        // known intermediates and leaves it revokes; with an intermediate the cache vouched for, a
+        // request only looks serials up. Intermediates from the evidence get the full native check.
+        const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence';
         const v = await verifier.verify({
-          report, vek: certs.leaf, intermediate: certs.intermediate, crl: crl.der, at: new Date(), product,
+          report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
         });
+        if (fast) {
+          const hit = [serialHex(certs.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));
+          if (hit) throw new TasError('TEE_VERIFICATION_FAILED', `certificate serial ${hit} is revoked by the ${product} CRL`, { reason: 'SNP_ERR_REVOKED' });
+        }
         if (crl.note) log.warn({ product }, crl.note);
         const claims = v.claims as unknown as Record<string, unknown>;
         return { claims, reportData: Buffer.from(String(claims.report_data), 'hex'), product: v.product, ...(crl.note ? { notes: [crl.note] } : {}) };
@@ -212,8 +221,9 @@ export async function assemble(initial: Config): Promise<Assembly> {
         allowUnsignedKeyBinding: () => ctx.config().get<boolean>('policy.allow_unsigned_key_binding'),
       },
       broker: {
-        validateWrappingKey: (b) => void parseWrappingKey(b),
-        getSecret: (keyId, wk) => kbm.getSecret(keyId, parseWrappingKey(wk)),
+        // Parsed once per request: validateWrappingKey runs first, getSecret reuses its result.
+        validateWrappingKey: (b) => void parsedKeys.set(b, parseWrappingKey(b)),
+        getSecret: (keyId, wk) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)),
       },
       requireBinding: (dialect) => {
         const v = ctx.config().get<boolean | undefined>('attest.require_binding');

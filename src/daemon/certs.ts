@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config';
 import { CertCache, KdsFetcher, type FetcherOptions } from '../kds';
-import { NativeError, nativeToTasError, verifyChain, verifyCrl } from '../native';
+import { certInfo, NativeError, nativeToTasError, verifyChain, verifyCrl } from '../native';
 import { anchorsFor, pinnedArk, pinnedIntermediate, type Product, type SnpTrust } from '../snp';
 import { extraIntermediates } from '../snp/trust';
 import type { BlobStore } from '../store';
@@ -40,19 +40,23 @@ export function createCertCache(o: CertCacheOptions): { cache: CertCache; fetche
     for (const intermediate of [pinnedIntermediate(product, kind), ...extraIntermediates(trust, product, kind)]) {
       try {
         const r = await verifyChain({ leaf, intermediate, anchors, product, kind, atSeconds: Math.floor(now() / 1000) });
-        return { notAfter: r.vek.notAfter };
+        return { notAfter: r.vek.notAfter, intermediate };
       } catch (e) {
         last = e;
       }
     }
     throw toTas(last);
   };
-  const checkCrl = async (crl: Buffer, product: Product) => {
+  // Serials worth looking up in a CRL: every intermediate we would chain through, and the leaves'
+  // serial 0 (AMD issues every VCEK/VLEK with serial 0; a CRL listing it revokes them all).
+  const serialsOf = (product: Product, kind: 'VCEK' | 'VLEK'): string[] =>
+    [pinnedIntermediate(product, kind), ...extraIntermediates(o.trust(), product, kind)].map((c) => serialHex(c)).concat('00');
+  const checkCrl = async (crl: Buffer, product: Product, kind: 'VCEK' | 'VLEK') => {
     let last: unknown;
     for (const ark of [pinnedArk(product), ...anchorsFor(o.trust(), product).slice(1)]) {
       try {
-        const r = await verifyCrl(crl, ark, Math.floor(now() / 1000), 300, []);
-        return { nextUpdate: r.nextUpdate };
+        const r = await verifyCrl(crl, ark, Math.floor(now() / 1000), 300, serialsOf(product, kind));
+        return { nextUpdate: r.nextUpdate, revoked: r.revoked.map(normSerial) };
       } catch (e) {
         last = e;
       }
@@ -66,4 +70,22 @@ export function createCertCache(o: CertCacheOptions): { cache: CertCache; fetche
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
   });
   return { cache, fetcher };
+}
+
+const serials = new WeakMap<Buffer, string>();
+
+/** normSerial writes a serial as lowercase hex without leading zeros ('00' for zero). */
+export function normSerial(hex: string): string {
+  const t = hex.toLowerCase().replace(/^0+/, '');
+  return t === '' ? '00' : t;
+}
+
+/** serialHex returns a certificate's normalised serial (memoised per buffer: the roots are parsed once). */
+export function serialHex(cert: Buffer): string {
+  let s = serials.get(cert);
+  if (s === undefined) {
+    s = normSerial(certInfo(cert).serialHex);
+    serials.set(cert, s);
+  }
+  return s;
 }

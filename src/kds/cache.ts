@@ -12,9 +12,21 @@ import { KdsFetcher, pemToDer } from './fetcher';
 import { certChainPath, crlPath, vcekCacheKey, vcekPath, type Product, type ReportedTcb, type VekKind } from './urls';
 
 /** LeafVerifier chains a VCEK/VLEK (DER) to the pinned roots; throws TasError when it does not. */
-export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date }>;
-/** CrlChecker verifies an ARK-signed CRL and its freshness at `now`; throws when bad or stale. */
-export type CrlChecker = (crl: Buffer, product: Product, kind: VekKind) => Promise<{ nextUpdate: Date }>;
+export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date; intermediate?: Buffer }>;
+/**
+ * CrlChecker verifies an ARK-signed CRL and its freshness at `now`; throws when bad or stale. It
+ * also returns which of the serials that matter (the trusted intermediates', the leaves') it lists,
+ * so that requests can check revocation without re-verifying the CRL's signature every time.
+ */
+export type CrlChecker = (crl: Buffer, product: Product, kind: VekKind) => Promise<{ nextUpdate: Date; revoked?: readonly string[] }>;
+
+/** FreshCrl is a verified CRL still inside its validity window. */
+export interface FreshCrl {
+  der: Buffer | undefined;
+  /** Serials (lowercase hex) of known intermediates/leaves that the CRL revokes. */
+  revoked?: ReadonlySet<string>;
+  note?: string;
+}
 
 export interface CacheStats {
   hits: Record<'memory' | 'persistent', number>;
@@ -37,14 +49,23 @@ export interface CertCacheDeps {
 
 interface MemEntry {
   leaf: Buffer;
+  /** The ASK/ASVK the leaf verified under (saves trying candidates on every request). */
+  intermediate: Buffer | undefined;
   notAfter: number;
+}
+
+/** VekHit is a verified VCEK/VLEK with the intermediate it chains through. */
+export interface VekHit {
+  leaf: Buffer;
+  intermediate?: Buffer;
+  source: string;
 }
 
 const INDEX_KEY = 'index/certificates';
 
 export class CertCache {
   private readonly mem = new Map<string, MemEntry>();
-  private readonly crls = new Map<string, { der: Buffer; nextUpdate: number }>();
+  private readonly crls = new Map<string, { der: Buffer; nextUpdate: number; revoked: ReadonlySet<string> }>();
   readonly stats: CacheStats = { hits: { memory: 0, persistent: 0 }, misses: 0, rejectedPersistent: 0 };
   private readonly now: () => number;
 
@@ -78,19 +99,19 @@ export class CertCache {
     await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
   }
 
-  private readonly pending = new Map<string, Promise<{ leaf: Buffer; source: string }>>();
+  private readonly pending = new Map<string, Promise<VekHit>>();
 
   /**
    * vcek returns a verified VCEK for a chip and REPORTED_TCB. Concurrent misses for one key share
    * one lookup (one persistent read, at most one KDS request, one verification).
    */
-  vcek(product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
+  vcek(product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<VekHit> {
     const key = vcekCacheKey(product, chipId, tcb);
     const m = this.mem.get(key);
     if (m && m.notAfter > this.now()) {
       this.stats.hits.memory++;
       this.d.onEvent?.('hit_memory', key);
-      return Promise.resolve({ leaf: m.leaf, source: 'memory' });
+      return Promise.resolve({ leaf: m.leaf, ...(m.intermediate ? { intermediate: m.intermediate } : {}), source: 'memory' });
     }
     const running = this.pending.get(key);
     if (running) return running;
@@ -99,7 +120,7 @@ export class CertCache {
     return p;
   }
 
-  private async lookup(key: string, product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<{ leaf: Buffer; source: string }> {
+  private async lookup(key: string, product: Product, chipId: Uint8Array, tcb: ReportedTcb): Promise<VekHit> {
     const m = this.mem.get(key);
     if (m && m.notAfter > this.now()) {
       this.stats.hits.memory++;
@@ -110,10 +131,10 @@ export class CertCache {
     if (stored) {
       try {
         const v = await this.d.verifyLeaf(stored, product, 'VCEK');
-        this.remember(key, stored, v.notAfter);
+        this.remember(key, stored, v.notAfter, v.intermediate);
         this.stats.hits.persistent++;
         this.d.onEvent?.('hit_persistent', key);
-        return { leaf: stored, source: 'persistent' };
+        return { leaf: stored, ...(v.intermediate ? { intermediate: v.intermediate } : {}), source: 'persistent' };
       } catch (e) {
         // A cached certificate that no longer chains is poison: never use it, fetch afresh.
         this.stats.rejectedPersistent++;
@@ -127,8 +148,8 @@ export class CertCache {
     const v = await this.d.verifyLeaf(leaf, product, 'VCEK');
     await this.d.blobs.putBlob(key, leaf);
     await this.addToIndex(key, v.notAfter);
-    this.remember(key, leaf, v.notAfter);
-    return { leaf, source: 'kds' };
+    this.remember(key, leaf, v.notAfter, v.intermediate);
+    return { leaf, ...(v.intermediate ? { intermediate: v.intermediate } : {}), source: 'kds' };
   }
 
   /** importLeaf verifies and stores a VCEK obtained elsewhere (`tas kds import`). */
@@ -136,7 +157,7 @@ export class CertCache {
     const v = await this.d.verifyLeaf(leaf, product, kind);
     await this.d.blobs.putBlob(key, leaf);
     await this.addToIndex(key, v.notAfter);
-    this.remember(key, leaf, v.notAfter);
+    this.remember(key, leaf, v.notAfter, v.intermediate);
   }
 
   /** storedCrl returns the stored CRL of a product/kind without fetching (status). */
@@ -151,29 +172,27 @@ export class CertCache {
   }
 
   /** crl returns a fresh, verified CRL, or undefined when fail-open and none can be had. */
-  async crl(product: Product, kind: VekKind): Promise<{ der: Buffer | undefined; note?: string }> {
+  async crl(product: Product, kind: VekKind): Promise<FreshCrl> {
     const key = `crl/${product}/${kind}`;
     const m = this.crls.get(key);
-    if (m && m.nextUpdate > this.now()) return { der: m.der };
+    if (m && m.nextUpdate > this.now()) return { der: m.der, revoked: m.revoked };
     let why = '';
     try {
       const stored = await this.d.blobs.getBlob(key);
       if (stored) {
         try {
-          const { nextUpdate } = await this.d.checkCrl(stored, product, kind);
-          this.crls.set(key, { der: stored, nextUpdate: nextUpdate.getTime() });
-          return { der: stored };
+          const r = await this.d.checkCrl(stored, product, kind);
+          return this.rememberCrl(key, stored, r);
         } catch (e) {
           why = `cached CRL unusable: ${(e as Error).message}; `;
         }
       }
       const body = await this.d.fetcher.get(crlPath(product, kind), { deadline: this.deadline() });
       const der = pemToDer(body)[0]!;
-      const { nextUpdate } = await this.d.checkCrl(der, product, kind);
-      const ttl = Math.floor((nextUpdate.getTime() - this.now()) / 1000);
+      const r = await this.d.checkCrl(der, product, kind);
+      const ttl = Math.floor((r.nextUpdate.getTime() - this.now()) / 1000);
       if (ttl > 0) await this.d.blobs.putBlob(key, der, ttl);
-      this.crls.set(key, { der, nextUpdate: nextUpdate.getTime() });
-      return { der };
+      return this.rememberCrl(key, der, r);
     } catch (e) {
       why += (e as Error).message;
       if (this.d.crlFailMode === 'open') return { der: undefined, note: `no fresh CRL (fail-open): ${why}` };
@@ -182,14 +201,20 @@ export class CertCache {
     }
   }
 
+  private rememberCrl(key: string, der: Buffer, r: { nextUpdate: Date; revoked?: readonly string[] }): FreshCrl {
+    const revoked = new Set((r.revoked ?? []).map((x) => x.toLowerCase()));
+    this.crls.set(key, { der, nextUpdate: r.nextUpdate.getTime(), revoked });
+    return { der, revoked };
+  }
+
   /** importCrl verifies and stores a CRL obtained elsewhere. */
   async importCrl(der: Buffer, product: Product, kind: VekKind): Promise<Date> {
-    const { nextUpdate } = await this.d.checkCrl(der, product, kind);
-    const ttl = Math.floor((nextUpdate.getTime() - this.now()) / 1000);
+    const r = await this.d.checkCrl(der, product, kind);
+    const ttl = Math.floor((r.nextUpdate.getTime() - this.now()) / 1000);
     if (ttl <= 0) throw new Error('CRL is past its nextUpdate');
     await this.d.blobs.putBlob(`crl/${product}/${kind}`, der, ttl);
-    this.crls.set(`crl/${product}/${kind}`, { der, nextUpdate: nextUpdate.getTime() });
-    return nextUpdate;
+    this.rememberCrl(`crl/${product}/${kind}`, der, r);
+    return r.nextUpdate;
   }
 
   /** certChain fetches the KDS cert_chain (intermediate, ARK) — used only as a cross-check. */
@@ -220,11 +245,11 @@ export class CertCache {
     this.crls.clear();
   }
 
-  private remember(key: string, leaf: Buffer, notAfter: Date): void {
+  private remember(key: string, leaf: Buffer, notAfter: Date, intermediate?: Buffer): void {
     if (this.mem.size >= (this.d.maxMemoryEntries ?? 50_000)) {
       const oldest = this.mem.keys().next().value;
       if (oldest !== undefined) this.mem.delete(oldest);
     }
-    this.mem.set(key, { leaf, notAfter: notAfter.getTime() });
+    this.mem.set(key, { leaf, intermediate, notAfter: notAfter.getTime() });
   }
 }

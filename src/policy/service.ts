@@ -109,6 +109,8 @@ export function keyBindingSigned(policy: PolicyDocument | UsablePolicy): boolean
 
 export class PolicyService {
   private readonly cache = new Map<string, CachedVerdict>();
+  /** forUse results by policy id, valid for the exact stored text and trust generation. */
+  private readonly useCache = new Map<string, { text: string; generation: number; enforce: boolean; usable: UsablePolicy }>();
   private readonly cacheSize: number;
   /** Counters (tests and metrics): how many signature verifications actually ran. */
   readonly stats = { verifications: 0, cacheHits: 0 };
@@ -139,6 +141,7 @@ export class PolicyService {
   /** clearCache drops every cached verdict (also implied by a trust generation change). */
   clearCache(): void {
     this.cache.clear();
+    this.useCache.clear();
   }
 
   /**
@@ -228,10 +231,24 @@ export class PolicyService {
    * generation). Throws POLICY_NOT_FOUND, POLICY_UNSIGNED or POLICY_SIGNATURE_FAILED.
    */
   async forUse(id: string): Promise<UsablePolicy> {
-    const doc = await this.get(id);
+    assertId(id);
+    const text = await this.opts.repo.get(id);
+    if (text === undefined) throw notFound(id);
+    // Every get_secret uses a policy: when the stored text, the trust generation and the
+    // enforcement setting are what they were, the previous verdict stands (comparing the text is
+    // far cheaper than parsing it and re-computing its canonical form and digest).
+    const enforce = this.opts.settings().enforceSigned;
+    const hit = this.useCache.get(id);
+    if (hit && hit.text === text && hit.generation === this.opts.trust.generation && hit.enforce === enforce) {
+      this.stats.cacheHits++;
+      return hit.usable;
+    }
     // Stored documents came through a route whose dialect allowed their signature form; a
     // rules-only signature can only have entered through the first-dialect routes.
-    return this.verified(id, parseDocument(doc, 'first'));
+    const usable = this.verified(id, parseDocument(JSON.parse(text) as PolicyDocument, 'first'));
+    if (this.useCache.size >= this.cacheSize) this.useCache.clear();
+    this.useCache.set(id, { text, generation: this.opts.trust.generation, enforce, usable });
+    return usable;
   }
 
   /**

@@ -136,6 +136,24 @@ describe('attest: get_secret end to end (embedded store, mock broker, fake KDS)'
     assert.equal(decryptReply(r.body, keys), SECRET);
   });
 
+  it('a CRL that revokes the ASK refuses every report under it (400, SNP_ERR_REVOKED)', async () => {
+    const kit = lab.kits.Genoa;
+    const now = Date.now();
+    const revoking = kit.crlDer({ thisUpdate: new Date(now - 3600_000), nextUpdate: new Date(now + 86400_000), revoked: [0x20002] });
+    await lab.handles.store.putBlob('crl/Genoa/VCEK', revoking, 3600);
+    lab.handles.cache.clearMemory();
+    try {
+      const keys = agentKeys();
+      const nonce = await getNonce(lab);
+      const r = await getSecret(lab, { nonce, report: kit.signReport({ reportData: reportData(nonce, keys.wire, true) }), keys, policyId: 'p-all' });
+      assert.equal(r.status, 400);
+      assert.equal(lab.daemon.audit.records.filter((x) => x.event === 'get_secret').at(-1)!.reason, 'SNP_ERR_REVOKED');
+    } finally {
+      await lab.handles.store.putBlob('crl/Genoa/VCEK', kit.crlDer({ thisUpdate: new Date(now - 3600_000), nextUpdate: new Date(now + 86400_000) }), 3600);
+      lab.handles.cache.clearMemory();
+    }
+  });
+
   it('intel-tdx is 400 with an audit reason; an unsigned policy is refused at store time', async () => {
     const keys = agentKeys();
     const nonce = await getNonce(lab);
