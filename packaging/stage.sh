@@ -35,42 +35,47 @@ install -m 0644 "$repo/build/Release/tas_native.node" "$lib/build/Release/"
 install -m 0755 "$repo/bin/tas" "$lib/bin/tas"
 ln -s ../lib/tas/bin/tas "$root/usr/bin/tas"
 
-# --- production node_modules (cached) ------------------------------------------------------------
+# --- production node_modules (cached `npm ci --omit=dev`, pruned on the copy) ---------------------
 abi=$(node -p 'process.versions.modules + "-" + process.arch')
-key=$(cat "$repo/package.json" "$repo/package-lock.json" "$0" | sha256sum | cut -c1-16)
+key=$(cat "$repo/package.json" "$repo/package-lock.json" | sha256sum | cut -c1-16)
 cache="/var/tmp/tas-prodmods-$abi-$key"
 if [ ! -f "$cache/.complete" ]; then
   tmp=$(mktemp -d /var/tmp/tas-prodmods.XXXXXX)
   cp "$repo/package.json" "$repo/package-lock.json" "$tmp/"
   (cd "$tmp" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
-  nm="$tmp/node_modules"
-  # Build leftovers, sources, headers, docs and tests: not needed at run time (OPS.md §3).
-  # koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs).
-  rm -rf "$nm/.package-lock.json" "$nm/.bin" "$nm/@koromix/koffi-linux-x64/musl_x64" \
-    "$nm/koffi/doc" "$nm/koffi/vendor" "$nm/koffi/lib" "$nm/koffi/cnoke.cjs" \
-    "$nm/pkcs11js/src" "$nm/pkcs11js/includes" "$nm/pkcs11js/binding.gyp" \
-    "$nm/pkcs11js/build/Release/obj.target" "$nm/pkcs11js/build/Release/.deps" "$nm/pkcs11js/build/node_gyp_bins"
-  find "$nm/pkcs11js/build" -maxdepth 1 -type f -delete
-  find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name docs -o -name example -o -name examples \
-    -o -name benchmark -o -name benchmarks -o -name .github -o -name coverage \) -exec rm -rf {} +
-  find "$nm" -type f \( -iname '*.md' -o -iname '*.markdown' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
-    -o -name '*.map' -o -name '*.ts' -o -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.c' -o -name '*.cc' -o -name '*.cpp' \
-    -o -name '*.gyp' -o -name '*.gypi' -o -name Makefile -o -name CMakeLists.txt -o -name '.npmignore' -o -name '.eslintrc*' \
-    -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.nycrc*' -o -name 'tsconfig*.json' -o -name '.prettierrc*' \) -delete
-  find "$nm" -depth -type d -empty -delete
-  find "$nm" -name '*.node' -exec strip --strip-unneeded {} + -exec chmod 0644 {} +
-  find "$nm" -type f -exec chmod u+rw,go+r,go-w {} +
-  find "$nm" -type d -exec chmod 0755 {} +
-  # The pruned tree must still load (koffi and pkcs11js are the native ones).
-  (cd "$tmp" && node -e 'require("koffi"); require("pkcs11js"); require("fastify"); require("ioredis"); require("undici")')
-  touch "$nm/.complete"
+  touch "$tmp/node_modules/.complete"
   rm -rf "$cache"
-  mv "$nm" "$cache"
+  mv "$tmp/node_modules" "$cache"
   rm -rf "$tmp"
 fi
-cp -a "$cache" "$lib/node_modules"
-rm -f "$lib/node_modules/.complete"
+nm="$lib/node_modules"
+cp -a "$cache" "$nm"
+rm -f "$nm/.complete"
+# Build leftovers, sources, headers, docs, tests and build-time-only modules: not needed at run time
+# (OPS.md §3). koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs). node-addon-api is
+# headers for compiling addons only.
+rm -rf "$nm/.package-lock.json" "$nm/.bin" "$nm/node-addon-api" "$nm/@koromix/koffi-linux-x64/musl_x64" \
+  "$nm/koffi/doc" "$nm/koffi/vendor" "$nm/koffi/lib" "$nm/koffi/cnoke.cjs" \
+  "$nm/pkcs11js/src" "$nm/pkcs11js/includes" "$nm/pkcs11js/binding.gyp" \
+  "$nm/pkcs11js/build/Release/obj.target" "$nm/pkcs11js/build/Release/.deps" "$nm/pkcs11js/build/node_gyp_bins" \
+  "$nm/fastify/integration" "$nm/fastify/scripts" "$nm/pino/index.html" \
+  "$nm/yaml/bin.mjs" "$nm/pino/bin.js" "$nm/semver/bin" "$nm/safe-regex2/bin" "$nm/canonicalize/bin"
+find "$nm/pkcs11js/build" -maxdepth 1 -type f -delete
+find "$nm" -depth -type d \( -name test -o -name tests -o -name __tests__ -o -name docs -o -name example -o -name examples \
+  -o -name benchmark -o -name benchmarks -o -name .github -o -name coverage -o -name integration -o -name .husky \) -exec rm -rf {} +
+find "$nm" -type f \( -iname '*.md' -o -iname '*.markdown' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+  -o -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.h' -o -name '*.hh' -o -name '*.hpp' -o -name '*.c' -o -name '*.cc' -o -name '*.cpp' \
+  -o -name '*.gyp' -o -name '*.gypi' -o -name Makefile -o -name CMakeLists.txt -o -name '.npmignore' -o -name '.eslintrc*' \
+  -o -name '.gitattributes' -o -name '.gitignore' -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.nycrc*' \
+  -o -name 'tsconfig*.json' -o -name '.prettierrc*' -o -name '*.sh' -o -name '*.html' -o -name '.taprc' -o -name '.eslintignore' \) -delete
+find "$nm" -depth -type d -empty -delete
+find "$nm" -name '*.node' -exec strip --strip-unneeded {} +
+# Modules are libraries loaded by node, never executed: no file needs an executable bit.
+find "$nm" -type f -exec chmod 0644 {} +
+find "$nm" -type d -exec chmod 0755 {} +
 strip --strip-unneeded "$lib/build/Release/tas_native.node"
+# The pruned tree must still load (koffi and pkcs11js are the native ones).
+(cd "$lib" && node -e 'for (const m of ["koffi", "pkcs11js", "fastify", "ioredis", "undici", "pino", "yargs", "yaml", "prom-client"]) require(m)')
 
 # --- configuration, units, docs ----------------------------------------------------------------
 install -m 0644 "$repo/packaging/tas.yaml" "$root/etc/tas/tas.yaml"

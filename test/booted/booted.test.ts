@@ -1,0 +1,217 @@
+/**
+ * The booted-system test: the .deb installed with apt into a Debian 13 (trixie) system booted with
+ * `systemd-nspawn -b` (real systemd as PID 1), and tas exercised under the shipped hardened unit,
+ * reached through socket activation on 127.0.0.1:5000:
+ *   install (user, keys, TLS, socket enabled and listening, service idle) -> edit the conffile and
+ *   add a test-only drop-in (fake AMD root, fake KDS) -> signed policy + one full attestation ->
+ *   `systemctl reload tas` (same PID, still serving) -> upgrade to a rebuilt package (revision bumped;
+ *   edited conffile and generated keys kept) -> `apt purge tas` (no /etc/tas, /var/lib/tas,
+ *   /var/cache/tas, user or unit left).
+ * The trixie base comes from test/support/debootstrap.ts (made once per day, then copied). The
+ * client runs on the host inside the container's network namespace (test/booted/drive.ts).
+ *
+ * Key broker: tas_kbm_mock (a YAML secrets map) — see the report of issue 8 for why not SoftHSM.
+ * Budget: about 4 minutes with a warm base; 20 minutes when debootstrap has to run first.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { copyBase, ensureBase } from '../support/debootstrap';
+
+const REPO = join(__dirname, '..', '..');
+const SECRET = 'booted system: the disk passphrase';
+const TOOLS = ['debootstrap', 'systemd-nspawn', 'nsenter', 'dpkg-deb', 'lintian'];
+
+function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+/** repack makes the upgrade: the same payload with the Debian revision bumped. */
+function repack(deb: string, out: string, revision: number): string {
+  const dir = mkdtempSync('/var/tmp/tas-repack-');
+  try {
+    execFileSync('dpkg-deb', ['-R', deb, join(dir, 'root')]);
+    const control = join(dir, 'root/DEBIAN/control');
+    const text = readFileSync(control, 'utf8');
+    const version = /^Version: (.+)-(\d+)$/m.exec(text);
+    assert.ok(version, 'control has a Version with a revision');
+    const next = `${version[1]}-${revision}`;
+    writeFileSync(control, text.replace(/^Version: .+$/m, `Version: ${next}`));
+    const target = join(out, `tas_${next}_amd64.deb`);
+    execFileSync('dpkg-deb', ['--build', '--root-owner-group', '-Zxz', join(dir, 'root'), target], { stdio: 'pipe' });
+    return target;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, upgrade, purge', function () {
+  this.timeout(20 * 60_000);
+  let work = '';
+  let root = '';
+  let nspawn: ChildProcess | undefined;
+  let kds: ChildProcess | undefined;
+  let leader = 0;
+  let debs: string[] = [];
+  const consoleOut: string[] = [];
+
+  /** sh runs a command in all of the container's namespaces (as PID 1's environment sees it). */
+  const sh = (cmd: string, opts: { allowFail?: boolean } = {}): { status: number; out: string } => {
+    const r = spawnSync('nsenter', ['-t', String(leader), '-a', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'DEBIAN_FRONTEND=noninteractive', 'LANG=C.UTF-8', 'sh', '-c', cmd], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    if (r.status !== 0 && !opts.allowFail) throw new Error(`in container: ${cmd}\nexit ${r.status}\n${out}`);
+    return { status: r.status ?? -1, out };
+  };
+  /** drive runs test/booted/drive.ts with the host's node in the container's network namespace. */
+  const driveArgs = (args: string[]): string[] => ['-t', String(leader), '-n', process.execPath, '--import', 'tsx', join(__dirname, 'drive.ts'), ...args];
+  const attest = (policyId: string): { stored: number; status: number; secret?: string; body?: unknown; storedBody?: unknown } => {
+    const r = spawnSync('nsenter', driveArgs(['attest', root, work, policyId]), { encoding: 'utf8', cwd: REPO });
+    assert.equal(r.status, 0, `drive attest failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as never;
+  };
+  const show = (unit: string, props: string): Record<string, string> =>
+    Object.fromEntries(sh(`systemctl show ${unit} -p ${props}`).out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const sha = (p: string): string => createHash('sha256').update(readFileSync(join(root, p))).digest('hex');
+  const journal = (): string => sh('journalctl -u tas.service -u tas.socket --no-pager -n 80', { allowFail: true }).out;
+
+  before(async function () {
+    const missing = TOOLS.filter((t) => !have(t));
+    assert.deepEqual(missing, [], `missing tools (apt packages in .ci/apt-packages): ${missing.join(', ')}`);
+    ensureBase();
+    work = mkdtempSync('/var/tmp/tas-booted-');
+    root = join(work, 'root');
+    // The package as `npm run package:deb` builds it, then its upgrade (revision 2, same payload).
+    const built = execFileSync('bash', [join(REPO, 'packaging/deb/build.sh'), join(work, 'out')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n').pop()!;
+    debs = [built, repack(built, join(work, 'out'), 2)];
+    copyBase(root);
+    for (const d of debs) copyFileSync(d, join(root, 'root', d.split('/').pop()!));
+
+    nspawn = spawn('systemd-nspawn', ['-D', root, '-M', `tasbooted${process.pid}`, '--register=no', '--keep-unit', '--private-network', '-b', '--console=pipe'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    nspawn.stdout!.on('data', (b: Buffer) => consoleOut.push(b.toString()));
+    nspawn.stderr!.on('data', (b: Buffer) => consoleOut.push(b.toString()));
+    // The container's PID 1 is nspawn's child whose pid in its own namespace is 1.
+    for (let i = 0; i < 300 && !leader; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        try {
+          const status = readFileSync(`/proc/${p}/status`, 'utf8');
+          if (/^PPid:\s+(\d+)$/m.exec(status)?.[1] !== String(nspawn.pid)) continue;
+          const nspid = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+          if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1') leader = Number(p);
+        } catch {
+          // processes come and go
+        }
+      }
+    }
+    assert.ok(leader > 0, `container did not start:\n${consoleOut.join('')}`);
+    let state = '';
+    for (let i = 0; i < 120; i++) {
+      state = sh('systemctl is-system-running', { allowFail: true }).out.trim();
+      if (state === 'running' || state === 'degraded') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.match(state, /^(running|degraded)$/, `container did not boot: ${state}\n${sh('systemctl --failed --no-pager', { allowFail: true }).out}`);
+  });
+
+  after(async function () {
+    kds?.kill('SIGTERM');
+    if (leader) sh('systemctl poweroff', { allowFail: true });
+    if (nspawn && nspawn.exitCode === null) {
+      const done = new Promise((r) => nspawn!.once('exit', r));
+      const t = setTimeout(() => nspawn!.kill('SIGKILL'), 30_000);
+      await done;
+      clearTimeout(t);
+    }
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('installs with apt: user, owner-only keys and TLS key, socket listening, service idle', function () {
+    const r = sh(`apt-get install -y --no-install-recommends /root/${debs[0]!.split('/').pop()}`);
+    assert.match(r.out, /Setting up tas \(/);
+    assert.match(sh('getent passwd tas').out, /^tas:x:\d+:\d+:.*:\/var\/lib\/tas:\/usr\/sbin\/nologin$/m);
+    const mode = (p: string): string => sh(`stat -c '%a %U:%G' ${p}`).out.trim();
+    assert.equal(mode('/etc/tas'), '750 root:tas');
+    assert.equal(mode('/etc/tas/api-key'), '600 root:root');
+    assert.equal(mode('/etc/tas/management-api-key'), '600 root:root');
+    assert.equal(mode('/etc/tas/tls.key'), '640 root:tas');
+    assert.equal(mode('/etc/tas/tas.yaml'), '640 root:tas');
+    assert.equal(mode('/var/lib/tas'), '700 tas:tas');
+    assert.ok(readFileSync(join(root, 'etc/tas/api-key'), 'utf8').trim().length >= 64, 'client key of at least 64 characters');
+    assert.equal(sh('systemctl is-enabled tas.socket').out.trim(), 'enabled');
+    assert.equal(show('tas.socket', 'ActiveState,SubState').SubState, 'listening');
+    assert.equal(show('tas.service', 'ActiveState').ActiveState, 'inactive');
+    assert.match(sh('node --version').out, /^v(2[0-9])\./);
+  });
+
+  it('serves a full attestation through socket activation under the shipped unit (fake AMD root by a test-only drop-in)', async function () {
+    // Configuration edits an administrator would make: the conffile names the policy trust and
+    // the key broker; the test-only drop-in trusts the fake AMD root and points at the fake KDS.
+    writeFileSync(join(root, 'etc/tas/kbm-mock.yaml'), `secrets:\n  disk-key-1:\n    value_utf8: "${SECRET}"\n`);
+    sh('chown root:tas /etc/tas/kbm-mock.yaml && chmod 0640 /etc/tas/kbm-mock.yaml');
+    const yaml = join(root, 'etc/tas/tas.yaml');
+    writeFileSync(yaml, `${readFileSync(yaml, 'utf8')}\n# edited by the booted-system test\npolicy:\n  trust: /etc/tas/policy-trust.pem\nkbm:\n  plugin: tas_kbm_mock\n  config_file: /etc/tas/kbm-mock.yaml\n`);
+    mkdirSync(join(root, 'etc/systemd/system/tas.service.d'), { recursive: true });
+    writeFileSync(join(root, 'etc/systemd/system/tas.service.d/test-only.conf'), '[Service]\nEnvironment=TAS_SNP_EXTRA_TRUST_DIR=/etc/tas/test-snp-trust\nEnvironment=TAS_KDS_BASE_URL=http://127.0.0.1:18080\n');
+    sh('systemctl daemon-reload');
+
+    kds = spawn('nsenter', driveArgs(['kds', root, work]), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let kdsErr = '';
+    kds.stderr!.on('data', (b: Buffer) => (kdsErr += b.toString()));
+    await new Promise<void>((resolve, reject) => {
+      kds!.stdout!.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
+      kds!.once('exit', (c) => reject(new Error(`fake KDS exited ${c}: ${kdsErr}`)));
+    });
+    sh('chmod -R go+rX /etc/tas/test-snp-trust && chmod 0644 /etc/tas/policy-trust.pem');
+
+    const r = attest('booted-1');
+    assert.ok(r.stored >= 200 && r.stored < 300, `policy store ${r.stored}: ${JSON.stringify(r.storedBody)}\n${journal()}`);
+    assert.equal(r.status, 200, `get_secret: ${JSON.stringify(r.body)}\n${journal()}`);
+    assert.equal(r.secret, SECRET);
+    const s = show('tas.service', 'ActiveState,SubState,MainPID,NRestarts,StatusText,User,TriggeredBy,WatchdogUSec');
+    assert.equal(s.ActiveState, 'active');
+    assert.equal(s.NRestarts, '0');
+    assert.equal(s.User, 'tas');
+    assert.match(s.TriggeredBy!, /tas\.socket/);
+    assert.equal(s.WatchdogUSec, '30s');
+    assert.equal(sh(`ps -o user= -p ${s.MainPID}`).out.trim(), 'tas');
+  });
+
+  it('systemctl reload tas: same process, still serving', function () {
+    const before = show('tas.service', 'MainPID').MainPID;
+    sh('systemctl reload tas');
+    const s = show('tas.service', 'MainPID,ActiveState,NRestarts');
+    assert.equal(s.MainPID, before);
+    assert.equal(s.ActiveState, 'active');
+    const r = attest('booted-2');
+    assert.equal(r.status, 200, `after reload: ${JSON.stringify(r.body)}\n${journal()}`);
+    assert.equal(r.secret, SECRET);
+  });
+
+  it('upgrades to a rebuilt package keeping the edited conffile, the generated keys and the certificate', function () {
+    const kept = ['etc/tas/tas.yaml', 'etc/tas/api-key', 'etc/tas/management-api-key', 'etc/tas/tls.key', 'etc/tas/tls.crt'];
+    const before = kept.map(sha);
+    const r = sh(`apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold /root/${debs[1]!.split('/').pop()}`);
+    assert.match(r.out, /Unpacking tas \(.*-2\) over/);
+    assert.equal(sh("dpkg-query -W -f '${Version}' tas").out.trim().endsWith('-2'), true);
+    assert.deepEqual(kept.map(sha), before);
+    assert.match(readFileSync(join(root, 'etc/tas/tas.yaml'), 'utf8'), /edited by the booted-system test/);
+    const r2 = attest('booted-3');
+    assert.equal(r2.status, 200, `after upgrade: ${JSON.stringify(r2.body)}\n${journal()}`);
+    assert.equal(r2.secret, SECRET);
+  });
+
+  it('apt purge tas leaves nothing behind', function () {
+    kds?.kill('SIGTERM');
+    rmSync(join(root, 'etc/systemd/system/tas.service.d'), { recursive: true, force: true });
+    sh('apt-get purge -y tas');
+    for (const p of ['etc/tas', 'var/lib/tas', 'var/cache/tas', 'usr/lib/tas', 'usr/bin/tas', 'usr/lib/systemd/system/tas.service', 'etc/systemd/system/sockets.target.wants/tas.socket']) {
+      assert.equal(existsSync(join(root, p)), false, `${p} left behind`);
+    }
+    assert.notEqual(sh('getent passwd tas', { allowFail: true }).status, 0, 'user tas left behind');
+    assert.notEqual(sh('getent group tas', { allowFail: true }).status, 0, 'group tas left behind');
+    assert.equal(sh('dpkg-query -W -f "${Status}" tas', { allowFail: true }).out.includes('installed'), false);
+    assert.ok(statSync(join(root, 'etc')).isDirectory());
+  });
+});

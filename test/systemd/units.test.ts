@@ -1,0 +1,75 @@
+/**
+ * The shipped units (systemd/): `systemd-analyze verify` prints nothing (it exits 0 on many
+ * problems and only prints them, OPS.md §2.4, so any output fails), and the offline exposure
+ * score of tas.service is at most 1.0, as shipped and with every documented drop-in applied
+ * (drop-ins append to the unit's [Service] section, so the composed file is the unit plus them).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const REPO = join(__dirname, '..', '..');
+const UNITS = join(REPO, 'systemd');
+const DROPINS = join(UNITS, 'drop-ins');
+
+function exposure(unitFile: string): number {
+  const r = spawnSync('systemd-analyze', ['security', '--offline=yes', unitFile], { encoding: 'utf8' });
+  assert.equal(r.error, undefined, 'systemd-analyze is missing (apt package systemd)');
+  const m = /Overall exposure level for tas\.service: (\d+\.\d)/.exec(r.stdout);
+  assert.ok(m, `no exposure level in:\n${r.stdout}${r.stderr}`);
+  return Number(m[1]);
+}
+
+describe('systemd units as shipped', function () {
+  this.timeout(60_000);
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tas-units-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('systemd-analyze verify prints nothing for tas.service, tas.socket and tas-management.socket', () => {
+    // Documentation=man:tas(8) is checked with man(1): give it the page the package ships.
+    mkdirSync(join(dir, 'man', 'man8'), { recursive: true });
+    const page = execFileSync(process.execPath, ['--import', 'tsx', join(REPO, 'packaging/manpage.ts'), join(REPO, 'dist/src/main.js')], { encoding: 'utf8', cwd: REPO });
+    assert.match(page, /^\.TH TAS 8/);
+    writeFileSync(join(dir, 'man', 'man8', 'tas.8'), page);
+    const r = spawnSync('systemd-analyze', ['verify', ...['tas.service', 'tas.socket', 'tas-management.socket'].map((u) => join(UNITS, u))], {
+      encoding: 'utf8',
+      env: { ...process.env, MANPATH: join(dir, 'man') },
+    });
+    assert.equal(r.error, undefined, 'systemd-analyze is missing (apt package systemd)');
+    assert.equal(`${r.stdout}${r.stderr}`, '');
+    assert.equal(r.status, 0);
+  });
+
+  it('tas.service exposure is at most 1.0 (offline), as shipped', () => {
+    const e = exposure(join(UNITS, 'tas.service'));
+    assert.ok(e <= 1.0, `exposure ${e}`);
+  });
+
+  it('tas.service exposure stays at most 1.0 with every documented drop-in applied', () => {
+    const dropins = readdirSync(DROPINS).filter((f) => f.endsWith('.conf')).sort();
+    assert.ok(dropins.length >= 5, `drop-ins: ${dropins.join(', ')}`);
+    const composed = join(dir, 'composed');
+    mkdirSync(composed, { recursive: true });
+    const text = [readFileSync(join(UNITS, 'tas.service'), 'utf8'), ...dropins.map((f) => readFileSync(join(DROPINS, f), 'utf8'))].join('\n');
+    for (const f of dropins) assert.match(readFileSync(join(DROPINS, f), 'utf8'), /^\[Service\]$/m, `${f} is a [Service] drop-in`);
+    writeFileSync(join(composed, 'tas.service'), text);
+    const e = exposure(join(composed, 'tas.service'));
+    assert.ok(e <= 1.0, `exposure with drop-ins ${e}`);
+  });
+
+  it('the service keeps the settings the daemon and the package rely on', () => {
+    const unit = readFileSync(join(UNITS, 'tas.service'), 'utf8');
+    for (const line of [
+      'Type=notify', 'NotifyAccess=main', 'MemoryDenyWriteExecute=no', 'LimitCORE=0', 'StateDirectory=tas', 'CacheDirectory=tas',
+      'ConfigurationDirectory=tas', 'User=tas', 'LoadCredential=TAS_API_KEY:/etc/tas/api-key',
+      'LoadCredential=TAS_MANAGEMENT_API_KEY:/etc/tas/management-api-key', 'ExecReload=/bin/kill -HUP $MAINPID',
+    ]) assert.ok(unit.split('\n').includes(line), `tas.service lacks ${line}`);
+    assert.match(readFileSync(join(UNITS, 'tas.socket'), 'utf8'), /^ListenStream=5000$/m);
+    assert.match(readFileSync(join(UNITS, 'tas-management.socket'), 'utf8'), /^FileDescriptorName=management$/m);
+  });
+});
