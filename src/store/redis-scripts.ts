@@ -33,11 +33,25 @@ redis.call('HSET', KEYS[1], 'o', ARGV[1], 'l', ms(lease))
 if lease > exp then redis.call('PEXPIREAT', KEYS[1], ms(lease)) end
 return 1`;
 
-/** CONSUME KEYS: nonce, outstanding zset. ARGV: owner, member. */
+/** CONSUME KEYS: nonce, outstanding zset. ARGV: owner, member. Returns the expiry (for UNCONSUME) or 0. */
 export const CONSUME = `
-if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'o', 'exp')
+if h[1] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+return h[2]`;
+
+/**
+ * UNCONSUME KEYS: nonce, outstanding zset. ARGV: member, exp. Undoes a consume whose replication
+ * WAIT could not confirm (the caller has not sent the secret): back to issued, original expiry.
+ */
+export const UNCONSUME = `${NOW}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local exp = tonumber(ARGV[2])
+if not exp or exp <= now then return 0 end
+redis.call('HSET', KEYS[1], 'exp', ms(exp))
+redis.call('PEXPIREAT', KEYS[1], ms(exp))
+redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
 return 1`;
 
 /** RELEASE KEYS: nonce, outstanding zset. ARGV: owner, member. Back to issued, original expiry. */

@@ -58,6 +58,7 @@ interface Scripted {
   tasIssue: ScriptFn;
   tasClaim: ScriptFn;
   tasConsume: ScriptFn;
+  tasUnconsume: ScriptFn;
   tasRelease: ScriptFn;
   tasCount: ScriptFn;
   tasPutPolicy: ScriptFn;
@@ -69,6 +70,7 @@ const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
   tasIssue: { lua: lua.ISSUE, numberOfKeys: 2 },
   tasClaim: { lua: lua.CLAIM, numberOfKeys: 1 },
   tasConsume: { lua: lua.CONSUME, numberOfKeys: 2 },
+  tasUnconsume: { lua: lua.UNCONSUME, numberOfKeys: 2 },
   tasRelease: { lua: lua.RELEASE, numberOfKeys: 2 },
   tasCount: { lua: lua.COUNT, numberOfKeys: 1 },
   tasPutPolicy: { lua: lua.PUT_POLICY, numberOfKeys: 2 },
@@ -195,7 +197,15 @@ export class RedisStore implements Store {
     assertOwner(owner);
     assertPositive('leaseMs', leaseMs);
     return this.run('claim', async () => {
-      const won = Number(await this.s.tasClaim(this.nonceKey(nonce), owner, leaseMs)) === 1;
+      let won: boolean;
+      try {
+        won = Number(await this.s.tasClaim(this.nonceKey(nonce), owner, leaseMs)) === 1;
+      } catch (e) {
+        // Unknown outcome (a timed-out reply during a failover may still have claimed): hand it
+        // back under our owner id (a no-op when the claim did not happen), as for a failed WAIT.
+        await this.s.tasRelease(this.nonceKey(nonce), this.outstandingKey, owner, nonce).catch(() => undefined);
+        throw e;
+      }
       if (won) {
         try {
           await this.confirm('claim');
@@ -214,8 +224,19 @@ export class RedisStore implements Store {
     assertNonce(nonce);
     assertOwner(owner);
     return this.run('consume', async () => {
-      const ok = Number(await this.s.tasConsume(this.nonceKey(nonce), this.outstandingKey, owner, nonce)) === 1;
-      if (ok) await this.confirm('consume');
+      const exp = await this.s.tasConsume(this.nonceKey(nonce), this.outstandingKey, owner, nonce);
+      const ok = typeof exp === 'string';
+      if (ok) {
+        try {
+          await this.confirm('consume');
+        } catch (e) {
+          // Unconfirmed consume (e.g. a Sentinel failover left no replica to acknowledge it): the
+          // caller answers 503 without sending the secret, so the nonce can safely go back to
+          // issued for the agent's retry instead of being burnt (best effort; fails closed).
+          await this.s.tasUnconsume(this.nonceKey(nonce), this.outstandingKey, nonce, exp).catch(() => undefined);
+          throw e;
+        }
+      }
       return ok;
     });
   }

@@ -12,12 +12,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vcekPath } from '../../src/kds';
-import { agentKeys, createLab, policyDoc, reportData, storePolicy, tcbOf, type Lab } from '../support/lab';
+import { createLab, policyDoc, reportData, storePolicy, tcbOf, type AgentKeys, type Lab } from '../support/lab';
 import { startNode, until, type RedisNode } from '../support/redis';
-import { at, load, nonceAt, send, sleep, spawnServe, Tally, type ServeChild } from '../support/fleet';
+import { at, load, nonceAt, pooledKeys, send, sleep, spawnServe, Tally, type ServeChild } from '../support/fleet';
 
 const CLIENTS = 3;
-const MAX_INFLIGHT = 6;
+const MAX_INFLIGHT = 4;
 
 describe('faults under load: tas serve on Redis (AOF), fake KDS', function () {
   this.timeout(240_000);
@@ -125,10 +125,10 @@ describe('faults under load: tas serve on Redis (AOF), fake KDS', function () {
 
   it(`a boot storm beyond TAS_MAX_INFLIGHT=${MAX_INFLIGHT} is shed with 503s, every request answered, every nonce still good`, async () => {
     // Slow KDS for uncached chips keeps the admitted requests in flight while the storm arrives.
-    const storm = 60;
-    const jobs = [] as Array<{ nonce: string; report: Buffer; keys: ReturnType<typeof agentKeys> }>;
+    const storm = 30;
+    const jobs = [] as Array<{ nonce: string; report: Buffer; keys: AgentKeys }>;
     for (let i = 0; i < storm; i++) {
-      const keys = agentKeys();
+      const keys = pooledKeys();
       const nonce = (await nonceAt(tas.url)).nonce!;
       jobs.push({ nonce, keys, report: lab.kits.Genoa.signReport({ reportData: reportData(nonce, keys.wire, true), chipId: freshChip() }) });
     }
@@ -174,10 +174,10 @@ describe('faults under load: tas serve on Redis (AOF), fake KDS', function () {
 
   it('SIGTERM with requests in flight: they complete with 200, then the daemon exits 0', async () => {
     const n = 4; // below TAS_MAX_INFLIGHT: all admitted
-    const jobs = [] as Array<{ nonce: string; report: Buffer; keys: ReturnType<typeof agentKeys> }>;
+    const jobs = [] as Array<{ nonce: string; report: Buffer; keys: AgentKeys }>;
     const chips: Buffer[] = [];
     for (let i = 0; i < n; i++) {
-      const keys = agentKeys();
+      const keys = pooledKeys();
       const nonce = (await nonceAt(tas.url)).nonce!;
       const chip = freshChip();
       chips.push(chip);

@@ -6,12 +6,13 @@
  * never be released twice for one nonce).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Agent, fetch as ufetch } from 'undici';
 import { assemble } from '../../src/daemon/assemble';
 import { baseEnv, CLIENT_KEY, startTestDaemon, type TestDaemon } from './daemon';
-import { agentKeys, decryptReply, getNonce, reportData, SECRET, type Lab, type SecretRequest } from './lab';
+import { agentKeys, decryptReply, getNonce, reportData, SECRET, type AgentKeys, type Lab, type SecretRequest } from './lab';
 import { freePort } from './redis';
 import type { Product } from './fake-amd';
 
@@ -122,6 +123,20 @@ export async function nonceAt(url: string): Promise<{ status: number; nonce?: st
   return { status: r.status, ...(r.status === 200 ? { nonce: body.nonce } : {}), retryAfter: Number(r.headers.get('retry-after')) };
 }
 
+/**
+ * pooledKeys hands out agent wrapping keys from a small pool: RSA generation dominates the
+ * client's CPU otherwise, and the nonce (not the key) is what makes each request unique.
+ */
+const pool: AgentKeys[] = [];
+let poolNext = 0;
+export function pooledKeys(): AgentKeys {
+  if (pool.length < 8) {
+    pool.push(agentKeys());
+    return pool[pool.length - 1]!;
+  }
+  return pool[poolNext++ % pool.length]!;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Tally counts outcomes of a load: statuses, 200s per nonce, 503s without Retry-After, failures to connect. */
@@ -134,6 +149,8 @@ export class Tally {
   transport = 0;
   /** The first few transport error messages (for the failure message). */
   readonly transportErrors: string[] = [];
+  /** Agents that started over after a 503 then 401 (nonce lost to a failover). */
+  restarts = 0;
   /** Cycles that ended without a decrypted secret (gave up after retries). */
   gaveUp = 0;
   /** Decrypted replies that were not the broker's secret. */
@@ -169,7 +186,7 @@ export class Tally {
     return [...this.okPerNonce.values()].filter((v) => v > 1).length;
   }
   summary(): Record<string, unknown> {
-    return { statuses: Object.fromEntries(this.statuses), released: this.okPerNonce.size, doubles: this.doubles(), gaveUp: this.gaveUp, transport: this.transport, transportErrors: this.transportErrors, missingRetryAfter: this.missingRetryAfter };
+    return { statuses: Object.fromEntries(this.statuses), released: this.okPerNonce.size, doubles: this.doubles(), restarts: this.restarts, gaveUp: this.gaveUp, transport: this.transport, transportErrors: this.transportErrors, missingRetryAfter: this.missingRetryAfter };
   }
 }
 
@@ -181,6 +198,8 @@ export interface CycleOptions {
   /** Retries of the same nonce after a 503 (and of get_nonce after a 503). */
   retries?: number;
   retryDelayMs?: number;
+  /** After 503s, a 401 makes the agent start over with a new nonce (counted in tally.restarts). */
+  restartAfter503?: boolean;
 }
 
 /**
@@ -214,7 +233,7 @@ export async function cycle(lab: Lab, tally: Tally, o: CycleOptions): Promise<bo
     return false;
   }
   const kit = lab.kits[o.product ?? 'Genoa'];
-  const keys = agentKeys();
+  const keys = pooledKeys();
   const chipId = typeof o.chipId === 'function' ? o.chipId() : o.chipId;
   const report = kit.signReport({ reportData: reportData(nonce, keys.wire, true), ...(chipId ? { chipId } : {}) });
   for (let i = 0; i <= retries; i++) {
@@ -237,7 +256,12 @@ export async function cycle(lab: Lab, tally: Tally, o: CycleOptions): Promise<bo
       await sleep(delay);
       continue;
     }
-    tally.unexpected.push(`get_secret ${r.status} ${JSON.stringify(r.body)}`);
+    if (r.status === 401 && o.restartAfter503 && i > 0) {
+      // The agent's nonce was lost to a failure (it saw 503 first): it starts over with a new one.
+      tally.restarts++;
+      return cycle(lab, tally, o);
+    }
+    tally.unexpected.push(`get_secret ${r.status} ${JSON.stringify(r.body)} nonce_sha256 ${createHash('sha256').update(nonce).digest('hex').slice(0, 16)} after ${i} retries`);
     return false;
   }
   tally.gaveUp++;
