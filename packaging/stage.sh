@@ -68,6 +68,8 @@ find "$nm" -type f \( -iname '*.md' -o -iname '*.markdown' -o -name '*.d.ts' -o 
   -o -name '*.gyp' -o -name '*.gypi' -o -name Makefile -o -name CMakeLists.txt -o -name '.npmignore' -o -name '.eslintrc*' \
   -o -name '.gitattributes' -o -name '.gitignore' -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.nycrc*' \
   -o -name 'tsconfig*.json' -o -name '.prettierrc*' -o -name '*.sh' -o -name '*.html' -o -name '.taprc' -o -name '.eslintignore' \) -delete
+# Dotfiles (.gitkeep, .nojekyll, lint configs) are repository furniture.
+find "$nm" -type f -name '.*' -delete
 find "$nm" -depth -type d -empty -delete
 find "$nm" -name '*.node' -exec strip --strip-unneeded {} +
 # Modules are libraries loaded by node, never executed: no file needs an executable bit.
