@@ -54,7 +54,7 @@ async function attest(root: string, work: string, policyId: string): Promise<voi
   const call = async (path: string, init: { method?: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; body: Record<string, unknown> }> => {
     const r = await fetch(`${base}${path}`, { ...init, dispatcher } as RequestInit);
     const text = await r.text();
-    let body: Record<string, unknown> = {};
+    let body: Record<string, unknown>;
     try {
       body = JSON.parse(text) as Record<string, unknown>;
     } catch {
