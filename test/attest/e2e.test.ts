@@ -9,6 +9,8 @@ import { certChainPath, vcekPath } from '../../src/kds';
 import { guidBytes, CERT_TABLE_GUIDS } from '../../src/kds/cert-table';
 import { agentKeys, createLab, decryptReply, getNonce, getSecret, KEY_ID, policyDoc, reportData, SECRET, storePolicy, tcbOf, type Lab } from '../support/lab';
 import type { Product } from '../support/fake-amd';
+import { startPlain, type RedisNode } from '../support/redis';
+import { agentDecrypt } from '../kbm/agent-decrypt';
 
 function certTable(entries: Array<[string, Buffer]>): Buffer {
   const head = Buffer.alloc((entries.length + 1) * 24);
@@ -24,14 +26,19 @@ function certTable(entries: Array<[string, Buffer]>): Buffer {
   return Buffer.concat([head, ...bodies]);
 }
 
-describe('attest: get_secret end to end (embedded store, mock broker, fake KDS)', function () {
+for (const backend of ['embedded', 'redis'] as const) describe(`attest: get_secret end to end (${backend} store, mock broker, fake KDS)`, function () {
   this.timeout(120_000);
   let lab: Lab;
+  let redis: (RedisNode & { url: string }) | undefined;
   before(async () => {
-    lab = await createLab();
+    if (backend === 'redis') redis = await startPlain();
+    lab = await createLab(redis ? { env: { TAS_STORE: 'redis', TAS_REDIS_URL: redis.url } } : {});
     assert.equal((await storePolicy(lab, policyDoc('p-all'))).status, 201);
   });
-  after(async () => lab?.close());
+  after(async () => {
+    await lab?.close();
+    await redis?.stop();
+  });
 
   for (const product of ['Milan', 'Genoa', 'Turin'] as Product[]) {
     it(`${product} VCEK from KDS: the reply decrypts to the secret`, async () => {
@@ -163,5 +170,28 @@ describe('attest: get_secret end to end (embedded store, mock broker, fake KDS)'
     const s = await storePolicy(lab, policyDoc('p-unsigned'), { sign: false });
     assert.equal(s.status, 400);
     void certChainPath;
+  });
+});
+
+describe('attest: the AES-KWP reply form end to end', function () {
+  this.timeout(60_000);
+  it('a broker answering in RFC 5649 form: the agent-way client unwraps it', async () => {
+    const lab = await createLab({ products: ['Genoa'], kbmForm: 'aes-kwp' });
+    try {
+      assert.equal((await storePolicy(lab, policyDoc('p'))).status, 201);
+      const keys = agentKeys();
+      const nonce = await getNonce(lab);
+      const r = await getSecret(lab, { nonce, report: lab.kits.Genoa.signReport({ reportData: reportData(nonce, keys.wire, true) }), keys, policyId: 'p' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const sk = r.body.secret_key as Record<string, string>;
+      assert.equal(Buffer.from(sk.algorithm!, 'base64').toString(), 'AES-KWP');
+      assert.equal(sk.iv, '');
+      assert.equal(sk.tag, '');
+      const d = agentDecrypt(sk as never, keys.privateKey);
+      assert.equal(d.form, 'aes-kwp');
+      assert.equal(Buffer.from(d.secret).toString('utf8'), SECRET);
+    } finally {
+      await lab.close();
+    }
   });
 });

@@ -37,6 +37,8 @@ export interface LabOptions {
   products?: Product[];
   /** Serve VCEKs from the fake KDS (default true). */
   kdsVceks?: boolean;
+  /** Reply form of the mock key broker (default aes-gcm). */
+  kbmForm?: 'aes-gcm' | 'aes-kwp';
 }
 
 /** createLab builds the lab and starts the daemon. */
@@ -61,7 +63,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   }
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
   writeFileSync(join(dir, 'policy-signer.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
-  writeFileSync(join(dir, 'kbm.yaml'), `secrets:\n  ${KEY_ID}:\n    value_utf8: "${SECRET}"\n  other-key:\n    value_utf8: "not for you"\n`);
+  writeFileSync(join(dir, 'kbm.yaml'), `form: ${opts.kbmForm ?? 'aes-gcm'}\nsecrets:\n  ${KEY_ID}:\n    value_utf8: "${SECRET}"\n  other-key:\n    value_utf8: "not for you"\n`);
   const env: Record<string, string> = {
     TAS_STATE_DIR: join(dir, 'state'),
     TAS_KBM_CONFIG_FILE: join(dir, 'kbm.yaml'),
