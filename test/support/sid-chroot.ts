@@ -12,8 +12,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 export const SUITE = 'sid';
 export const MIRROR = 'http://deb.debian.org/debian';
@@ -100,8 +100,24 @@ export function ensureSid(log: (s: string) => void = () => undefined): string {
     return dir;
   }
   removeTree(dir);
-  renameSync(tmp, dir);
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    // Lost a race with a concurrent build that renamed first: theirs is as good as ours.
+    removeTree(tmp);
+    if (!existsSync(join(dir, '.complete'))) throw e;
+  }
+  pruneOld(dir);
   return dir;
+}
+
+/** pruneOld drops complete sid trees of earlier days (355 MB each); never a build in progress. */
+function pruneOld(keep: string): void {
+  const parent = dirname(keep);
+  for (const e of readdirSync(parent)) {
+    const p = join(parent, e);
+    if (p !== keep && /^tas-sid-node-[0-9a-f]{12}$/.test(e) && existsSync(join(p, '.complete'))) removeTree(p);
+  }
 }
 
 function run(cmd: string, args: string[]): void {
