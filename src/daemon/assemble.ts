@@ -213,7 +213,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
             throw e;
           }
         },
-        byKeyId: async (keyId, type) => (await policies.findByKeyId(keyId, type)).map(toPort),
+        byKeyId: async (keyId, type) => (await policies.findByKeyId(keyId, type, { includeUnsignedBinding: true })).map(toPort),
         evaluate: (pol, claims) => {
           const ev = evaluate((pol as AttestPolicy & { compiled: UsablePolicy }).compiled.rules, claims as never);
           return { ok: ev.ok, failures: ev.failures };

@@ -256,7 +256,7 @@ export class PolicyService {
    * keyId and whose policy_type matches, verified. Only policies whose signature covers the key
    * binding are returned, unless TAS_ALLOW_UNSIGNED_KEY_BINDING=true.
    */
-  async findByKeyId(keyId: string, policyType: PolicyType): Promise<UsablePolicy[]> {
+  async findByKeyId(keyId: string, policyType: PolicyType, opts: { includeUnsignedBinding?: boolean } = {}): Promise<UsablePolicy[]> {
     const out: UsablePolicy[] = [];
     for (const { id, document } of await this.opts.repo.list()) {
       let doc: PolicyDocument;
@@ -274,7 +274,9 @@ export class PolicyService {
         this.opts.log?.warn({ policy_id: id, err: errText(e) }, 'stored policy no longer verifies; skipped');
         continue;
       }
-      if (!this.keyReleaseAllowed(usable)) {
+      // The attest pipeline asks for these too, so that its refusal (and audit reason) can say
+      // that a policy names the key but its signature does not cover that binding.
+      if (!this.keyReleaseAllowed(usable) && !opts.includeUnsignedBinding) {
         this.opts.log?.warn({ policy_id: id, key_id: keyId }, 'policy signature does not cover the key binding; skipped (TAS_ALLOW_UNSIGNED_KEY_BINDING=false)');
         continue;
       }
