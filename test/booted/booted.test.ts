@@ -10,7 +10,8 @@
  * The trixie base comes from test/support/debootstrap.ts (made once per day, then copied). The
  * client runs on the host inside the container's network namespace (test/booted/drive.ts).
  *
- * Key broker: tas_kbm_mock (a YAML secrets map) — see the report of issue 8 for why not SoftHSM.
+ * Key broker: tas_kbm_pkcs11 with a SoftHSM2 token (hybrid mode: SoftHSM 2.6.1 wraps with RSA-OAEP
+ * SHA-1 only, docs/plugins.md), configured with the shipped softhsm.conf drop-in.
  * Budget: about 4 minutes with a warm base; 20 minutes when debootstrap has to run first.
  */
 import assert from 'node:assert/strict';
@@ -21,8 +22,32 @@ import { join } from 'node:path';
 import { copyBase, ensureBase } from '../support/debootstrap';
 
 const REPO = join(__dirname, '..', '..');
-const SECRET = 'booted system: the disk passphrase';
-const TOOLS = ['debootstrap', 'systemd-nspawn', 'nsenter', 'dpkg-deb', 'lintian'];
+/** The released key: an AES-256 key on the SoftHSM2 token (32 ASCII bytes, so the test can compare text). */
+const SECRET = 'booted system: 32-byte disk key!';
+const HSM_PIN = '246810';
+/** Creates the key on the token, sensitive and extractable (what tas_kbm_pkcs11 requires). */
+const CREATE_KEY = `
+const p = require(process.env.PKCS11JS);
+const m = new p.PKCS11();
+m.load('/usr/lib/softhsm/libsofthsm2.so');
+m.C_Initialize();
+try {
+  const slot = m.C_GetSlotList(true).find((s) => m.C_GetTokenInfo(s).label.trim() === 'tas');
+  const s = m.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+  m.C_Login(s, p.CKU_USER, process.env.HSM_PIN);
+  m.C_CreateObject(s, [
+    { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
+    { type: p.CKA_TOKEN, value: true }, { type: p.CKA_PRIVATE, value: true },
+    { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: true },
+    { type: p.CKA_LABEL, value: 'disk-key-1' }, { type: p.CKA_VALUE, value: Buffer.from(process.env.SECRET_HEX, 'hex') },
+  ]);
+  m.C_Logout(s);
+  m.C_CloseSession(s);
+} finally {
+  m.C_Finalize();
+}
+`;
+const TOOLS = ['debootstrap', 'systemd-nspawn', 'nsenter', 'dpkg-deb', 'softhsm2-util'];
 
 function have(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -145,15 +170,27 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     assert.match(sh('node --version').out, /^v(2[0-9])\./);
   });
 
-  it('serves a full attestation through socket activation under the shipped unit (fake AMD root by a test-only drop-in)', async function () {
-    // Configuration edits an administrator would make: the conffile names the policy trust and
-    // the key broker; the test-only drop-in trusts the fake AMD root and points at the fake KDS.
-    writeFileSync(join(root, 'etc/tas/kbm-mock.yaml'), `secrets:\n  disk-key-1:\n    value_utf8: "${SECRET}"\n`);
-    sh('chown root:tas /etc/tas/kbm-mock.yaml && chmod 0640 /etc/tas/kbm-mock.yaml');
+  it('serves a full attestation through socket activation under the shipped unit: signed policy, fake AMD report, fake KDS, key from a SoftHSM2 token', async function () {
+    // Configuration edits an administrator would make: a SoftHSM2 token owned by tas under the
+    // state directory (the shipped softhsm.conf drop-in points SOFTHSM2_CONF at /etc/tas), its PIN
+    // as a systemd credential, and the conffile naming the policy trust and the PKCS#11 broker.
+    // The token is made from the host (same SoftHSM 2.6.1 file format) into the container's tree.
+    const tokens = join(root, 'var/lib/tas/softhsm/tokens');
+    mkdirSync(tokens, { recursive: true });
+    const hostConf = join(work, 'softhsm2-host.conf');
+    writeFileSync(hostConf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+    const hsmEnv = { ...process.env, SOFTHSM2_CONF: hostConf };
+    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'tas', '--so-pin', '87654321', '--pin', HSM_PIN], { env: hsmEnv, stdio: 'pipe' });
+    execFileSync(process.execPath, ['-e', CREATE_KEY], { env: { ...hsmEnv, PKCS11JS: require.resolve('pkcs11js'), SECRET_HEX: Buffer.from(SECRET).toString('hex'), HSM_PIN }, stdio: 'pipe' });
+    writeFileSync(join(root, 'etc/tas/softhsm2.conf'), 'directories.tokendir = /var/lib/tas/softhsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\n');
+    writeFileSync(join(root, 'etc/tas/hsm-pin'), `${HSM_PIN}\n`, { mode: 0o600 });
+    writeFileSync(join(root, 'etc/tas/kbm-pkcs11.yaml'), 'module: /usr/lib/softhsm/libsofthsm2.so\ntoken_label: tas\npin_credential: hsm-pin\nmode: hybrid\nkey_lookup: label\n');
+    sh('chown -R tas:tas /var/lib/tas/softhsm && chown root:tas /etc/tas/softhsm2.conf /etc/tas/kbm-pkcs11.yaml && chmod 0640 /etc/tas/softhsm2.conf /etc/tas/kbm-pkcs11.yaml');
     const yaml = join(root, 'etc/tas/tas.yaml');
-    writeFileSync(yaml, `${readFileSync(yaml, 'utf8')}\n# edited by the booted-system test\npolicy:\n  trust: /etc/tas/policy-trust.pem\nkbm:\n  plugin: tas_kbm_mock\n  config_file: /etc/tas/kbm-mock.yaml\n`);
+    writeFileSync(yaml, `${readFileSync(yaml, 'utf8')}\n# edited by the booted-system test\npolicy:\n  trust: /etc/tas/policy-trust.pem\nkbm:\n  plugin: tas_kbm_pkcs11\n  config_file: /etc/tas/kbm-pkcs11.yaml\n`);
     mkdirSync(join(root, 'etc/systemd/system/tas.service.d'), { recursive: true });
-    writeFileSync(join(root, 'etc/systemd/system/tas.service.d/test-only.conf'), '[Service]\nEnvironment=TAS_SNP_EXTRA_TRUST_DIR=/etc/tas/test-snp-trust\nEnvironment=TAS_KDS_BASE_URL=http://127.0.0.1:18080\n');
+    sh('cp /usr/share/doc/tas/drop-ins/softhsm.conf /etc/systemd/system/tas.service.d/softhsm.conf');
+    writeFileSync(join(root, 'etc/systemd/system/tas.service.d/test-only.conf'), '[Service]\nLoadCredential=hsm-pin:/etc/tas/hsm-pin\nEnvironment=TAS_SNP_EXTRA_TRUST_DIR=/etc/tas/test-snp-trust\nEnvironment=TAS_KDS_BASE_URL=http://127.0.0.1:18080\n');
     sh('systemctl daemon-reload');
 
     kds = spawn('nsenter', driveArgs(['kds', root, work]), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
