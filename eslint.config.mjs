@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'native/**', 'packaging/**/stage/**', '.tas/**'] },
+  { ignores: ['dist/**', 'build/**', 'build-asan/**', 'node_modules/**', 'native/**', 'packaging/out/**', 'packaging/**/stage/**', '.tas/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,7 +10,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, createSign, createVerify, privateDecrypt, constants } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -174,8 +174,8 @@ export async function runBench(opts: { seconds: number; levels: number[]; quiet?
 function listeningUrl(pid: number): string {
   const inodes = new Set<string>();
   try {
-    for (const fd of require('node:fs').readdirSync(`/proc/${pid}/fd`) as string[]) {
-      const l = require('node:fs').readlinkSync(`/proc/${pid}/fd/${fd}`) as string;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const l = readlinkSync(`/proc/${pid}/fd/${fd}`);
       const m = /^socket:\[(\d+)\]$/.exec(l);
       if (m) inodes.add(m[1]!);
     }
