@@ -100,6 +100,7 @@ export class CertCache {
   }
 
   private readonly pending = new Map<string, Promise<VekHit>>();
+  private readonly crlPending = new Map<string, Promise<FreshCrl>>();
 
   /**
    * vcek returns a verified VCEK for a chip and REPORTED_TCB. Concurrent misses for one key share
@@ -176,6 +177,17 @@ export class CertCache {
     const key = `crl/${product}/${kind}`;
     const m = this.crls.get(key);
     if (m && m.nextUpdate > this.now()) return { der: m.der, revoked: m.revoked };
+    // Single flight per CRL, like VCEKs: without it a request arriving after the fetch finished
+    // but before the CRL was stored found neither, and the per-URL KDS spacing turned its own
+    // fetch into a 503 (seen under load at cold start: test/bench/soak, test/hostile).
+    const running = this.crlPending.get(key);
+    if (running) return running;
+    const p = this.loadCrl(product, kind, key).finally(() => this.crlPending.delete(key));
+    this.crlPending.set(key, p);
+    return p;
+  }
+
+  private async loadCrl(product: Product, kind: VekKind, key: string): Promise<FreshCrl> {
     let why = '';
     try {
       const stored = await this.d.blobs.getBlob(key);
