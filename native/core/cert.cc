@@ -17,13 +17,6 @@
 namespace tas {
 namespace {
 
-bool LooksLikePem(const uint8_t* p, size_t n) {
-  size_t i = 0;
-  while (i < n && std::isspace(p[i])) i++;
-  static const char kBegin[] = "-----BEGIN ";
-  return n - i >= sizeof kBegin - 1 && std::memcmp(p + i, kBegin, sizeof kBegin - 1) == 0;
-}
-
 std::string NameCn(const X509_NAME* name) {
   int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
   if (idx < 0) return "";
@@ -290,6 +283,14 @@ VekInfo ParseVek(const X509* cert) {
     Fail(kErrSignerKind, "leaf CN '" + cn + "' contradicts its extensions (" + (v.hw_id ? "hwID" : "cspID") + ")");
   }
   return v;
+}
+
+// LooksLikePem tells PEM from DER input (leading white space allowed), for certificates and CRLs.
+bool LooksLikePem(const uint8_t* p, size_t n) {
+  size_t i = 0;
+  while (i < n && std::isspace(p[i])) i++;
+  static const char kBegin[] = "-----BEGIN ";
+  return n - i >= sizeof kBegin - 1 && std::memcmp(p + i, kBegin, sizeof kBegin - 1) == 0;
 }
 
 }  // namespace tas

@@ -17,6 +17,9 @@ constexpr size_t kMaxCertSize = 64 * 1024;
 // the DER is rejected. Throws SNP_ERR_CERT_PARSE.
 X509Ptr ParseCert(const uint8_t* data, size_t len);
 
+// LooksLikePem tells PEM from DER input (leading white space allowed).
+bool LooksLikePem(const uint8_t* p, size_t n);
+
 // CertDer re-encodes the parsed certificate (the canonical DER that digests are taken over).
 Bytes CertDer(const X509* cert);
 

@@ -13,13 +13,6 @@
 namespace tas {
 namespace {
 
-bool LooksLikePem(const uint8_t* p, size_t n) {
-  size_t i = 0;
-  while (i < n && std::isspace(p[i])) i++;
-  static const char kBegin[] = "-----BEGIN ";
-  return n - i >= sizeof kBegin - 1 && std::memcmp(p + i, kBegin, sizeof kBegin - 1) == 0;
-}
-
 bool IsHexSerial(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s) {

@@ -142,8 +142,8 @@ export interface SecretRequest {
   teeType?: string;
 }
 
-/** getSecret sends the agent's get_secret body (quoted nonce, compact JSON, same member order). */
-export async function getSecret(lab: Lab, r: SecretRequest): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+/** agentBody is the agent's get_secret body: quoted nonce, compact JSON, its member order. */
+export function agentBody(r: SecretRequest): string {
   const body: Record<string, unknown> = { nonce: JSON.stringify(r.nonce) };
   if (r.policyId !== undefined) body['policy-id'] = r.policyId;
   if (r.keyId !== undefined) body['key-id'] = r.keyId;
@@ -152,10 +152,15 @@ export async function getSecret(lab: Lab, r: SecretRequest): Promise<{ status: n
   body['tee-evidence'] = r.report.toString('base64');
   body['tee-type'] = r.teeType ?? 'amd-sev-snp';
   body['wrapping-key'] = r.keys.wire.toString('base64');
+  return JSON.stringify(body);
+}
+
+/** getSecret sends agentBody(r) with the client key. */
+export async function getSecret(lab: Lab, r: SecretRequest): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${lab.daemon.urls.main}/kb/v0/get_secret`, {
     method: 'POST',
     headers: { 'x-api-key': CLIENT_KEY, 'content-type': 'application/json', accept: '*/*' },
-    body: JSON.stringify(body),
+    body: agentBody(r),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
 }
