@@ -91,8 +91,8 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
   };
   /** drive runs test/booted/drive.ts with the host's node in the container's network namespace. */
   const driveArgs = (args: string[]): string[] => ['-t', String(leader), '-n', process.execPath, '--import', 'tsx', join(__dirname, 'drive.ts'), ...args];
-  const attest = (policyId: string): { stored: number; status: number; secret?: string; body?: unknown; storedBody?: unknown } => {
-    const r = spawnSync('nsenter', driveArgs(['attest', root, work, policyId]), { encoding: 'utf8', cwd: REPO });
+  const attest = (policyId: string, mgmtPort = '5000'): { stored: number; status: number; secret?: string; body?: unknown; storedBody?: unknown } => {
+    const r = spawnSync('nsenter', driveArgs(['attest', root, work, policyId, mgmtPort]), { encoding: 'utf8', cwd: REPO });
     assert.equal(r.status, 0, `drive attest failed:\n${r.stderr}`);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as never;
   };
@@ -226,6 +226,16 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     assert.equal(r.secret, SECRET);
   });
 
+  it('the optional management socket (tas-management.socket, fd name "management") serves the management API', function () {
+    // systemd refuses to start a socket whose service already runs: stop the service first.
+    sh('systemctl stop tas.service && systemctl enable --now tas-management.socket');
+    assert.equal(show('tas-management.socket', 'SubState').SubState, 'listening');
+    const r = spawnSync('nsenter', driveArgs(['status', root, '5001']), { encoding: 'utf8', cwd: REPO });
+    assert.equal(r.status, 0, `drive status failed:\n${r.stderr}`);
+    assert.equal(r.stdout.trim(), '200', journal());
+    assert.match(journal(), /"name":"management"/);
+  });
+
   it('upgrades to a rebuilt package keeping the edited conffile, the generated keys and the certificate', function () {
     const kept = ['etc/tas/tas.yaml', 'etc/tas/api-key', 'etc/tas/management-api-key', 'etc/tas/tls.key', 'etc/tas/tls.crt'];
     const before = kept.map(sha);
@@ -234,7 +244,9 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     assert.equal(sh("dpkg-query -W -f '${Version}' tas").out.trim().endsWith('-2'), true);
     assert.deepEqual(kept.map(sha), before);
     assert.match(readFileSync(join(root, 'etc/tas/tas.yaml'), 'utf8'), /edited by the booted-system test/);
-    const r2 = attest('booted-3');
+    // The management socket enabled in the previous step stays in use across the upgrade.
+    const r2 = attest('booted-3', '5001');
+    assert.ok(r2.stored >= 200 && r2.stored < 300, `policy store after upgrade ${r2.stored}: ${JSON.stringify(r2.storedBody)}`);
     assert.equal(r2.status, 200, `after upgrade: ${JSON.stringify(r2.body)}\n${journal()}`);
     assert.equal(r2.secret, SECRET);
   });
@@ -243,7 +255,7 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     kds?.kill('SIGTERM');
     rmSync(join(root, 'etc/systemd/system/tas.service.d'), { recursive: true, force: true });
     sh('apt-get purge -y tas');
-    for (const p of ['etc/tas', 'var/lib/tas', 'var/cache/tas', 'usr/lib/tas', 'usr/bin/tas', 'usr/lib/systemd/system/tas.service', 'etc/systemd/system/sockets.target.wants/tas.socket']) {
+    for (const p of ['etc/tas', 'var/lib/tas', 'var/cache/tas', 'usr/lib/tas', 'usr/bin/tas', 'usr/lib/systemd/system/tas.service', 'etc/systemd/system/sockets.target.wants/tas.socket', 'etc/systemd/system/sockets.target.wants/tas-management.socket']) {
       assert.equal(existsSync(join(root, p)), false, `${p} left behind`);
     }
     assert.notEqual(sh('getent passwd tas', { allowFail: true }).status, 0, 'user tas left behind');

@@ -7,10 +7,11 @@
  *   drive.ts kds ROOT WORK     fake AMD trust dir -> ROOT/etc/tas/test-snp-trust, policy signer public
  *                              key -> ROOT/etc/tas/policy-trust.pem (private key in WORK), then serve
  *                              a fake KDS on 127.0.0.1:18080 until killed; prints "ready" when serving.
- *   drive.ts attest ROOT WORK POLICY_ID
+ *   drive.ts attest ROOT WORK POLICY_ID [MGMT_PORT]
  *                              store a signed policy (management key from ROOT/etc/tas), get a nonce,
  *                              sign a bound report with the fake AMD signer, get_secret, decrypt; prints
  *                              one JSON line {stored, status, secret}.
+ *   drive.ts status ROOT PORT  GET /management/status on 127.0.0.1:PORT; prints the HTTP status.
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -46,13 +47,13 @@ async function kds(root: string, work: string): Promise<void> {
   process.on('SIGTERM', () => void server.stop().then(() => process.exit(0)));
 }
 
-async function attest(root: string, work: string, policyId: string): Promise<void> {
+async function attest(root: string, work: string, policyId: string, mgmtPort = '5000'): Promise<void> {
   const kit = await FakeAmd.create({ product: PRODUCT });
   const key = (f: string): string => readFileSync(join(root, 'etc/tas', f), 'utf8').split('\n')[0]!.trim();
   const dispatcher = new Agent({ connect: { ca: readFileSync(join(root, 'etc/tas/tls.crt')), servername: 'localhost' } });
   const base = 'https://127.0.0.1:5000';
   const call = async (path: string, init: { method?: string; headers: Record<string, string>; body?: string }): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const r = await fetch(`${base}${path}`, { ...init, dispatcher } as RequestInit);
+    const r = await fetch(path.startsWith('https:') ? path : `${base}${path}`, { ...init, dispatcher } as RequestInit);
     const text = await r.text();
     let body: Record<string, unknown>;
     try {
@@ -63,7 +64,7 @@ async function attest(root: string, work: string, policyId: string): Promise<voi
     return { status: r.status, body };
   };
   const signer = createPrivateKey(readFileSync(join(work, 'policy-signer.key')));
-  const stored = await call('/management/policy/v0/store', {
+  const stored = await call(`https://127.0.0.1:${mgmtPort}/management/policy/v0/store`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-management-api-key': key('management-api-key') },
     body: JSON.stringify(signPolicy(policyDoc(policyId), signer)),
@@ -90,8 +91,22 @@ async function attest(root: string, work: string, policyId: string): Promise<voi
   await dispatcher.close();
 }
 
-const [cmd, root, work, policyId] = process.argv.slice(2);
-const run = cmd === 'kds' ? kds(root!, work!) : cmd === 'attest' ? attest(root!, work!, policyId!) : Promise.reject(new Error(`unknown command ${cmd}`));
+/** status: GET /management/status on 127.0.0.1:PORT with the management key; prints the HTTP status. */
+async function status(root: string, port: string): Promise<void> {
+  const dispatcher = new Agent({ connect: { ca: readFileSync(join(root, 'etc/tas/tls.crt')), servername: 'localhost' } });
+  const key = readFileSync(join(root, 'etc/tas/management-api-key'), 'utf8').split('\n')[0]!.trim();
+  const r = await fetch(`https://127.0.0.1:${port}/management/status`, { headers: { 'x-management-api-key': key }, dispatcher } as RequestInit);
+  await r.arrayBuffer();
+  process.stdout.write(`${r.status}\n`);
+  await dispatcher.close();
+}
+
+const [cmd, root, work, policyId, mgmtPort] = process.argv.slice(2);
+const run =
+  cmd === 'kds' ? kds(root!, work!)
+  : cmd === 'attest' ? attest(root!, work!, policyId!, mgmtPort)
+  : cmd === 'status' ? status(root!, work!)
+  : Promise.reject(new Error(`unknown command ${cmd}`));
 run.catch((e: unknown) => {
   process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
