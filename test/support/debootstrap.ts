@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitForPeerBuild } from './build-wait';
 
 export const SUITE = 'trixie';
 export const MIRROR = 'http://deb.debian.org/debian';
@@ -29,6 +30,7 @@ export function basePath(day = new Date().toISOString().slice(0, 10)): string {
 export function ensureBase(log: (s: string) => void = () => undefined): string {
   const dir = basePath();
   if (existsSync(join(dir, '.complete'))) return dir;
+  if (waitForPeerBuild(dir, 40 * 60_000, log)) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });

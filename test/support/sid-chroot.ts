@@ -14,6 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { waitForPeerBuild } from './build-wait';
 
 export const SUITE = 'sid';
 export const MIRROR = 'http://deb.debian.org/debian';
@@ -70,6 +71,7 @@ function removeTree(dir: string): void {
 export function ensureSid(log: (s: string) => void = () => undefined): string {
   const dir = sidPath();
   if (existsSync(join(dir, '.complete'))) return dir;
+  if (waitForPeerBuild(dir, 40 * 60_000, log)) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   removeTree(tmp);
   mkdirSync(tmp, { recursive: true });
