@@ -118,6 +118,8 @@ export interface VerifyInput {
   crl?: Buffer;
   /** Allowed clock skew for the CRL window (default 300). */
   crlSkewSeconds?: number;
+  /** Leave `report` out of the result (the caller parsed it already; saves building ~25 Buffers). */
+  omitReport?: boolean;
 }
 
 /** Check is one named step that passed (failures reject instead). */
@@ -125,6 +127,7 @@ export interface Check { name: string; ok: boolean; detail: string }
 
 /** VerifyResult is returned when chain, signature (and CRL if given) all verified. */
 export interface VerifyResult {
+  /** Absent when the input asked for `omitReport`. */
   report: ParsedReport;
   vek: VekInfo;
   anchorSha256: Buffer;
@@ -153,7 +156,7 @@ interface Binding {
   parseVek(cert: Buffer): VekInfo;
   certInfo(cert: Buffer): CertInfo;
   verify(input: VerifyInput): Promise<VerifyResult>;
-  verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds'>): Promise<ChainResult>;
+  verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult>;
   verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
   clearCache(): void;
   cacheSize(): number;
@@ -304,7 +307,7 @@ export function verify(input: VerifyInput): Promise<VerifyResult> {
 }
 
 /** verifyChain verifies ARK -> ASK/ASVK -> VCEK/VLEK only (e.g. re-checking a cached KDS cert). */
-export function verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds'>): Promise<ChainResult> {
+export function verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult> {
   return later(() => load().verifyChain(input));
 }
 

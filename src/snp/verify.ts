@@ -180,6 +180,7 @@ export class SnpVerifier {
         result = await nativeVerify({
           report: ev.report, leaf: ev.vek, intermediate, anchors, product, kind,
           atSeconds: Math.floor(ev.at.getTime() / 1000),
+          omitReport: true, // parsed above already
           ...(ev.crl ? { crl: ev.crl } : {}),
         });
         break;
