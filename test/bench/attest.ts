@@ -26,10 +26,15 @@ const CLIENT = 'bench-client-key-'.padEnd(72, 'c');
 const MGMT = 'bench-management-key-'.padEnd(72, 'm');
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-function cpuMs(pid: number): number {
+function cpuSplit(pid: number): { user: number; system: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) * TICK_MS; // utime + stime
+  return { user: Number(rest[11]) * TICK_MS, system: Number(rest[12]) * TICK_MS }; // utime, stime
+}
+
+function cpuMs(pid: number): number {
+  const c = cpuSplit(pid);
+  return c.user + c.system;
 }
 
 /** verifyCostMs: CPU ms of one ECDSA P-384/SHA-384 verify over a report-sized message, in this process. */
@@ -138,6 +143,7 @@ export async function runBench(opts: { seconds: number; levels: number[]; quiet?
       let firstError: string | undefined;
       const stopAt = Date.now() + opts.seconds * 1000;
       const cpu0 = cpuMs(daemon.pid!);
+      const split0 = cpuSplit(daemon.pid!);
       const t0 = performance.now();
       await Promise.all(Array.from({ length: c }, async () => {
         while (Date.now() < stopAt) {
@@ -153,10 +159,12 @@ export async function runBench(opts: { seconds: number; levels: number[]; quiet?
       }));
       const wall = (performance.now() - t0) / 1000;
       const cpu = cpuMs(daemon.pid!) - cpu0;
+      const split1 = cpuSplit(daemon.pid!);
+      const kernelShare = (split1.system - split0.system) / Math.max(1, cpu);
       lat.sort((a, b) => a - b);
       const r: LevelResult = { concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99), cpuPerCycle: cpu / Math.max(1, lat.length), ratio: cpu / Math.max(1, lat.length) / verifyMs, errors };
       results.push(r);
-      log(`${String(c).padStart(11)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(7)}  ${r.p99.toFixed(1).padStart(7)}  ${r.cpuPerCycle.toFixed(2).padStart(19)}  ${r.ratio.toFixed(2).padStart(12)}${errors ? `  (${errors} errors; first: ${firstError})` : ''}`);
+      log(`${String(c).padStart(11)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(7)}  ${r.p99.toFixed(1).padStart(7)}  ${r.cpuPerCycle.toFixed(2).padStart(19)}  ${r.ratio.toFixed(2).padStart(12)}  kernel ${(100 * kernelShare).toFixed(0)}%${errors ? `  (${errors} errors; first: ${firstError})` : ''}`);
     }
     return { verifyMs, results };
   } finally {

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { Agent, fetch as ufetch } from 'undici';
 import { assemble } from '../../src/daemon/assemble';
 import { baseEnv, CLIENT_KEY, startTestDaemon, type TestDaemon } from './daemon';
-import { agentKeys, decryptReply, getNonce, reportData, SECRET, type AgentKeys, type Lab, type SecretRequest } from './lab';
+import { agentBody, agentKeys, decryptReply, getNonce, reportData, SECRET, type AgentKeys, type Lab, type SecretRequest } from './lab';
 import { freePort } from './redis';
 import type { Product } from './fake-amd';
 
@@ -100,18 +100,10 @@ const oneShot = new Agent({ pipelining: 0 });
 
 /** send is lab.getSecret's request (the agent's body, member order) on a fresh connection. */
 export async function send(lab: Lab, r: SecretRequest): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const body: Record<string, unknown> = { nonce: JSON.stringify(r.nonce) };
-  if (r.policyId !== undefined) body['policy-id'] = r.policyId;
-  if (r.keyId !== undefined) body['key-id'] = r.keyId;
-  body['report-data-binding'] = r.binding ?? true;
-  if (r.certificates) body['tee-certificates'] = r.certificates.toString('base64');
-  body['tee-evidence'] = r.report.toString('base64');
-  body['tee-type'] = r.teeType ?? 'amd-sev-snp';
-  body['wrapping-key'] = r.keys.wire.toString('base64');
   const res = await ufetch(`${lab.daemon.urls.main}/kb/v0/get_secret`, {
     method: 'POST', dispatcher: oneShot,
     headers: { 'x-api-key': CLIENT_KEY, 'content-type': 'application/json', accept: '*/*' },
-    body: JSON.stringify(body),
+    body: agentBody(r),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers as unknown as Headers };
 }
