@@ -18,7 +18,8 @@ import { FakeKds } from './fake-kds';
 import { CLIENT_KEY, MGMT_KEY, startTestDaemon, type TestDaemon } from './daemon';
 import { agentDecrypt } from '../kbm/agent-decrypt';
 
-export const SECRET = 'correct horse battery staple: the disk passphrase';
+// 48 bytes: SoftHSM 2.6.1 releases only multiples of 8 bytes (docs/plugins.md), and the lab serves every broker.
+export const SECRET = 'correct horse battery staple: disk passphrase #1';
 export const KEY_ID = 'disk-key-1';
 
 export interface Lab {
