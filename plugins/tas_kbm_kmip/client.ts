@@ -39,6 +39,7 @@ import {
   type KmipObject,
   type KmipVersion,
 } from './messages';
+import type { KmipConfig } from './config';
 
 /** KmipClientErrorKind classifies client failures (see the file comment). */
 export type KmipClientErrorKind = 'unavailable' | 'auth_failed' | 'protocol' | 'operation';
@@ -56,19 +57,8 @@ export class KmipClientError extends Error {
   }
 }
 
-/** KmipClientOptions configures a client (see config.ts for the file form). */
-export interface KmipClientOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly serverName: string;
-  readonly ca: Buffer;
-  readonly cert: Buffer;
-  readonly key: Buffer;
-  readonly version: 'auto' | KmipVersion;
-  readonly connectTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-  readonly reconnectInitialMs: number;
-  readonly reconnectMaxMs: number;
+/** KmipClientOptions configures a client: the connection part of the file configuration (config.ts) plus a logger. */
+export interface KmipClientOptions extends Omit<KmipConfig, 'objectTypes'> {
   readonly log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 }
 
