@@ -2,39 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCli } from '../../src/cli';
-import { reportError } from '../../src/cli-kit';
+import { tasInProcess as tas } from '../support/cli-inproc';
 import { MGMT_KEY, CLIENT_KEY } from '../support/daemon';
 import { doc, FIXTURES, fixture } from './helpers';
 
 const AGENT = join(__dirname, '..', 'fixtures', 'agent-fixtures');
-
-/** tas runs one command line in-process and returns its exit code and stdout. */
-async function tas(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const saved = { ...process.env };
-  const out: string[] = [];
-  const err: string[] = [];
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  for (const k of Object.keys(process.env)) if (k.startsWith('TAS_')) delete process.env[k];
-  Object.assign(process.env, env);
-  try {
-    await buildCli(args).parseAsync();
-  } catch (e) {
-    process.exitCode = reportError(e);
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-    Object.assign(process.env, saved);
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, out: out.join(''), err: err.join('') };
-}
 
 describe('tas policy CLI', function () {
   this.timeout(60_000);
