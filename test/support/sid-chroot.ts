@@ -141,11 +141,13 @@ export function runInChroot(root: string, argv: string[], opts: { cwd?: string; 
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const script = [
     'set -e',
+    // The private /tmp first: a repository that lives under /tmp (a CI clone, say) is then
+    // bind-mounted on top of it instead of being hidden by it.
+    `mount -t tmpfs -o mode=1777 tmpfs ${q(root + '/tmp')}`,
     `mkdir -p ${q(root + REPO)}`,
     `mount --bind ${q(REPO)} ${q(root + REPO)}`,
     `mount -t proc proc ${q(root + '/proc')}`,
     `mount --bind /dev ${q(root + '/dev')}`,
-    `mount -t tmpfs -o mode=1777 tmpfs ${q(root + '/tmp')}`,
     `exec chroot ${q(root)} sh -c 'cd "$0" && exec "$@"' ${q(opts.cwd ?? REPO)} ${argv.map(q).join(' ')}`,
   ].join('\n');
   const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
