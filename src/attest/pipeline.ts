@@ -18,6 +18,9 @@ import { TasError, isTasError } from '../errors';
 import type { AttestPorts, EndorsementCerts, UsablePolicy, VerifiedEvidence } from './ports';
 import type { Attester, GetSecretRequest, RequestContext, SecretKeyReply } from './types';
 
+/** How long a failed release is retried in the background (the nonce claim lease is 30 s). */
+const RELEASE_RETRY_MS = 30_000;
+
 /** Pipeline is the Attester that serves `amd-sev-snp` (and refuses `intel-tdx` until TDX exists). */
 export class Pipeline implements Attester {
   constructor(
@@ -98,10 +101,37 @@ export class Pipeline implements Attester {
       return reply;
     } catch (e) {
       const transient = !isTasError(e) || e.status >= 500;
-      if (transient) await p.nonces.release(req.nonce, owner).catch(() => undefined);
+      if (transient) await this.releaseEventually(req.nonce, owner);
       else await p.nonces.consume(req.nonce, owner).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * releaseEventually puts a claimed nonce back to issued after a transient failure. When the store
+   * itself is what failed, the release is retried in the background until the claim's lease would
+   * have run out anyway: the agent's retry after Retry-After then finds its nonce issued, instead of
+   * "claimed by someone else" (401) for the rest of the lease.
+   */
+  private async releaseEventually(nonce: string, owner: string): Promise<void> {
+    try {
+      await this.ports.nonces.release(nonce, owner);
+      return;
+    } catch {
+      // retried below
+    }
+    const until = Date.now() + RELEASE_RETRY_MS;
+    void (async () => {
+      for (let delay = 250; Date.now() < until; delay = Math.min(delay * 2, 2000)) {
+        await new Promise((r) => setTimeout(r, delay).unref());
+        try {
+          await this.ports.nonces.release(nonce, owner);
+          return;
+        } catch {
+          // still down; the lease expiry is the backstop
+        }
+      }
+    })();
   }
 
   /** burn consumes a nonce after a definitive refusal that happened before the claim. */

@@ -169,3 +169,42 @@ describe('attest: pipeline ordering', () => {
     assert.equal(h.nonces.get(NONCE), 'consumed');
   });
 });
+
+describe('attest: pipeline release after a store outage', () => {
+  it('a release that fails while the store is down is retried until it succeeds', async () => {
+    let storeUp = false;
+    const state = new Map<string, string>([[NONCE, 'issued']]);
+    const ports = {
+      peek: () => ({ version: 3, product: 'Genoa' as const, signingKey: 'VCEK' as const, chipIdMasked: false }),
+      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
+      verify: async (report: Buffer) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' as const }),
+      nonces: {
+        claim: async () => (state.get(NONCE) === 'issued' ? (state.set(NONCE, 'claimed'), true) : false),
+        consume: async () => {
+          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
+          state.set(NONCE, 'consumed');
+        },
+        release: async () => {
+          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
+          state.set(NONCE, 'issued');
+        },
+      },
+      policies: {
+        forUse: async () => ({ id: 'p1', keyId: 'k1', policyType: 'SEV' as const, requireBinding: undefined, rules: {}, keyBindingSigned: true }),
+        byKeyId: async () => [],
+        evaluate: () => ({ ok: true, failures: [] }),
+        allowUnsignedKeyBinding: () => false,
+      },
+      broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
+      requireBinding: () => true,
+    };
+    const p = new Pipeline(ports, { record: () => undefined, close: async () => undefined });
+    await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
+    assert.equal(state.get(NONCE), 'claimed', 'the store could not take the release yet');
+    storeUp = true;
+    for (let i = 0; i < 40 && state.get(NONCE) !== 'issued'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(state.get(NONCE), 'issued', 'released in the background once the store answered');
+    const ok = await p.getSecret(req(), rctx);
+    assert.equal(ok.wrapped_key, 'w');
+  });
+});
