@@ -87,8 +87,17 @@ export class Pipeline implements Attester {
       throw e;
     }
 
-    // 4. The nonce: exactly one request wins it.
-    if (!(await p.nonces.claim(req.nonce, owner))) {
+    // 4. The nonce: exactly one request wins it. If the store fails mid-claim (say Redis died
+    // after applying it but before answering), the claim may exist under our owner id: hand it
+    // back once the store answers, so that the agent's retry is not refused for the whole lease.
+    let won: boolean;
+    try {
+      won = await p.nonces.claim(req.nonce, owner);
+    } catch (e) {
+      await this.releaseEventually(req.nonce, owner);
+      throw e;
+    }
+    if (!won) {
       throw new TasError('NONCE_INVALID', 'nonce unknown, expired, claimed or consumed', { reason: 'NONCE_INVALID' });
     }
 

@@ -208,3 +208,44 @@ describe('attest: pipeline release after a store outage', () => {
     assert.equal(ok.wrapped_key, 'w');
   });
 });
+
+describe('attest: pipeline claim lost in a store failure', () => {
+  it('a claim the store applied but could not confirm is handed back once the store answers', async () => {
+    let storeUp = true;
+    const state = new Map<string, string>([[NONCE, 'issued']]);
+    const ports = {
+      peek: () => ({ version: 3, product: 'Genoa' as const, signingKey: 'VCEK' as const, chipIdMasked: false }),
+      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
+      verify: async (report: Buffer) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' as const }),
+      nonces: {
+        claim: async () => {
+          const won = state.get(NONCE) === 'issued';
+          if (won) state.set(NONCE, 'claimed');
+          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'connection lost before the reply');
+          return won;
+        },
+        consume: async () => void state.set(NONCE, 'consumed'),
+        release: async () => {
+          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
+          if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
+        },
+      },
+      policies: {
+        forUse: async () => ({ id: 'p1', keyId: 'k1', policyType: 'SEV' as const, requireBinding: undefined, rules: {}, keyBindingSigned: true }),
+        byKeyId: async () => [],
+        evaluate: () => ({ ok: true, failures: [] }),
+        allowUnsignedKeyBinding: () => false,
+      },
+      broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
+      requireBinding: () => true,
+    };
+    const p = new Pipeline(ports, { record: () => undefined, close: async () => undefined });
+    storeUp = false;
+    await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
+    assert.equal(state.get(NONCE), 'claimed');
+    storeUp = true;
+    for (let i = 0; i < 40 && state.get(NONCE) !== 'issued'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(state.get(NONCE), 'issued');
+    assert.equal((await p.getSecret(req(), rctx)).wrapped_key, 'w');
+  });
+});
