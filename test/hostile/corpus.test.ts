@@ -40,7 +40,18 @@ function raw(port: number, head: string, body: Buffer | string = ''): Promise<Ra
     });
     // No half-close: a client that ends its side is treated as gone; `connection: close` makes the
     // server close after answering. The timer only guards against a server that never answers.
-    s.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1')]));
+    const payload = Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1');
+    if (payload.length < 64 * 1024) s.write(Buffer.concat([Buffer.from(head, 'latin1'), payload]));
+    else {
+      // An oversized body: the server answers 413 from the headers and closes. Had we pushed megabytes
+      // already, closing with them unread makes the kernel send RST, and an RST drops the 413 from our
+      // receive queue. So do what a careful client does: send the headers, and the body only if no
+      // answer came first.
+      s.write(head, 'latin1');
+      const early = setTimeout(() => s.write(payload), 2000);
+      s.once('data', () => clearTimeout(early));
+      s.on('close', () => clearTimeout(early));
+    }
     const guard = setTimeout(() => s.destroy(), 40_000);
     s.on('close', () => clearTimeout(guard));
   });
