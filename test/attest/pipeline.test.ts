@@ -170,81 +170,69 @@ describe('attest: pipeline ordering', () => {
   });
 });
 
-describe('attest: pipeline release after a store outage', () => {
+/** outagePipeline is a pipeline whose every port works except the nonce store the test supplies. */
+function outagePipeline(nonces: AttestPorts['nonces']): Pipeline {
+  const policy: UsablePolicy = { id: 'p1', keyId: 'k1', policyType: 'SEV', requireBinding: undefined, rules: {}, keyBindingSigned: true };
+  return new Pipeline(
+    {
+      peek: () => ({ version: 3, product: 'Genoa', signingKey: 'VCEK', chipIdMasked: false }),
+      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
+      verify: async (report) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' }),
+      nonces,
+      policies: { forUse: async () => policy, byKeyId: async () => [], evaluate: () => ({ ok: true, failures: [] }), allowUnsignedKeyBinding: () => false },
+      broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
+      requireBinding: () => true,
+    },
+    { record: () => undefined, close: async () => undefined },
+  );
+}
+
+/** untilIssued waits (bounded) for the background release to put the nonce back. */
+async function untilIssued(state: Map<string, string>): Promise<void> {
+  for (let i = 0; i < 40 && state.get(NONCE) !== 'issued'; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+describe('attest: pipeline and a store outage', () => {
   it('a release that fails while the store is down is retried until it succeeds', async () => {
     let storeUp = false;
     const state = new Map<string, string>([[NONCE, 'issued']]);
-    const ports = {
-      peek: () => ({ version: 3, product: 'Genoa' as const, signingKey: 'VCEK' as const, chipIdMasked: false }),
-      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
-      verify: async (report: Buffer) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' as const }),
-      nonces: {
-        claim: async () => (state.get(NONCE) === 'issued' ? (state.set(NONCE, 'claimed'), true) : false),
-        consume: async () => {
-          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
-          state.set(NONCE, 'consumed');
-        },
-        release: async () => {
-          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
-          state.set(NONCE, 'issued');
-        },
-      },
-      policies: {
-        forUse: async () => ({ id: 'p1', keyId: 'k1', policyType: 'SEV' as const, requireBinding: undefined, rules: {}, keyBindingSigned: true }),
-        byKeyId: async () => [],
-        evaluate: () => ({ ok: true, failures: [] }),
-        allowUnsignedKeyBinding: () => false,
-      },
-      broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
-      requireBinding: () => true,
+    const down = () => {
+      if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
     };
-    const p = new Pipeline(ports, { record: () => undefined, close: async () => undefined });
+    const p = outagePipeline({
+      claim: async () => (state.get(NONCE) === 'issued' ? (state.set(NONCE, 'claimed'), true) : false),
+      consume: async () => (down(), void state.set(NONCE, 'consumed')),
+      release: async () => (down(), void state.set(NONCE, 'issued')),
+    });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed', 'the store could not take the release yet');
     storeUp = true;
-    for (let i = 0; i < 40 && state.get(NONCE) !== 'issued'; i++) await new Promise((r) => setTimeout(r, 100));
+    await untilIssued(state);
     assert.equal(state.get(NONCE), 'issued', 'released in the background once the store answered');
     const ok = await p.getSecret(req(), rctx);
     assert.equal(ok.wrapped_key, 'w');
   });
-});
 
-describe('attest: pipeline claim lost in a store failure', () => {
   it('a claim the store applied but could not confirm is handed back once the store answers', async () => {
-    let storeUp = true;
+    let storeUp = false;
     const state = new Map<string, string>([[NONCE, 'issued']]);
-    const ports = {
-      peek: () => ({ version: 3, product: 'Genoa' as const, signingKey: 'VCEK' as const, chipIdMasked: false }),
-      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
-      verify: async (report: Buffer) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' as const }),
-      nonces: {
-        claim: async () => {
-          const won = state.get(NONCE) === 'issued';
-          if (won) state.set(NONCE, 'claimed');
-          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'connection lost before the reply');
-          return won;
-        },
-        consume: async () => void state.set(NONCE, 'consumed'),
-        release: async () => {
-          if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
-          if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
-        },
+    const p = outagePipeline({
+      claim: async () => {
+        const won = state.get(NONCE) === 'issued';
+        if (won) state.set(NONCE, 'claimed');
+        if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'connection lost before the reply');
+        return won;
       },
-      policies: {
-        forUse: async () => ({ id: 'p1', keyId: 'k1', policyType: 'SEV' as const, requireBinding: undefined, rules: {}, keyBindingSigned: true }),
-        byKeyId: async () => [],
-        evaluate: () => ({ ok: true, failures: [] }),
-        allowUnsignedKeyBinding: () => false,
+      consume: async () => void state.set(NONCE, 'consumed'),
+      release: async () => {
+        if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
+        if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
       },
-      broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
-      requireBinding: () => true,
-    };
-    const p = new Pipeline(ports, { record: () => undefined, close: async () => undefined });
-    storeUp = false;
+    });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed');
     storeUp = true;
-    for (let i = 0; i < 40 && state.get(NONCE) !== 'issued'; i++) await new Promise((r) => setTimeout(r, 100));
+    await untilIssued(state);
     assert.equal(state.get(NONCE), 'issued');
     assert.equal((await p.getSecret(req(), rctx)).wrapped_key, 'w');
   });
