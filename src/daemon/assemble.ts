@@ -14,6 +14,7 @@ import { openKeyBroker, type KbmService } from '../kbm';
 import type { CertCache } from '../kds';
 import { createCertCache } from './certs';
 import { snpEvidenceVerifier } from './snp-verifier';
+import { gpuComponentHook } from '../gpu';
 import { registerTrustMetrics } from '../snp/metrics';
 import { NonceService, nonceRoutes } from '../nonce';
 import { attachPolicyService, evaluate, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
@@ -140,6 +141,8 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
     const ports: AttestPorts = {
       verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, snp as EvidenceVerifier]]),
+      // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
+      components: gpuComponentHook(undefined) as AttestPorts['components'],
       nonces: {
         claim: (n, owner) => nonces.claim(n, owner),
         consume: (n, owner) => nonces.consume(n, owner),

@@ -27,7 +27,7 @@ export const CATALOGUE = {
   HTTP_BAD_REQUEST: spec(400, 'Bad request', 'Malformed request (shape, type or format of a field); the log names the field.'),
   HTTP_BAD_JSON: spec(400, 'Invalid JSON body', 'The body is not one valid JSON document.'),
   HTTP_UNSUPPORTED_MEDIA_TYPE: spec(415, 'Unsupported content type', 'POST bodies must be application/json.'),
-  HTTP_BODY_TOO_LARGE: spec(413, 'Request body too large', 'The body exceeds the route limit (get_secret 64 KiB, management 1 MiB).'),
+  HTTP_BODY_TOO_LARGE: spec(413, 'Request body too large', 'The body exceeds the route limit (get_secret 512 KiB, management 1 MiB).'),
   HTTP_NOT_FOUND: spec(404, 'Not found', 'No such route.'),
   HTTP_METHOD_NOT_ALLOWED: spec(405, 'Method not allowed', 'The route exists with another method.'),
   HTTP_HEADER_INVALID: spec(400, 'Bad request', 'A header is malformed, duplicated where it must be single, or oversized.'),
