@@ -53,6 +53,7 @@ export const CATALOGUE = {
   NONCE_INVALID: spec(401, 'Invalid or expired nonce', 'Unknown, expired, claimed or consumed nonce.'),
   NONCE_FORMAT: spec(400, 'Invalid nonce format', 'A nonce must be 64 lowercase hex characters (optionally JSON-quoted).'),
   NONCE_CAPACITY: spec(503, 'Too many outstanding nonces', 'TAS_NONCE_MAX_OUTSTANDING nonces are outstanding; retry later.', true),
+  NONCE_CLAIM_LOST: spec(503, 'Service temporarily unavailable', 'The request lost its nonce claim while it worked (lease lapsed, another request took it); nothing was sent. The retry gets 401 and starts over with get_nonce.', true),
 
   // --- policies ------------------------------------------------------------------------------------
   POLICY_ID_INVALID: spec(400, 'Invalid policy id', 'policy_id must match ^[A-Za-z0-9_.-]{1,128}$.'),
