@@ -16,6 +16,7 @@
 #include "core/chain.h"
 #include "core/crl.h"
 #include "core/errors.h"
+#include "core/nvidia.h"
 #include "core/report.h"
 #include "core/verify.h"
 
@@ -291,6 +292,84 @@ Napi::Value CrlResultToJs(Napi::Env env, const tas::CrlResult& r) {
   return o;
 }
 
+// --- NVIDIA GPU evidence (core/spdm.h, core/nvidia.h) ---------------------------------------------
+
+Napi::Object SpdmToJs(Napi::Env env, const tas::SpdmEvidence& e) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object req = Napi::Object::New(env);
+  req.Set("version", e.req_version);
+  req.Set("param1", e.req_param1);
+  req.Set("param2", e.req_param2);
+  req.Set("slot", e.req_slot);
+  req.Set("nonce", Buf(env, e.req_nonce));
+  o.Set("request", req);
+  o.Set("version", e.version);
+  o.Set("param1", e.param1);
+  o.Set("param2", e.param2);
+  Napi::Array blocks = Napi::Array::New(env, e.blocks.size());
+  for (size_t i = 0; i < e.blocks.size(); i++) {
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("index", e.blocks[i].index);
+    b.Set("valueType", e.blocks[i].value_type);
+    b.Set("value", Buf(env, e.blocks[i].value.data(), e.blocks[i].value.size()));
+    blocks.Set(static_cast<uint32_t>(i), b);
+  }
+  o.Set("blocks", blocks);
+  o.Set("responderNonce", Buf(env, e.resp_nonce));
+  Napi::Array opaque = Napi::Array::New(env, e.opaque.size());
+  for (size_t i = 0; i < e.opaque.size(); i++) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("type", e.opaque[i].type);
+    f.Set("value", Buf(env, e.opaque[i].value.data(), e.opaque[i].value.size()));
+    opaque.Set(static_cast<uint32_t>(i), f);
+  }
+  o.Set("opaque", opaque);
+  o.Set("driverVersion", e.driver_version);
+  o.Set("vbiosVersion", e.vbios_version);
+  if (!e.fwid.empty()) o.Set("fwid", Buf(env, e.fwid.data(), e.fwid.size()));
+  o.Set("signature", Buf(env, e.signature));
+  o.Set("signedLength", static_cast<double>(e.signed_len));
+  o.Set("padding", static_cast<double>(e.padding));
+  return o;
+}
+
+Napi::Value GpuDeviceToJs(Napi::Env env, const tas::GpuDeviceResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("spdm", SpdmToJs(env, r.spdm));
+  Napi::Array certs = Napi::Array::New(env, r.certs.size());
+  for (size_t i = 0; i < r.certs.size(); i++) certs.Set(static_cast<uint32_t>(i), CertInfoToJs(env, r.certs[i]));
+  o.Set("certs", certs);
+  o.Set("ueid", r.leaf_serial_dec);
+  o.Set("hwmodel", r.hwmodel);
+  o.Set("fwidSource", r.fwid_source);
+  if (!r.cert_fwid.empty()) o.Set("certFwid", Buf(env, r.cert_fwid.data(), r.cert_fwid.size()));
+  o.Set("chainOk", r.chain_ok);
+  o.Set("signatureOk", r.signature_ok);
+  o.Set("fwidOk", r.fwid_ok);
+  o.Set("checks", ChecksToJs(env, r.checks));
+  return o;
+}
+
+Napi::Value OcspResultToJs(Napi::Env env, const tas::OcspResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("status", r.status);
+  if (r.revocation_reason >= 0) o.Set("revocationReason", r.revocation_reason);
+  o.Set("thisUpdate", Date(env, r.this_update));
+  o.Set("nextUpdate", Date(env, r.next_update));
+  o.Set("producedAt", Date(env, r.produced_at));
+  if (r.revoked_at) o.Set("revokedAt", Date(env, r.revoked_at));
+  return o;
+}
+
+std::vector<Bytes> BufferList(const Napi::Value& v, const char* what, size_t max_items, size_t max_bytes, bool required) {
+  if (!v.IsArray()) tas::Fail(tas::kErrArgument, std::string(what) + " must be an array of Buffers");
+  Napi::Array arr = v.As<Napi::Array>();
+  if ((required && arr.Length() == 0) || arr.Length() > max_items) tas::Fail(tas::kErrArgument, std::string(what) + ": wrong number of entries");
+  std::vector<Bytes> out;
+  for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(ToBytes(arr.Get(i), what, max_bytes));
+  return out;
+}
+
 class TasNative : public Napi::Addon<TasNative> {
  public:
   TasNative(Napi::Env env, Napi::Object exports) : cache_(std::make_shared<tas::ChainCache>()) {
@@ -304,6 +383,9 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("clearCache", &TasNative::ClearCache),
                              InstanceMethod("cacheSize", &TasNative::CacheSize),
                              InstanceMethod("opensslVersion", &TasNative::OpensslVersion),
+                             InstanceMethod("parseSpdm", &TasNative::ParseSpdm),
+                             InstanceMethod("verifyGpu", &TasNative::VerifyGpu),
+                             InstanceMethod("verifyOcsp", &TasNative::VerifyOcsp),
                          });
     (void)env;
   }
@@ -406,6 +488,46 @@ class TasNative : public Napi::Addon<TasNative> {
 
   Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), OpenSSL_version(OPENSSL_VERSION));
+  }
+
+  Napi::Value ParseSpdm(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "evidence", tas::kSpdmMaxEvidence);
+      return SpdmToJs(info.Env(), tas::ParseSpdm(b.data(), b.size()));
+    });
+  }
+
+  Napi::Value VerifyGpu(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kErrArgument, "verifyGpu input must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tas::GpuDeviceInput in;
+      in.evidence = ToBytes(o.Get("evidence"), "evidence", tas::kSpdmMaxEvidence);
+      in.chain = ToBytes(o.Get("chain"), "chain", tas::kGpuMaxChainPem);
+      in.anchors = BufferList(o.Get("anchors"), "anchors", tas::kGpuMaxAnchors, tas::kMaxCertSize, true);
+      in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
+      auto job = [in = std::move(in)]() { return tas::VerifyGpuDevice(in); };
+      return Queue<decltype(job), tas::GpuDeviceResult>(info.Env(), std::move(job), &GpuDeviceToJs);
+    });
+  }
+
+  Napi::Value VerifyOcsp(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kErrArgument, "verifyOcsp input must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tas::OcspInput in;
+      in.response = ToBytes(o.Get("response"), "response", tas::kMaxOcspSize);
+      in.cert = ToBytes(o.Get("cert"), "cert", tas::kMaxCertSize);
+      in.issuer = ToBytes(o.Get("issuer"), "issuer", tas::kMaxCertSize);
+      in.anchors = BufferList(o.Get("anchors"), "anchors", tas::kGpuMaxAnchors, tas::kMaxCertSize, true);
+      Napi::Value u = o.Get("untrusted");
+      if (!u.IsUndefined()) in.untrusted = BufferList(u, "untrusted", tas::kGpuMaxChainCerts, tas::kMaxCertSize, false);
+      in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
+      Napi::Value skew = o.Get("skewSeconds");
+      if (!skew.IsUndefined()) in.skew = ToSeconds(skew, "skewSeconds");
+      auto job = [in = std::move(in)]() { return tas::VerifyOcsp(in); };
+      return Queue<decltype(job), tas::OcspResult>(info.Env(), std::move(job), &OcspResultToJs);
+    });
   }
 
   std::shared_ptr<tas::ChainCache> cache_;

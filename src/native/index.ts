@@ -330,3 +330,6 @@ export function chainCacheSize(): number {
 export function opensslVersion(): string {
   return load().opensslVersion();
 }
+
+/** Internal: the loaded binding and the call wrappers, for the other addon surfaces (src/native/gpu.ts). */
+export { load as loadBinding, sync as syncCall, later as laterCall };
