@@ -386,6 +386,7 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("parseSpdm", &TasNative::ParseSpdm),
                              InstanceMethod("verifyGpu", &TasNative::VerifyGpu),
                              InstanceMethod("verifyOcsp", &TasNative::VerifyOcsp),
+                             InstanceMethod("buildOcspRequest", &TasNative::BuildOcspRequest),
                          });
     (void)env;
   }
@@ -508,6 +509,15 @@ class TasNative : public Napi::Addon<TasNative> {
       in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
       auto job = [in = std::move(in)]() { return tas::VerifyGpuDevice(in); };
       return Queue<decltype(job), tas::GpuDeviceResult>(info.Env(), std::move(job), &GpuDeviceToJs);
+    });
+  }
+
+  Napi::Value BuildOcspRequest(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes c = ToBytes(info[0], "cert", tas::kMaxCertSize);
+      Bytes i = ToBytes(info[1], "issuer", tas::kMaxCertSize);
+      Bytes der = tas::BuildOcspRequest(c.data(), c.size(), i.data(), i.size());
+      return Buf(info.Env(), der.data(), der.size());
     });
   }
 

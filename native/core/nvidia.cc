@@ -382,4 +382,25 @@ OcspResult VerifyOcsp(const OcspInput& in) {
   return out;
 }
 
+Bytes BuildOcspRequest(const uint8_t* cert, size_t cert_len, const uint8_t* issuer, size_t issuer_len) {
+  X509Ptr c = ParseCert(cert, cert_len);
+  X509Ptr i = ParseCert(issuer, issuer_len);
+  struct ReqFree {
+    void operator()(OCSP_REQUEST* r) const { OCSP_REQUEST_free(r); }
+  };
+  std::unique_ptr<OCSP_REQUEST, ReqFree> req(OCSP_REQUEST_new());
+  OCSP_CERTID* id = OCSP_cert_to_id(EVP_sha1(), c.get(), i.get());
+  if (!req || !id) Fail(kErrInternal, "OCSP request allocation failed");
+  if (OCSP_request_add0_id(req.get(), id) == nullptr) {
+    OCSP_CERTID_free(id);
+    Fail(kErrInternal, "OCSP_request_add0_id failed");
+  }
+  unsigned char* der = nullptr;
+  int n = i2d_OCSP_REQUEST(req.get(), &der);
+  if (n <= 0) Fail(kErrInternal, "i2d_OCSP_REQUEST failed");
+  Bytes out(der, der + n);
+  OPENSSL_free(der);
+  return out;
+}
+
 }  // namespace tas

@@ -74,4 +74,8 @@ struct OcspResult {
 // thisUpdate - skew .. nextUpdate + skew (a response without nextUpdate is refused). Throws GPU_ERR_OCSP.
 OcspResult VerifyOcsp(const OcspInput& in);
 
+// BuildOcspRequest encodes an OCSPRequest (DER) for cert/issuer with a SHA-1 CertID (RFC 5019
+// profile: what responders cache) and no nonce, so that the answer can be cached until nextUpdate.
+Bytes BuildOcspRequest(const uint8_t* cert, size_t cert_len, const uint8_t* issuer, size_t issuer_len);
+
 }  // namespace tas

@@ -14,7 +14,8 @@ import { openKeyBroker, type KbmService } from '../kbm';
 import type { CertCache } from '../kds';
 import { createCertCache } from './certs';
 import { snpEvidenceVerifier } from './snp-verifier';
-import { gpuComponentHook } from '../gpu';
+import { GpuCache, gpuAppraiser, gpuComponentHook, gpuTestRootsWarning, loadGpuTrust, type GpuTrust } from '../gpu';
+import { join } from 'node:path';
 import { registerTrustMetrics } from '../snp/metrics';
 import { NonceService, nonceRoutes } from '../nonce';
 import { attachPolicyService, evaluate, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
@@ -138,13 +139,33 @@ export async function assemble(initial: Config): Promise<Assembly> {
     });
     ctx.lifecycle.onReload(() => cache.clearMemory());
 
+    // NVIDIA GPUs (component-evidence): pinned roots (+ lab roots, loudly), RIM and OCSP cache.
+    let gpuTrust: GpuTrust = loadGpuTrust(cfg.get<string | undefined>('nvidia.extra_trust_dir'));
+    const gpuWarn = gpuTestRootsWarning(gpuTrust);
+    if (gpuWarn) log.warn(gpuWarn);
+    ctx.lifecycle.onReload((c) => {
+      gpuTrust = loadGpuTrust(c.get<string | undefined>('nvidia.extra_trust_dir'));
+      const w = gpuTestRootsWarning(gpuTrust);
+      if (w) log.warn(w);
+    });
+    const gpuCache = new GpuCache({
+      dir: join(cfg.get<string>('kds.cache_dir'), 'nvidia'),
+      rimUrl: cfg.get<string>('nvidia.rim_url'),
+      ocspUrl: cfg.get<string>('nvidia.ocsp_url'),
+      offline: () => ctx.config().get<boolean>('nvidia.offline'),
+      failMode: () => ctx.config().get<'closed' | 'open'>('kds.crl_fail_mode'),
+      trust: () => gpuTrust,
+    });
+    const gpuHook = gpuComponentHook(gpuAppraiser({ anchors: () => gpuTrust.deviceRoots, revocation: () => gpuCache.revocation(), rims: () => gpuCache.rims() }));
+    status.push({ name: 'gpu', status: () => ({ ...gpuCache.status(), test_roots: gpuTrust.testRoots, extra_trust_dir: gpuTrust.extraTrustDir ?? null }) });
+
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
     const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
     const ports: AttestPorts = {
       verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, snp as EvidenceVerifier]]),
       // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
-      components: gpuComponentHook(undefined) as AttestPorts['components'],
+      components: gpuHook as AttestPorts['components'],
       nonces: {
         claim: (n, owner) => nonces.claim(n, owner),
         consume: (n, owner) => nonces.consume(n, owner),

@@ -48,6 +48,7 @@ export const CATALOGUE = {
   TEE_VERIFICATION_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'The verifier for this TEE is not available (yet); retry later.', true),
   TEE_VERIFICATION_FAILED: spec(400, 'TEE verification failed', 'Evidence, certificates, REPORT_DATA binding or policy rules did not verify; the audit record says which.'),
   TEE_EVIDENCE_MALFORMED: spec(400, 'TEE verification failed', 'tee-evidence is not a well-formed report (size, base64, version).'),
+  GPU_ENDORSEMENT_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No fresh OCSP answer or RIM for a GPU could be had (NVIDIA unreachable or TAS_NVIDIA_OFFLINE with nothing imported) while TAS_CRL_FAIL_MODE=closed.', true),
 
   // --- nonces --------------------------------------------------------------------------------------
   NONCE_INVALID: spec(401, 'Invalid or expired nonce', 'Unknown, expired, claimed or consumed nonce.'),

@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { TasError } from '../errors';
+import { parseSpdm } from '../native/gpu';
 
 /** Bounds. A genuine H100 entry is ~12 KiB of JSON (SPDM ~4.3 KiB, PEM chain ~4.8 KiB). */
 export const GPU_LIMITS = {
@@ -86,6 +87,13 @@ export function parseSdkEntry(entry: unknown, deviceIndex: number): GpuEntry {
   if (entry.nonce !== undefined) {
     if (typeof entry.nonce !== 'string' || entry.nonce.length !== 64 || !HEX_RE.test(entry.nonce)) throw malformed('nonce must be 64 hex characters', deviceIndex);
     entryNonce = entry.nonce.toLowerCase();
+  }
+  // The SPDM messages are parsed now (bytes only, no crypto) so that malformed evidence is a 400
+  // before any state changes; the device checks run at appraisal.
+  try {
+    parseSpdm(spdm);
+  } catch (e) {
+    throw malformed(`evidence: ${(e as Error).message}`, deviceIndex);
   }
   return { deviceIndex, arch: a, spdm, chainPem, entryNonce };
 }

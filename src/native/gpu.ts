@@ -81,6 +81,7 @@ interface GpuBinding {
   parseSpdm(evidence: Buffer): SpdmEvidence;
   verifyGpu(input: GpuDeviceInput): Promise<GpuDeviceResult>;
   verifyOcsp(input: OcspInput): Promise<OcspResult>;
+  buildOcspRequest(cert: Buffer, issuer: Buffer): Buffer;
 }
 
 const gpu = (): GpuBinding => loadBinding() as unknown as GpuBinding;
@@ -98,4 +99,9 @@ export function verifyGpu(input: GpuDeviceInput): Promise<GpuDeviceResult> {
 /** verifyOcsp verifies one OCSP response for cert/issuer at a time (rejects with GPU_ERR_OCSP). */
 export function verifyOcsp(input: OcspInput): Promise<OcspResult> {
   return laterCall(() => gpu().verifyOcsp(input));
+}
+
+/** buildOcspRequest encodes a nonce-less OCSPRequest (SHA-1 CertID) for cert/issuer, so answers can be cached. */
+export function buildOcspRequest(cert: Buffer, issuer: Buffer): Buffer {
+  return syncCall(() => gpu().buildOcspRequest(cert, issuer));
 }

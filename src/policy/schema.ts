@@ -4,6 +4,7 @@
  * `signature`), so tas stores and returns the document byte-for-byte in meaning.
  */
 import { TasError } from '../errors';
+import { parseComponents } from './components';
 
 /** POLICY_ID_RE is the one id syntax (PROTOCOL.md §1); key ids use it too. */
 export const POLICY_ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -35,6 +36,8 @@ export interface PolicySignature {
 export interface PolicyDocument {
   readonly metadata: PolicyMetadata;
   readonly validation_rules: Readonly<Record<string, unknown>>;
+  /** Signed component sections (PROTOCOL.md §2.1): `components.gpu.gpu-nvidia`. */
+  readonly components?: Readonly<Record<string, unknown>>;
   readonly signature?: PolicySignature;
 }
 
@@ -42,7 +45,7 @@ export interface PolicyDocument {
 export const DOC_LIMITS = { maxText: 1024, maxSignatureB64: 2048, maxDocumentBytes: 1024 * 1024 } as const;
 
 const META_KEYS = new Set(['name', 'version', 'description', 'policy_type', 'policy_id', 'key_id', 'require_report_data_binding']);
-const TOP_KEYS = new Set(['metadata', 'validation_rules', 'signature']);
+const TOP_KEYS = new Set(['metadata', 'validation_rules', 'components', 'signature']);
 const SIG_KEYS = new Set(['algorithm', 'padding', 'value', 'signed_data']);
 const B64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
@@ -97,7 +100,7 @@ export function parseDocument(raw: unknown, dialect: Dialect): PolicyDocument {
     throw new TasError('POLICY_RULES_MISSING', 'policy has no validation_rules', { reason: 'POLICY_RULES_MISSING' });
   }
   for (const k of Object.keys(raw)) {
-    if (!TOP_KEYS.has(k)) throw invalid(`unknown top-level field '${k}' (allowed: metadata, validation_rules, signature)`);
+    if (!TOP_KEYS.has(k)) throw invalid(`unknown top-level field '${k}' (allowed: metadata, validation_rules, components, signature)`);
   }
   // A rules-only signature on a management route is refused before anything else: the fix is to
   // re-sign, whatever else is wrong.
@@ -130,6 +133,13 @@ export function parseDocument(raw: unknown, dialect: Dialect): PolicyDocument {
     throw invalid('metadata.require_report_data_binding must be true or false', 'POLICY_METADATA_FIELD');
   }
   if (!isObj(raw.validation_rules)) throw invalid('validation_rules must be a JSON object', 'POLICY_RULES_NOT_OBJECT');
+  if (raw.components !== undefined) {
+    parseComponents(raw.components);
+    // A first-dialect signature covers validation_rules only: the components would be unsigned.
+    if (isObj(raw.signature) && raw.signature.signed_data === 'validation_rules') {
+      throw invalid('components are not covered by a rules-only (signed_data: validation_rules) signature: sign the whole document', 'POLICY_COMPONENTS');
+    }
+  }
   if (raw.signature !== undefined) parseSignature(raw.signature, dialect);
   return raw as unknown as PolicyDocument;
 }

@@ -1,0 +1,208 @@
+/**
+ * GPUs attested with their CVM, end to end over HTTP (real daemon, SNP reports from the fake AMD
+ * signer, GPUs from the fake NVIDIA signer, RIMs signed with xmlsec1 and served by a fake RIM
+ * service, OCSP from real `openssl ocsp` responders): the agent's exact request shape with 1, 2
+ * and 8 GPUs is released under a GPU policy, and every kind of bad GPU is refused with a reason
+ * that names the GPU index and the check.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { componentEvidence, componentHashes, type SdkEntry } from '../support/gpu-evidence';
+import { FakeNvidia, FAKE_PROJECT, type FakeGpu } from '../support/fake-nvidia';
+import { FakeOcsp, FakeRimService } from '../support/fake-nvidia-services';
+import { agentKeys, createLab, decryptReply, getNonce, getSecret, policyDoc, reportData, SECRET, storePolicy, type Lab } from '../support/lab';
+
+const DRIVER = '550.144.03';
+const VBIOS = '96.00.5E.00.01';
+const N_MEAS = 12;
+
+export const GPU_POLICY = {
+  gpu: {
+    'gpu-nvidia': {
+      version: '4.0',
+      'authorization-rules': {
+        type: 'JWT',
+        'overall-claims': { 'x-nvidia-overall-att-result': true, 'x-nvidia-ver': '3.0' },
+        'detached-claims': {
+          measres: 'success',
+          dbgstat: 'disabled',
+          secboot: true,
+          'x-nvidia-gpu-arch-check': true,
+          'x-nvidia-gpu-attestation-report-nonce-match': true,
+          'x-nvidia-gpu-attestation-report-signature-verified': true,
+          'x-nvidia-gpu-attestation-report-cert-chain': { 'x-nvidia-cert-status': 'valid', 'x-nvidia-cert-ocsp-status': 'good' },
+          'x-nvidia-gpu-attestation-report-cert-chain-fwid-match': true,
+          'x-nvidia-gpu-driver-rim-signature-verified': true,
+          'x-nvidia-gpu-vbios-rim-signature-verified': true,
+        },
+      },
+    },
+  },
+};
+
+/** GOLDEN: the measurements a good GPU reports; RIM indexes 0..5 are the driver's, 6..11 the VBIOS's. */
+export const GOLDEN = Array.from({ length: N_MEAS }, (_, i) => Buffer.alloc(48, i + 1));
+
+export function goldenRims(nv: FakeNvidia): Map<string, Buffer> {
+  return new Map([
+    [`NV_GPU_DRIVER_GH100_${DRIVER}`, nv.rim({ version: DRIVER, measurements: GOLDEN.slice(0, 6).map((v, i) => ({ index: i, values: [v] })) })],
+    [`NV_GPU_VBIOS_${FAKE_PROJECT.project}_${FAKE_PROJECT.sku}_${FAKE_PROJECT.chip}_${VBIOS.replace(/\./g, '')}`, nv.rim({ version: VBIOS, measurements: GOLDEN.slice(6).map((v, i) => ({ index: i + 6, values: [v, Buffer.alloc(48, 0xee)] })) })],
+  ]);
+}
+
+export function writeGpuTrust(dir: string, nv: FakeNvidia): string {
+  const t = join(dir, 'nvidia-trust');
+  mkdirSync(t, { recursive: true });
+  writeFileSync(join(t, 'device-root.pem'), nv.root.pem);
+  writeFileSync(join(t, 'rim-root.pem'), nv.rimRoot.pem);
+  return t;
+}
+
+describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlsec1 RIMs, openssl ocsp)', function () {
+  this.timeout(300_000);
+  let lab: Lab;
+  let nv: FakeNvidia;
+  let other: FakeNvidia;
+  let gpus: FakeGpu[];
+  let revoked: FakeGpu;
+  let late: FakeGpu;
+  let rims: FakeRimService;
+  let ocsp: FakeOcsp;
+
+  before(async () => {
+    nv = FakeNvidia.create();
+    other = FakeNvidia.create('Other');
+    gpus = Array.from({ length: 8 }, (_, i) => nv.gpu(i));
+    revoked = nv.gpu(20);
+    late = nv.gpu(30);
+    // The responders' database: every CA and device certificate valid, one device revoked.
+    nv.listValid([nv.identity, nv.provisioner, late.brom, ...gpus.map((g) => g.brom)]);
+    nv.revoke(revoked);
+    rims = await FakeRimService.start();
+    for (const [id, xml] of goldenRims(nv)) rims.rims.set(id, xml);
+    ocsp = await FakeOcsp.start(nv);
+    const trustDir = writeGpuTrust(nv.dir, nv);
+    lab = await createLab({ products: ['Genoa'], env: { TAS_NVIDIA_EXTRA_TRUST_DIR: trustDir, TAS_NVIDIA_RIM_URL: rims.url, TAS_NVIDIA_OCSP_URL: ocsp.url } });
+    assert.equal((await storePolicy(lab, { ...policyDoc('p-gpu'), components: GPU_POLICY })).status, 201);
+    assert.equal((await storePolicy(lab, { ...policyDoc('p-gpu2'), components: { gpu: { 'gpu-nvidia': { ...GPU_POLICY.gpu['gpu-nvidia'], count: 2 } } } })).status, 201);
+  });
+  after(async () => {
+    await lab?.close();
+    await rims?.stop();
+    await ocsp?.stop();
+    nv?.close();
+    other?.close();
+  });
+
+  const records = () => lab.daemon.audit.records.filter((r) => r.event === 'get_secret');
+
+  /** send builds the agent's request for these SDK entries (or entries made from the nonce) and sends it. */
+  async function send(make: (nonce: string) => SdkEntry[], opts: { policyId?: string; bindOverride?: SdkEntry[]; sent?: (e: SdkEntry[]) => unknown } = {}) {
+    const keys = agentKeys();
+    const nonce = await getNonce(lab);
+    const entries = make(nonce);
+    const bound = opts.bindOverride ?? entries;
+    const report = lab.kits.Genoa.signReport({ reportData: reportData(nonce, keys.wire, true, bound.length ? componentHashes(bound) : undefined) });
+    const before = records().length;
+    const components = opts.sent ? opts.sent(entries) : entries.length ? componentEvidence(entries) : undefined;
+    const r = await getSecret(lab, { nonce, report, keys, policyId: opts.policyId ?? 'p-gpu', ...(components !== undefined ? { components } : {}) });
+    const rec = records().slice(before);
+    assert.equal(rec.length, 1, 'exactly one audit record');
+    return { r, keys, rec: rec[0]!, nonce, report, entries };
+  }
+
+  const good = (g: FakeGpu, nonce: string, shape: 4 | 7 = 4) => g.entry({ nonce, measurements: GOLDEN, driverVersion: DRIVER, vbiosVersion: VBIOS, shape });
+
+  async function refused(p: ReturnType<typeof send>, reason: string, detail: RegExp): Promise<void> {
+    const { r, rec } = await p;
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { error: 'TEE verification failed' });
+    assert.equal(rec.reason, reason, String(rec.details?.detail));
+    assert.match(String(rec.details?.detail), detail);
+  }
+
+  for (const n of [1, 2, 8]) {
+    it(`${n} GPU(s), the agent's exact request shape: released under a GPU policy`, async () => {
+      const { r, keys, rec } = await send((nonce) => gpus.slice(0, n).map((g, i) => good(g, nonce, i % 2 ? 7 : 4)));
+      assert.equal(r.status, 200, `${JSON.stringify(r.body)} ${String(rec.details?.detail)}`);
+      assert.equal(decryptReply(r.body, keys), SECRET);
+      assert.equal(rec.details?.components_evaluated, true);
+      assert.deepEqual(rec.details?.gpu_measres, Array(n).fill('success'));
+      assert.deepEqual(rec.details?.gpu_ocsp, Array(n).fill('good'));
+    });
+  }
+
+  it('tampered measurement (a byte flipped after signing): 400, gpu[1] signature', async () => {
+    await refused(send((nonce) => {
+      const e = [good(gpus[0]!, nonce), good(gpus[1]!, nonce)];
+      const spdm = Buffer.from(e[1]!.evidence, 'base64');
+      spdm[37 + 8 + 7] ^= 0x01;
+      e[1]!.evidence = spdm.toString('base64');
+      return e;
+    }), 'GPU_SIGNATURE_INVALID', /gpu\[1\] signature/);
+  });
+
+  it('wrong nonce in the GPU evidence: 400, gpu[0] nonce', async () => {
+    await refused(send(() => [good(gpus[0]!, randomBytes(32).toString('hex'))]), 'GPU_NONCE_MISMATCH', /gpu\[0\] nonce/);
+  });
+
+  it('a GPU dropped or reordered after binding: 400 REPORT_DATA_MISMATCH', async () => {
+    await refused(send((nonce) => [good(gpus[0]!, nonce), good(gpus[1]!, nonce)], { sent: (e) => componentEvidence([e[0]!]) }), 'REPORT_DATA_MISMATCH', /component/);
+    await refused(send((nonce) => [good(gpus[0]!, nonce), good(gpus[1]!, nonce)], { sent: (e) => componentEvidence([e[1]!, e[0]!]) }), 'REPORT_DATA_MISMATCH', /component/);
+  });
+
+  it('a chain to another root: 400, gpu[0] chain', async () => {
+    const stranger = other.gpu(0);
+    await refused(send((nonce) => [good(stranger, nonce)]), 'GPU_CHAIN_INVALID', /gpu\[0\] chain/);
+  });
+
+  it('FWID mismatch (certificate vs signed opaque FWID): 400, gpu[1] fwid', async () => {
+    await refused(send((nonce) => [good(gpus[0]!, nonce), gpus[1]!.entry({ nonce, measurements: GOLDEN, driverVersion: DRIVER, vbiosVersion: VBIOS, fwid: randomBytes(48) })]), 'GPU_FWID_MISMATCH', /gpu\[1\] fwid/);
+  });
+
+  it('a measurement no RIM allows: 400, gpu[0] measres with the index', async () => {
+    const m = GOLDEN.map((b, i) => (i === 3 ? randomBytes(48) : b));
+    await refused(send((nonce) => [gpus[0]!.entry({ nonce, measurements: m, driverVersion: DRIVER, vbiosVersion: VBIOS })]), 'GPU_MEASUREMENT_MISMATCH', /gpu\[0\]: measres: "failure".*measurement 3 \(driver\) matches no RIM value/);
+  });
+
+  it('debug mode (the VBIOS debug measurement differs): 400, dbgstat not disabled', async () => {
+    const m = GOLDEN.map((b, i) => (i === 9 ? Buffer.alloc(48, 0xdb) : b));
+    await refused(send((nonce) => [gpus[0]!.entry({ nonce, measurements: m, driverVersion: DRIVER, vbiosVersion: VBIOS })]), 'GPU_MEASUREMENT_MISMATCH', /gpu\[0\]: .*dbgstat: absent, policy requires "disabled".*measurement 9 \(vbios\)/);
+  });
+
+  it('a revoked device certificate (OCSP): 400, gpu[1] revocation', async () => {
+    await refused(send((nonce) => [good(gpus[0]!, nonce), good(revoked, nonce)]), 'GPU_CERT_REVOKED', /gpu\[1\] revocation: revoked: keyCompromise/);
+  });
+
+  it('a GPU policy refuses a request without GPUs; count is enforced', async () => {
+    await refused(send(() => []), 'GPU_REQUIRED', /requires NVIDIA GPUs/);
+    await refused(send((nonce) => [good(gpus[0]!, nonce)], { policyId: 'p-gpu2' }), 'GPU_COUNT_MISMATCH', /exactly 2 GPUs; the request carries 1/);
+    const ok = await send((nonce) => [good(gpus[0]!, nonce), good(gpus[1]!, nonce)], { policyId: 'p-gpu2' });
+    assert.equal(ok.r.status, 200);
+  });
+
+  it('OCSP responder down with nothing fresh cached (fail-closed): 503 + Retry-After, the nonce is kept', async () => {
+    const g = late; // no OCSP answer for its BROM certificate is cached yet
+    ocsp.up = false;
+    try {
+      const first = await send((nonce) => [good(g, nonce)]);
+      assert.equal(first.r.status, 503, JSON.stringify(first.r.body));
+      assert.ok(first.r.headers.get('retry-after'));
+      assert.equal(first.rec.reason, 'GPU_REVOCATION_UNAVAILABLE');
+      ocsp.up = true;
+      const retry = await getSecret(lab, { nonce: first.nonce, report: first.report, keys: first.keys, policyId: 'p-gpu', components: componentEvidence(first.entries) });
+      assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    } finally {
+      ocsp.up = true;
+    }
+  });
+
+  it('the policy section is checked at store time: unknown claims and rules-only signatures are refused', async () => {
+    const bad = await storePolicy(lab, { ...policyDoc('p-bad'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { 'x-nvidia-no-such-claim': true } } } } } });
+    assert.equal(bad.status, 400);
+    const bad2 = await storePolicy(lab, { ...policyDoc('p-bad2'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { measres: true } } } } } });
+    assert.equal(bad2.status, 400);
+  });
+});
