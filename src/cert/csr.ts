@@ -108,7 +108,6 @@ function readSans(extnValue: Buffer, out: Names): void {
     if (cls !== 0x80) throw new DerError('GeneralName is not context-tagged');
     const text = (): string | undefined => {
       const s = gn.content.toString('latin1');
-      // eslint-disable-next-line no-control-regex
       return /^[\x20-\x7e]*$/.test(s) ? s : undefined;
     };
     if (kind === 2 && !gn.constructed) {
