@@ -33,11 +33,17 @@ export interface AttestPorts {
   readonly verifiers: VerifierRegistry;
   /** component-evidence (GPUs); absent = the field is ignored (not bound, not evaluated). */
   readonly components?: ComponentHook;
-  /** Nonce life cycle (PROTOCOL.md §2). claim returns false for unknown/expired/claimed/consumed. */
+  /**
+   * Nonce life cycle (PROTOCOL.md §2). claim returns false for unknown/expired/claimed/consumed.
+   * consume is owner-checked and atomic: false when the claim was lost (lease lapsed and another
+   * request took it), true again when repeated by the same owner after a lost reply. unconsume
+   * undoes owner's consume when the secret was not sent (src/store/types.ts).
+   */
   readonly nonces: {
     claim(nonce: string, owner: string): Promise<boolean>;
-    consume(nonce: string, owner: string): Promise<void>;
+    consume(nonce: string, owner: string): Promise<boolean>;
     release(nonce: string, owner: string): Promise<void>;
+    unconsume(nonce: string, owner: string): Promise<boolean>;
   };
   readonly policies: {
     /** forUse loads a policy and re-checks its signature; undefined when unknown. */
