@@ -44,10 +44,11 @@ function conforms(path: string, node: ClaimSchemaNode, v: unknown, problems: str
     case 'string':
       if (typeof v !== 'string') problems.push(`${path}: not a string`);
       break;
-    case 'hex':
+    case 'hex': {
       const len = node.bytes > 0 ? `{${node.bytes * 2}}` : '+';
       if (typeof v !== 'string' || !new RegExp(`^[0-9a-f]${len}$`).test(v) || v.length % 2 !== 0) problems.push(`${path}: not ${node.bytes || 'whole'} bytes of lowercase hex`);
       break;
+    }
     case 'enum':
       if (!node.values.includes(v as string)) problems.push(`${path}: ${String(v)} not in ${node.values.join('|')}`);
       break;
