@@ -9,6 +9,7 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerFactoryHandler } from 'fastify';
+import { maskUrlsDeep } from '../config/mask';
 import type { AppContext } from '../daemon/context';
 import type { Attester } from '../attest/types';
 import { TasError, toWire } from '../errors';
@@ -99,6 +100,7 @@ function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions 
   const peers = new PeerConnectionLimiter({
     open: limits.maxConnectionsPerPeer,
     headerIncomplete: limits.maxHeaderIncompletePerPeer,
+    headerGraceMs: limits.headerGraceMs,
     proxyOpen: limits.maxConnectionsPerProxy,
     proxyHeaderIncomplete: limits.maxHeaderIncompletePerProxy,
     // A backstop behind Node's headersTimeout (checked every connectionsCheckingInterval, answers 408).
@@ -214,7 +216,9 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
           out[p.name] = { error: (e as Error).message };
         }
       }
-      return out;
+      // Providers show settings (kds.base_url, store URLs) and error texts that may quote a URL
+      // with credentials: mask their userinfo here, once, for every provider (src/config/mask.ts).
+      return maskUrlsDeep(out);
     });
   }
   for (const m of services.routes ?? []) {
