@@ -22,8 +22,14 @@ import { inAny, parseAddress, rateKey, type Cidr } from './address';
 export interface PeerCaps {
   /** Open connections of one peer (IPv4 address or IPv6 /64). */
   open: number;
-  /** Connections of one peer that have not delivered a complete request head yet. */
+  /**
+   * Connections of one peer that have not delivered a complete request head `headerGraceMs` after
+   * they were accepted. Younger ones do not count: a burst of agents behind one NAT connects all at
+   * once, and each head arrives milliseconds after its connect; the open cap bounds the burst.
+   */
   headerIncomplete: number;
+  /** How long a new connection may take for its head before it counts as header-incomplete. */
+  headerGraceMs: number;
   /** Open connections of one trusted proxy (TAS_TRUSTED_PROXIES). */
   proxyOpen: number;
   /** Header-incomplete connections of one trusted proxy. */
@@ -38,7 +44,8 @@ export interface PeerCaps {
 
 interface PeerCount {
   open: number;
-  pending: number;
+  /** Accept times of the peer's connections still waiting for their first request head. */
+  pending: Set<{ at: number }>;
 }
 
 /** Why a connection was refused (metric label). */
@@ -68,7 +75,7 @@ export function newConnectionStats(): ConnectionStats {
 export class PeerConnectionLimiter {
   private readonly peers = new Map<string, PeerCount>();
   /** Sockets still waiting for their first complete request head, by "address|port" of the peer. */
-  private readonly pending = new Map<string, { key: string; socket: Socket; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { key: string; socket: Socket; timer: NodeJS.Timeout; mark: { at: number } }>();
 
   constructor(private readonly caps: PeerCaps, private readonly trusted: () => readonly Cidr[], readonly stats: ConnectionStats = newConnectionStats()) {}
 
@@ -87,10 +94,13 @@ export class PeerConnectionLimiter {
   accept(socket: Socket): RefusalReason | undefined {
     const key = this.peerKey(socket.remoteAddress);
     const proxy = key.startsWith('proxy ');
-    const c = this.peers.get(key) ?? { open: 0, pending: 0 };
+    const c = this.peers.get(key) ?? { open: 0, pending: new Set() };
+    const now = Date.now();
+    let stale = 0;
+    for (const m of c.pending) if (now - m.at >= this.caps.headerGraceMs) stale++;
     const reason: RefusalReason | undefined =
       c.open >= (proxy ? this.caps.proxyOpen : this.caps.open) ? 'open'
-        : c.pending >= (proxy ? this.caps.proxyHeaderIncomplete : this.caps.headerIncomplete) ? 'header_incomplete' : undefined;
+        : stale >= (proxy ? this.caps.proxyHeaderIncomplete : this.caps.headerIncomplete) ? 'header_incomplete' : undefined;
     if (reason) {
       this.stats.refused[reason]++;
       // resetAndDestroy (RST) frees the kernel state at once; a FIN would leave TIME_WAIT on our side.
@@ -98,8 +108,9 @@ export class PeerConnectionLimiter {
       else socket.destroy();
       return reason;
     }
+    const mark = { at: now };
     c.open++;
-    c.pending++;
+    c.pending.add(mark);
     this.peers.set(key, c);
     this.stats.open++;
     this.stats.headerIncomplete++;
@@ -111,7 +122,7 @@ export class PeerConnectionLimiter {
       socket.destroy();
     }, this.caps.headerTimeoutMs);
     timer.unref();
-    this.pending.set(id, { key, socket, timer });
+    this.pending.set(id, { key, socket, timer, mark });
     // A peer that half-closes (FIN) before finishing its head will never finish it: close now
     // rather than hold the slot until the timeout.
     const onEnd = (): void => {
@@ -145,7 +156,7 @@ export class PeerConnectionLimiter {
     this.pending.delete(id);
     this.stats.headerIncomplete--;
     const n = this.peers.get(p.key);
-    if (n) n.pending--;
+    if (n) n.pending.delete(p.mark);
   }
 
   /** snapshot is for /management/status and tests: totals, never per-peer addresses. */
@@ -154,7 +165,7 @@ export class PeerConnectionLimiter {
     let pending = 0;
     for (const c of this.peers.values()) {
       open += c.open;
-      pending += c.pending;
+      pending += c.pending.size;
     }
     return { peers: this.peers.size, open, header_incomplete: pending };
   }

@@ -39,8 +39,13 @@ export const serverLimits = {
    * peers cannot fill maxConnections alone.
    */
   maxConnectionsPerPeer: 128,
-  /** Connections per peer that have not delivered a complete request head yet (slow-loris, half-open floods). */
+  /**
+   * Connections per peer that have not delivered a complete request head a second after their
+   * accept (slow-loris, half-open floods); a burst of fresh connections is bounded by the open cap.
+   */
   maxHeaderIncompletePerPeer: 16,
+  /** How long a fresh connection may take for its head before it counts as header-incomplete. */
+  headerGraceMs: 1_000,
   /** Open connections per trusted proxy (TAS_TRUSTED_PROXIES): it carries many clients, but never all slots. */
   maxConnectionsPerProxy: 768,
   /** Header-incomplete connections per trusted proxy. */

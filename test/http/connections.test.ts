@@ -11,7 +11,7 @@ import { PeerConnectionLimiter } from '../../src/http/connections';
 import { MGMT_KEY, startTestDaemon, type TestDaemon } from '../support/daemon';
 
 const LIMITS = {
-  maxConnectionsPerPeer: 4, maxHeaderIncompletePerPeer: 2, maxConnectionsPerProxy: 8, maxHeaderIncompletePerProxy: 5,
+  maxConnectionsPerPeer: 4, maxHeaderIncompletePerPeer: 2, maxConnectionsPerProxy: 8, maxHeaderIncompletePerProxy: 5, headerGraceMs: 150,
   // Long: the caps, not the header timeout, must be what frees or refuses slots here.
   headersTimeoutMs: 20_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 20_000,
 };
@@ -54,7 +54,8 @@ async function refusedAtOnce(port: number, from: string): Promise<boolean> {
   return refused;
 }
 
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
+/** settle waits past the grace after which a connection without a complete head counts. */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 250));
 
 describe('http: per-peer connection caps', () => {
   let d: TestDaemon;
@@ -84,6 +85,16 @@ describe('http: per-peer connection caps', () => {
     await settle();
     assert.equal(await refusedAtOnce(port, '127.0.0.1'), false, 'a slot freed by a completed head');
     for (const c of conns) assert.equal(c.isClosed(), false, 'the held connections were not closed by the refusals');
+  });
+
+  it('a burst of fresh connections (agents behind one NAT) is bounded by the open cap only, not the header-incomplete cap', async () => {
+    const burst = await Promise.all(Array.from({ length: LIMITS.maxConnectionsPerPeer }, () => open(port, '127.0.0.5')));
+    conns.push(...burst);
+    const answers = await Promise.all(burst.map((c) => {
+      c.s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      return new Promise<string>((r) => { c.s.once('data', (d) => r(d.toString())); c.s.once('close', () => r('')); });
+    }));
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 200 /);
   });
 
   it('open: a peer holds at most its cap of open (keep-alive) connections', async () => {
@@ -137,7 +148,7 @@ describe('http: per-peer connection caps', () => {
 
 describe('http: the peer key of the connection caps', () => {
   const lim = (trusted: string[]): PeerConnectionLimiter => new PeerConnectionLimiter(
-    { open: 1, headerIncomplete: 1, proxyOpen: 2, proxyHeaderIncomplete: 2, headerTimeoutMs: 1000 }, () => trusted.map(parseCidr));
+    { open: 1, headerIncomplete: 1, headerGraceMs: 0, proxyOpen: 2, proxyHeaderIncomplete: 2, headerTimeoutMs: 1000 }, () => trusted.map(parseCidr));
 
   it('IPv4 per address, IPv6 per /64, IPv4-mapped as IPv4, trusted proxies by address', () => {
     const l = lim(['10.9.0.0/16', '2001:db8:ffff::/48']);
