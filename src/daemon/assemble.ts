@@ -10,7 +10,8 @@ import { Pipeline, type AttestPorts, type Attester, type EndorsementCerts, type 
 import { TasError } from '../errors';
 import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, type RateLimitStore, type RouteModule, type StatusProvider } from '../http';
 import { parseWrappingKey } from '../kbm';
-import { openKeyBroker, type KbmService } from '../kbm';
+import { KBM_API_VERSION, KbmError, KbmService, openKeyBroker } from '../kbm';
+import { kbmUnconfigured, NO_KBM_REASON } from './preflight';
 import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
 import { createCertCache, normSerial, serialHex } from './certs';
 import { registerTrustMetrics } from '../snp/metrics';
@@ -104,8 +105,11 @@ export async function assemble(initial: Config): Promise<Assembly> {
     routes.push(policyRouteModule(policies, { managementAuth, policyAuth, bodyLimit: bodyLimit.management }) as RouteModule);
     status.push(policyStatusProvider(policies));
 
-    // Key broker plugin.
-    const kbm: KbmService = await openKeyBroker(cfg, ctx);
+    // Key broker plugin. None configured (the shipped /etc/tas/tas.yaml leaves it commented out):
+    // serve not ready and say why (readiness `kbm`, STATUS= in `systemctl status`) instead of
+    // exiting into a restart loop.
+    const kbm: KbmService = kbmUnconfigured(cfg) ? unconfiguredBroker(ctx) : await openKeyBroker(cfg, ctx);
+    if (kbmUnconfigured(cfg)) log.warn(NO_KBM_REASON);
     status.push({ name: 'key_broker', status: async () => ({ plugin: cfg.get<string>('kbm.plugin'), health: await kbm.health() }) });
 
     // SNP trust: pinned AMD roots, plus explicit extra (test/lab) roots, loudly.
@@ -256,4 +260,19 @@ export async function assemble(initial: Config): Promise<Assembly> {
       return handles;
     },
   };
+}
+
+/** unconfiguredBroker stands in when no key broker is configured: never ready, releases nothing. */
+function unconfiguredBroker(ctx: AppContext): KbmService {
+  const svc = new KbmService(
+    {
+      manifest: { name: 'none', apiVersion: KBM_API_VERSION, description: 'no key broker configured' },
+      getSecret: async () => { throw new KbmError('unavailable', NO_KBM_REASON, { retryAfterSeconds: 300 }); },
+      health: async () => ({ ok: false, detail: NO_KBM_REASON }),
+      close: async () => undefined,
+    },
+    ctx.log.child({ kbm: 'none' }),
+  );
+  ctx.readiness.register('kbm', () => svc.readiness());
+  return svc;
 }
