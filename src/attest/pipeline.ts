@@ -1,8 +1,10 @@
 /**
- * The get_secret pipeline (DESIGN.md "Data flow of one attestation", PROTOCOL.md §2):
+ * The attestation pipeline (DESIGN.md "Data flow of one attestation", PROTOCOL.md §2), the same for
+ * every TEE (a registered EvidenceVerifier) and every action (key release, certificate):
  *
- *   decode -> certificates -> native verification -> REPORT_DATA binding -> nonce claim
- *   -> policy (signature re-check, rules) -> key release -> nonce consumed -> one audit record
+ *   peek -> endorsements -> verification -> REPORT_DATA binding -> nonce claim
+ *   -> policy (signature re-check, rules, component evidence) -> action -> nonce consumed
+ *   -> one audit record
  *
  * Ordering is what makes the nonce safe:
  *  - malformed input never touches the nonce (the request is refused before any state changes);
@@ -10,25 +12,94 @@
  *    or puts the nonce back to `issued`, so the agent's retry succeeds;
  *  - a definitive refusal (bad signature, wrong REPORT_DATA, policy failure, unknown key) consumes
  *    the nonce: retrying cannot fix it, and a replay must not get a second chance;
- *  - only the request that won the claim talks to the key backend.
+ *  - only the request that won the claim runs the action (talks to the key backend, signs).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/types';
 import { TasError, isTasError } from '../errors';
-import type { AttestPorts, EndorsementCerts, UsablePolicy, VerifiedEvidence } from './ports';
-import type { Attester, GetSecretRequest, RequestContext, SecretKeyReply } from './types';
+import { CONSUME_ATTEMPTS, CONSUME_RETRY_PAUSES_MS } from './lease';
+import type { AttestPorts, UsablePolicy } from './ports';
+import type { Attester, GetSecretRequest, RequestContext, SecretKeyReply, TeeType } from './types';
+import type { EvidenceVerifier, VerifiedEvidence } from './verifier';
 
-/** How long a failed release is retried in the background (the nonce claim lease is 30 s). */
-const RELEASE_RETRY_MS = 30_000;
+/** Default claim lease (ms) when the composition root does not pass the derived one (tests). */
+const DEFAULT_LEASE_MS = 30_000;
 
-/** Pipeline is the Attester that serves `amd-sev-snp` (and refuses `intel-tdx` until TDX exists). */
+/**
+ * AttestRequest is one attested request, whatever it asks for (a key, a certificate): the
+ * evidence, the nonce, how REPORT_DATA is bound and which policy decides.
+ */
+export interface AttestRequest {
+  /** Audit event name (`get_secret`, `certify`). */
+  readonly event: string;
+  readonly teeType: TeeType;
+  /** 64 lowercase hex characters, surrounding JSON quotes already stripped. */
+  readonly nonce: string;
+  readonly evidence: Buffer;
+  /** Endorsements sent with the evidence (`tee-certificates`), when any. */
+  readonly certificates: Buffer | undefined;
+  /** Exactly one of policyId / keyId is set. */
+  readonly policyId: string | undefined;
+  readonly keyId: string | undefined;
+  /** true: REPORT_DATA = SHA-512(nonce ‖ bindingKey [‖ component_hashes]); else the nonce's 64 ASCII bytes. */
+  readonly reportDataBinding: boolean | undefined;
+  /** The key bytes bound into REPORT_DATA after the nonce (wrapping key as sent, CSR key DER). */
+  readonly bindingKey: Buffer;
+  /** Raw `component-evidence` JSON value, when sent. */
+  readonly components?: unknown;
+  /**
+   * False when the action needs no key binding of the policy (certify: the policy decides a
+   * domain, not a key); default true — a secret is released only under a policy whose signature
+   * covers its binding to that key.
+   */
+  readonly needsKeyBinding?: boolean;
+  /** Audit reason of a success (default `RELEASED`; certify says `ISSUED`). */
+  readonly allowReason?: string;
+  /** Extra non-secret audit fields from the caller (CSR digest, …). */
+  readonly trail?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * AttestAction is what the request asks for once the evidence verified, the nonce is ours and a
+ * policy admitted it. `validate` runs first, before anything changes state (a bad wrapping key or
+ * CSR is a 400 that keeps the nonce); `run` runs only in the request that won the nonce claim.
+ */
+export interface AttestAction<T> {
+  validate?(): void;
+  run(policy: UsablePolicy, evidence: VerifiedEvidence, trail: Record<string, unknown>): Promise<T>;
+}
+
+/** Pipeline is the Attester: evidence of every registered TEE, then the action under a signed policy. */
 export class Pipeline implements Attester {
+  /** How long a failed hand-back of the nonce is retried in the background: the claim lease. */
+  private readonly handBackMs: number;
+
   constructor(
     private readonly ports: AttestPorts,
     private readonly audit: AuditLog,
-  ) {}
+    opts: { leaseMs?: number } = {},
+  ) {
+    this.handBackMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
-  async getSecret(req: GetSecretRequest, rctx: RequestContext): Promise<SecretKeyReply> {
+  /** getSecret is PROTOCOL.md §2: the action releases the policy's key wrapped for the client. */
+  getSecret(req: GetSecretRequest, rctx: RequestContext): Promise<SecretKeyReply> {
+    const broker = this.ports.broker;
+    return this.attest(
+      {
+        event: 'get_secret', teeType: req.teeType, nonce: req.nonce, evidence: req.evidence, certificates: req.certificates,
+        policyId: req.policyId, keyId: req.keyId, reportDataBinding: req.reportDataBinding, bindingKey: req.wrappingKey, components: req.components,
+      },
+      rctx,
+      {
+        validate: () => broker.validateWrappingKey(req.wrappingKey),
+        run: (policy) => broker.getSecret(policy.keyId, req.wrappingKey),
+      },
+    );
+  }
+
+  /** attest runs one attested request and writes exactly one audit record for it. */
+  async attest<T>(req: AttestRequest, rctx: RequestContext, action: AttestAction<T>): Promise<T> {
     const trail: Record<string, unknown> = {
       dialect: req.policyId !== undefined ? 'policy-id' : 'key-id',
       policy_id: req.policyId,
@@ -37,15 +108,16 @@ export class Pipeline implements Attester {
       evidence_sha256: sha256(req.evidence),
       nonce_sha256: sha256(Buffer.from(req.nonce, 'ascii')).slice(0, 16),
       binding: req.reportDataBinding === true,
+      ...req.trail,
     };
     try {
-      const reply = await this.run(req, trail);
-      this.audit.record({ event: 'get_secret', outcome: 'allow', reason: 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
+      const reply = await this.run(req, trail, action);
+      this.audit.record({ event: req.event, outcome: 'allow', reason: req.allowReason ?? 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
       return reply;
     } catch (e) {
       const err = isTasError(e) ? e : new TasError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
       this.audit.record({
-        event: 'get_secret',
+        event: req.event,
         outcome: err.status >= 500 ? 'error' : 'deny',
         reason: err.reason,
         requestId: rctx.requestId,
@@ -56,32 +128,35 @@ export class Pipeline implements Attester {
     }
   }
 
-  private async run(req: GetSecretRequest, trail: Record<string, unknown>): Promise<SecretKeyReply> {
-    // TEE-type dispatch: SNP now, TDX later (a verifier for it plugs in here).
-    if (req.teeType !== 'amd-sev-snp') {
-      throw new TasError('TEE_TYPE_UNSUPPORTED', `tee-type ${req.teeType} is not verified by this tas`, { reason: 'TDX_UNSUPPORTED' });
-    }
+  private async run<T>(req: AttestRequest, trail: Record<string, unknown>, action: AttestAction<T>): Promise<T> {
     const p = this.ports;
+    const verifier: EvidenceVerifier | undefined = p.verifiers.get(req.teeType);
+    if (!verifier) {
+      throw new TasError('TEE_TYPE_UNSUPPORTED', `tee-type ${req.teeType} is not verified by this tas`, {
+        reason: req.teeType === 'intel-tdx' ? 'TDX_UNSUPPORTED' : 'TEE_UNSUPPORTED',
+      });
+    }
 
     // 1. Input that cannot be right is refused before anything changes state.
-    p.broker.validateWrappingKey(req.wrappingKey);
-    const peek = p.peek(req.evidence);
-    trail.report_version = peek.version;
-    trail.signer = peek.signingKey;
+    action.validate?.();
+    const peek = verifier.peek(req.evidence);
+    if (verifier.describe) Object.assign(trail, verifier.describe(peek));
+    const components = req.components === undefined || !p.components ? undefined : p.components.parse(req.components, req.teeType);
+    if (components !== undefined) trail.components = 'bound';
 
-    // 2. Certificates (transient failures are 503 and leave the nonce untouched).
-    const certs: EndorsementCerts = await p.certificates(req.evidence, peek, req.certificates);
-    trail.cert_source = certs.source;
+    // 2. Endorsements (transient failures are 503 and leave the nonce untouched).
+    const endorsements = await verifier.endorsements(req.evidence, peek, req.certificates);
+    if (verifier.describeEndorsements) Object.assign(trail, verifier.describeEndorsements(endorsements));
 
     // 3. Verification and the REPORT_DATA binding: failures are definitive (nonce consumed).
     const owner = randomUUID();
     let evidence: VerifiedEvidence;
     try {
-      evidence = await p.verify(req.evidence, certs, peek);
-      trail.product = evidence.product;
-      trail.measurement = evidence.claims.measurement;
-      if (evidence.notes?.length) trail.notes = evidence.notes;
-      this.checkReportData(req, evidence.reportData);
+      evidence = await verifier.verify(req.evidence, peek, endorsements);
+      if (evidence.audit) Object.assign(trail, evidence.audit);
+      if (evidence.notes?.length) trail.notes = [...evidence.notes];
+      const suffix = components !== undefined ? p.components!.bindingSuffix(components) : undefined;
+      checkReportData(req, evidence.reportData, suffix);
     } catch (e) {
       if (isTasError(e) && e.status < 500) await this.burn(req.nonce, owner);
       throw e;
@@ -102,18 +177,57 @@ export class Pipeline implements Attester {
     }
 
     try {
-      // 5. Policy selection and evaluation.
-      const policy = await this.selectPolicy(req, evidence, trail);
-      // 6. Key release, only by the claimant.
-      const reply = await p.broker.getSecret(policy.keyId, req.wrappingKey);
-      await p.nonces.consume(req.nonce, owner);
+      // 5. Policy selection and evaluation (rules, then component evidence under the same policy).
+      const policy = await this.selectPolicy(req, verifier, evidence, trail);
+      if (p.components && (components !== undefined || policy.components !== undefined)) {
+        const a = await p.components.appraise(components, { id: policy.id, components: policy.components }, req.nonce, evidence);
+        if (a.audit) Object.assign(trail, a.audit);
+        if (a.notes?.length) trail.notes = [...((trail.notes as string[] | undefined) ?? []), ...a.notes];
+      }
+      // 6. The action (key release, certificate), only by the claimant. Its result leaves this
+      // request only if the consume proves the claim is still ours: a request whose lease lapsed
+      // while it waited (a slow key backend) may have been overtaken by a replay.
+      const reply = await action.run(policy, evidence, trail);
+      await this.consumeOwn(req.nonce, owner);
       return reply;
     } catch (e) {
+      if (isTasError(e) && e.code === 'NONCE_CLAIM_LOST') throw e; // not ours to hand back
       const transient = !isTasError(e) || e.status >= 500;
       if (transient) await this.releaseEventually(req.nonce, owner);
       else await p.nonces.consume(req.nonce, owner).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * consumeOwn ends the nonce for its owner or throws. `false` from the store means the claim was
+   * lost: 503 NONCE_CLAIM_LOST, and the caller never sends what the action produced. A consume
+   * whose outcome is unknown (store unreachable, reply lost) is tried again: the store's
+   * consumed-by-owner marker makes a repeat answer `true` when the first one was applied. If no
+   * attempt gets an answer the store error is thrown (503) and releaseEventually hands the nonce
+   * back (release, or unconsume when our consume was applied), so the agent's retry succeeds.
+   */
+  private async consumeOwn(nonce: string, owner: string): Promise<void> {
+    let unknown: unknown;
+    for (let i = 0; i < CONSUME_ATTEMPTS; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, CONSUME_RETRY_PAUSES_MS[i - 1] ?? 0));
+      let mine: boolean;
+      try {
+        mine = await this.ports.nonces.consume(nonce, owner);
+      } catch (e) {
+        if (!isTasError(e) || e.code !== 'STORE_UNAVAILABLE') throw e;
+        unknown = e;
+        continue;
+      }
+      if (mine) return;
+      // After an unanswered attempt, `false` can also mean that attempt was applied and then undone
+      // (the Redis store unconsumes what WAIT could not confirm): still the store's 503.
+      if (unknown !== undefined) throw unknown;
+      throw new TasError('NONCE_CLAIM_LOST', 'the nonce claim was lost before the release could be sent (lease lapsed and another request claimed it)', {
+        reason: 'NONCE_CLAIM_LOST',
+      });
+    }
+    throw unknown;
   }
 
   /**
@@ -124,23 +238,33 @@ export class Pipeline implements Attester {
    */
   private async releaseEventually(nonce: string, owner: string): Promise<void> {
     try {
-      await this.ports.nonces.release(nonce, owner);
+      await this.handBack(nonce, owner);
       return;
     } catch {
       // retried below
     }
-    const until = Date.now() + RELEASE_RETRY_MS;
+    const until = Date.now() + this.handBackMs;
     void (async () => {
       for (let delay = 250; Date.now() < until; delay = Math.min(delay * 2, 2000)) {
         await new Promise((r) => setTimeout(r, delay).unref());
         try {
-          await this.ports.nonces.release(nonce, owner);
+          await this.handBack(nonce, owner);
           return;
         } catch {
           // still down; the lease expiry is the backstop
         }
       }
     })();
+  }
+
+  /**
+   * handBack returns a nonce this request holds to issued: a release when the claim is still held,
+   * else an unconsume when our own consume was applied without our learning it (the secret was
+   * not sent). Both are owner-checked no-ops otherwise.
+   */
+  private async handBack(nonce: string, owner: string): Promise<void> {
+    await this.ports.nonces.release(nonce, owner);
+    await this.ports.nonces.unconsume(nonce, owner);
   }
 
   /** burn consumes a nonce after a definitive refusal that happened before the claim. */
@@ -152,23 +276,7 @@ export class Pipeline implements Attester {
     }
   }
 
-  /**
-   * checkReportData enforces PROTOCOL.md §2: with binding, REPORT_DATA = SHA-512(nonce ASCII ‖
-   * wrapping-key bytes as sent); without, REPORT_DATA = the 64 ASCII bytes of the nonce.
-   * Whether binding is required is decided per policy later too (selectPolicy).
-   */
-  private checkReportData(req: GetSecretRequest, reportData: Buffer): void {
-    const expected = req.reportDataBinding === true
-      ? createHash('sha512').update(Buffer.from(req.nonce, 'ascii')).update(req.wrappingKey).digest()
-      : Buffer.from(req.nonce, 'ascii');
-    if (expected.length !== 64 || !reportData.equals(expected)) {
-      throw new TasError('TEE_VERIFICATION_FAILED', `REPORT_DATA does not match the ${req.reportDataBinding === true ? 'nonce/wrapping-key binding' : 'nonce'}`, {
-        reason: 'REPORT_DATA_MISMATCH',
-      });
-    }
-  }
-
-  private async selectPolicy(req: GetSecretRequest, ev: VerifiedEvidence, trail: Record<string, unknown>): Promise<UsablePolicy> {
+  private async selectPolicy(req: AttestRequest, verifier: EvidenceVerifier, ev: VerifiedEvidence, trail: Record<string, unknown>): Promise<UsablePolicy> {
     const p = this.ports;
     const dialect = req.policyId !== undefined ? 'policy-id' : 'key-id';
     const bound = req.reportDataBinding === true;
@@ -176,20 +284,23 @@ export class Pipeline implements Attester {
     if (req.policyId !== undefined) {
       const pol = await p.policies.forUse(req.policyId);
       if (!pol) throw new TasError('POLICY_NOT_FOUND', `policy ${req.policyId} is not stored`, { reason: 'POLICY_NOT_FOUND', params: { id: req.policyId } });
-      if (pol.policyType !== 'SEV') throw new TasError('TEE_VERIFICATION_FAILED', `policy ${pol.id} is of type ${pol.policyType}, the evidence is SEV-SNP`, { reason: 'POLICY_TYPE_MISMATCH' });
+      if (pol.policyType !== verifier.policyType) {
+        throw new TasError('TEE_VERIFICATION_FAILED', `policy ${pol.id} is of type ${pol.policyType}, the evidence is ${req.teeType}`, { reason: 'POLICY_TYPE_MISMATCH' });
+      }
       candidates.push(pol);
     } else {
       const keyId = req.keyId!;
-      candidates.push(...(await p.policies.byKeyId(keyId, 'SEV')));
-      if (candidates.length === 0) throw new TasError('KBM_NOT_BOUND', `no stored SEV policy binds key ${keyId}`, { reason: 'KEY_NOT_BOUND' });
+      candidates.push(...(await p.policies.byKeyId(keyId, verifier.policyType)));
+      if (candidates.length === 0) throw new TasError('KBM_NOT_BOUND', `no stored ${verifier.policyType} policy binds key ${keyId}`, { reason: 'KEY_NOT_BOUND' });
     }
 
     const failures: string[] = [];
     for (const pol of candidates) {
       const problems: string[] = [];
-      if (!pol.keyId) problems.push(`policy ${pol.id}: names no metadata.key_id`);
+      const keyed = req.needsKeyBinding !== false;
+      if (keyed && !pol.keyId) problems.push(`policy ${pol.id}: names no metadata.key_id`);
       // A secret is released only under a policy whose signature covers the binding to that key.
-      if (!pol.keyBindingSigned && !p.policies.allowUnsignedKeyBinding()) {
+      if (keyed && !pol.keyBindingSigned && !p.policies.allowUnsignedKeyBinding()) {
         problems.push(`policy ${pol.id}: its signature covers only validation_rules, not the binding to key ${pol.keyId} (TAS_ALLOW_UNSIGNED_KEY_BINDING=false)`);
       }
       const needBinding = pol.requireBinding === true || p.requireBinding(dialect);
@@ -198,7 +309,7 @@ export class Pipeline implements Attester {
       if (!verdict.ok) problems.push(...verdict.failures.map((f) => `policy ${pol.id}: ${f}`));
       if (problems.length === 0) {
         trail.policy_id = pol.id;
-        trail.key_id = pol.keyId;
+        if (keyed) trail.key_id = pol.keyId;
         return pol;
       }
       failures.push(...problems);
@@ -208,6 +319,26 @@ export class Pipeline implements Attester {
     throw new TasError(unsignedOnly ? 'KBM_NOT_BOUND' : 'TEE_VERIFICATION_FAILED', failures.join('; '), {
       reason: unsignedOnly ? 'KEY_BINDING_UNSIGNED' : 'POLICY_RULES_FAILED',
     });
+  }
+}
+
+/**
+ * checkReportData enforces PROTOCOL.md §2: with binding, REPORT_DATA = SHA-512(nonce ASCII ‖ key
+ * bytes as sent [‖ component_hashes]); without, REPORT_DATA = the 64 ASCII bytes of the nonce.
+ * Whether binding is required is decided per policy later too (selectPolicy).
+ */
+function checkReportData(req: AttestRequest, reportData: Buffer, suffix: Buffer | undefined): void {
+  let expected: Buffer;
+  if (req.reportDataBinding === true) {
+    const h = createHash('sha512').update(Buffer.from(req.nonce, 'ascii')).update(req.bindingKey);
+    if (suffix) h.update(suffix);
+    expected = h.digest();
+  } else {
+    expected = Buffer.from(req.nonce, 'ascii');
+  }
+  if (expected.length !== 64 || !reportData.equals(expected)) {
+    const what = req.reportDataBinding === true ? `nonce/key${suffix ? '/component' : ''} binding` : 'nonce';
+    throw new TasError('TEE_VERIFICATION_FAILED', `REPORT_DATA does not match the ${what}`, { reason: 'REPORT_DATA_MISMATCH' });
   }
 }
 

@@ -24,6 +24,8 @@ export interface GetSecretRequest {
   readonly keyId: string | undefined;
   /** `report-data-binding` as sent (undefined when absent). */
   readonly reportDataBinding: boolean | undefined;
+  /** `component-evidence` as sent (raw JSON value; bound-checked by the component hook). */
+  readonly components?: unknown;
 }
 
 /** SecretKeyReply is the `secret_key` object of a 200 reply. */

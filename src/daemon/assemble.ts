@@ -4,21 +4,26 @@
  * pipeline (src/attest). It returns what startDaemon needs: the HTTP services and a configure hook
  * that attaches readiness checks, reload and close hooks to the AppContext.
  */
+import { createHash } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config';
-import { Pipeline, type AttestPorts, type Attester, type EndorsementCerts, type ReportPeek as AttestPeek, type UsablePolicy as AttestPolicy } from '../attest';
+import { claimLeaseMs, Pipeline, type AttestPorts, type Attester, type EvidenceVerifier, type TeeType, type UsablePolicy as AttestPolicy } from '../attest';
 import { TasError } from '../errors';
 import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, type RateLimitStore, type RouteModule, type StatusProvider } from '../http';
 import { parseWrappingKey } from '../kbm';
 import { KBM_API_VERSION, KbmError, KbmService, openKeyBroker } from '../kbm';
 import { kbmUnconfigured, NO_KBM_REASON } from './preflight';
-import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
-import { createCertCache, normSerial, serialHex } from './certs';
+import { serviceMetrics } from './metrics';
+import { CertIssuer, certSettings, openCertSigner } from '../cert';
+import { certifyRoutes } from '../http/certify';
+import type { CertCache } from '../kds';
+import { createCertCache } from './certs';
+import { snpEvidenceVerifier } from './snp-verifier';
+import { gpuComponentHook } from '../gpu';
 import { registerTrustMetrics } from '../snp/metrics';
-import { certInfo, NativeError } from '../native';
 import { NonceService, nonceRoutes } from '../nonce';
-import { attachPolicyService, evaluate, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
-import { SnpVerifier, loadSnpTrust, peekReport, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
+import { attachPolicyService, evaluate, jcs, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
+import { SnpVerifier, loadSnpTrust, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
 import { openStore, type Store } from '../store';
 import type { AppContext } from './context';
 
@@ -46,27 +51,6 @@ class DelegatingAttester implements Attester {
   }
 }
 
-/** classify sorts evidence certificates (a PEM bundle does not say which is which). */
-function classify(ec: EvidenceCerts): { vcek?: Buffer; vlek?: Buffer; intermediate?: Buffer } {
-  const out: { vcek?: Buffer; vlek?: Buffer; intermediate?: Buffer } = {};
-  if (ec.vcek) out.vcek = ec.vcek;
-  if (ec.vlek) out.vlek = ec.vlek;
-  if (ec.ask) out.intermediate = ec.ask;
-  for (const der of ec.unclassified) {
-    let cn: string;
-    try {
-      cn = certInfo(der).subjectCN;
-    } catch (e) {
-      throw e instanceof NativeError ? new TasError('HTTP_BAD_REQUEST', `tee-certificates: ${e.message}`, { reason: e.code }) : e;
-    }
-    if (cn === 'SEV-VCEK') out.vcek ??= der;
-    else if (cn === 'SEV-VLEK') out.vlek ??= der;
-    else if (/^SEV-(VLEK-)?(Milan|Genoa|Turin)$/.test(cn)) out.intermediate ??= der;
-    // ARKs in evidence are ignored: trust comes only from the pinned (and explicit extra) anchors.
-  }
-  return out;
-}
-
 export async function assemble(initial: Config): Promise<Assembly> {
   const attester = new DelegatingAttester();
   const routes: RouteModule[] = [];
@@ -91,15 +75,6 @@ export async function assemble(initial: Config): Promise<Assembly> {
     ctx.lifecycle.onClose(() => st.close());
     status.push({ name: 'store', status: () => st.info });
 
-    // Nonces.
-    const nonces = new NonceService(st, {
-      ttlSeconds: cfg.get<number>('nonce.ttl_seconds'),
-      maxOutstanding: cfg.get<number>('nonce.max_outstanding'),
-      log: log.child({ module: 'nonce' }),
-    });
-    ctx.lifecycle.onReload((c) => nonces.reload(c));
-    routes.push(nonceRoutes(nonces, clientAuth));
-
     // Policies.
     const policies = attachPolicyService(ctx, repoFromStore(st));
     routes.push(policyRouteModule(policies, { managementAuth, policyAuth, bodyLimit: bodyLimit.management }) as RouteModule);
@@ -111,6 +86,17 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const kbm: KbmService = kbmUnconfigured(cfg) ? unconfiguredBroker(ctx) : await openKeyBroker(cfg, ctx);
     if (kbmUnconfigured(cfg)) log.warn(NO_KBM_REASON);
     status.push({ name: 'key_broker', status: async () => ({ plugin: cfg.get<string>('kbm.plugin'), health: await kbm.health() }) });
+
+    // Nonces. The claim lease outlives every timeout inside a claim (src/attest/lease.ts).
+    const leaseMs = claimLeaseMs({ storeOpMs: st.opTimeoutMs, actionMs: kbm.timeoutMs });
+    const nonces = new NonceService(st, {
+      ttlSeconds: cfg.get<number>('nonce.ttl_seconds'),
+      maxOutstanding: cfg.get<number>('nonce.max_outstanding'),
+      leaseMs,
+      log: log.child({ module: 'nonce' }),
+    });
+    ctx.lifecycle.onReload((c) => nonces.reload(c));
+    routes.push(nonceRoutes(nonces, clientAuth));
 
     // SNP trust: pinned AMD roots, plus explicit extra (test/lab) roots, loudly.
     let trust: SnpTrust = loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') });
@@ -162,51 +148,18 @@ export async function assemble(initial: Config): Promise<Assembly> {
 
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
+    const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
+    const metrics = serviceMetrics(ctx.metrics);
+    const release = metrics.release((keyId: string, wk: Buffer) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)));
     const ports: AttestPorts = {
-      peek(report) {
-        const p = peekReport(report, { v2Product: v2() });
-        if (p.productError) throw p.productError;
-        if (!p.signingKey) throw new TasError('TEE_VERIFICATION_FAILED', 'SIGNING_KEY names no endorsement key', { reason: 'SNP_ERR_SIGNER_KIND' });
-        const out: AttestPeek & { raw: typeof p } = { version: p.version, product: p.product, signingKey: p.signingKey, chipIdMasked: p.chipIdMasked, raw: p };
-        return out;
-      },
-      async certificates(_report, peek, tee): Promise<EndorsementCerts> {
-        const raw = (peek as AttestPeek & { raw: ReturnType<typeof peekReport> }).raw;
-        if (tee) {
-          const c = classify(parseTeeCertificates(tee));
-          const leaf = peek.signingKey === 'VCEK' ? c.vcek : c.vlek;
-          if (!leaf) throw new TasError('TEE_VERIFICATION_FAILED', `tee-certificates hold no ${peek.signingKey}`, { reason: 'SNP_ERR_SIGNER_KIND' });
-          return { leaf, ...(c.intermediate ? { intermediate: c.intermediate } : {}), source: 'evidence' };
-        }
-        if (peek.signingKey === 'VLEK') {
-          throw new TasError('TEE_VERIFICATION_FAILED', 'a VLEK report needs its VLEK in tee-certificates (KDS does not serve VLEKs publicly)', { reason: 'VLEK_NOT_SUPPLIED' });
-        }
-        const t = raw.reportedTcb!;
-        const r = await cache.vcek(peek.product!, Buffer.from(raw.chipId, 'hex'), { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: t.fmc });
-        return { leaf: r.leaf, ...(r.intermediate ? { intermediate: r.intermediate } : {}), source: r.source };
-      },
-      async verify(report, certs, peek) {
-        const product = peek.product!;
-        const crl = await cache.crl(product, peek.signingKey);
-        // The cache verified the CRL (ARK signature, freshness) when it loaded it and noted which
-        // known intermediates and leaves it revokes; with an intermediate the cache vouched for, a
-        // request only looks serials up. Intermediates from the evidence get the full native check.
-        const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence';
-        const v = await verifier.verify({
-          report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
-        });
-        if (fast) {
-          const hit = [serialHex(certs.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));
-          if (hit) throw new TasError('TEE_VERIFICATION_FAILED', `certificate serial ${hit} is revoked by the ${product} CRL`, { reason: 'SNP_ERR_REVOKED' });
-        }
-        if (crl.note) log.warn({ product }, crl.note);
-        const claims = v.claims as unknown as Record<string, unknown>;
-        return { claims, reportData: Buffer.from(String(claims.report_data), 'hex'), product: v.product, ...(crl.note ? { notes: [crl.note] } : {}) };
-      },
+      verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, metrics.verifier(snp as EvidenceVerifier)]]),
+      // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
+      components: gpuComponentHook(undefined) as AttestPorts['components'],
       nonces: {
         claim: (n, owner) => nonces.claim(n, owner),
         consume: (n, owner) => nonces.consume(n, owner),
         release: (n, owner) => nonces.release(n, owner),
+        unconsume: (n, owner) => nonces.unconsume(n, owner),
       },
       policies: {
         forUse: async (id) => {
@@ -227,14 +180,27 @@ export async function assemble(initial: Config): Promise<Assembly> {
       broker: {
         // Parsed once per request: validateWrappingKey runs first, getSecret reuses its result.
         validateWrappingKey: (b) => void parsedKeys.set(b, parseWrappingKey(b)),
-        getSecret: (keyId, wk) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)),
+        getSecret: (keyId, wk) => release(keyId, wk),
       },
       requireBinding: (dialect) => {
         const v = ctx.config().get<boolean | undefined>('attest.require_binding');
         return v ?? dialect === 'policy-id';
       },
     };
-    attester.target = new Pipeline(ports, ctx.audit);
+    const pipeline = new Pipeline(ports, metrics.audit(ctx.audit), { leaseMs });
+    attester.target = pipeline;
+
+    // Workload certificates (PROTOCOL.md §2.2): routes and signer only when enabled.
+    if (cfg.get<boolean>('cert.enabled')) {
+      const signer = await openCertSigner(cfg, ctx);
+      const settings = () => certSettings(ctx.config());
+      const issuer = new CertIssuer(signer, settings);
+      routes.push(certifyRoutes({ pipeline, issuer, settings, nonces }));
+      status.push({
+        name: 'cert_signer',
+        status: async () => ({ plugin: cfg.get<string>('cert.plugin'), ready: (await signer.readiness()) ?? 'ok', ...(await signer.signer.describe?.()) }),
+      });
+    }
     handles = { store: st, nonces, cache };
   }
 
@@ -247,8 +213,16 @@ export async function assemble(initial: Config): Promise<Assembly> {
       requireBinding: md.require_report_data_binding,
       rules: p.document.validation_rules as Record<string, unknown>,
       keyBindingSigned: p.keyBindingSigned,
+      digest: () => createHash('sha512').update(jcs(p.document)).digest(),
+      ...(componentsOf(p) ? { components: componentsOf(p) } : {}),
       compiled: p,
     };
+  }
+
+  /** componentsOf reads the signed top-level `components` section (PROTOCOL.md §2.1), when present. */
+  function componentsOf(p: UsablePolicy): Readonly<Record<string, unknown>> | undefined {
+    const c = (p.document as { components?: unknown }).components;
+    return c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : undefined;
   }
 
   void initial;

@@ -107,6 +107,8 @@ export function parseGetSecretRequest(body: unknown): GetSecretRequest {
     policyId: policyId as string | undefined,
     keyId: keyId as string | undefined,
     reportDataBinding: binding as boolean | undefined,
+    // Bound-checked by the component hook (src/attest), which alone knows the shapes it accepts.
+    ...(optional(b, 'component-evidence') !== undefined ? { components: optional(b, 'component-evidence') } : {}),
   };
 }
 

@@ -28,7 +28,16 @@ function httpMetrics(registry: Registry, edge: Edge): HttpMetrics {
     }),
   };
   new Gauge({ name: 'tas_http_inflight', help: 'Requests currently holding an in-flight slot (TAS_MAX_INFLIGHT).', registers: [registry], collect() { this.set(edge.inflight.inflight); } });
-  new Gauge({ name: 'tas_http_inflight_refused', help: 'Requests refused because TAS_MAX_INFLIGHT was reached (since start).', registers: [registry], collect() { this.set(edge.inflight.refused); } });
+  // Cumulative, so a counter (named _total): rate() works across restarts.
+  let seenRefused = 0;
+  new Counter({
+    name: 'tas_http_inflight_refused_total', help: 'Requests refused because TAS_MAX_INFLIGHT was reached.', registers: [registry],
+    collect() {
+      const now = edge.inflight.refused;
+      if (now > seenRefused) this.inc(now - seenRefused);
+      seenRefused = now;
+    },
+  });
   byRegistry.set(registry, m);
   return m;
 }

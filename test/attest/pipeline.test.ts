@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Pipeline } from '../../src/attest/pipeline';
 import type { AttestPorts, UsablePolicy } from '../../src/attest/ports';
+import type { ComponentHook, EvidenceVerifier } from '../../src/attest/verifier';
 import type { GetSecretRequest } from '../../src/attest/types';
 import type { AuditEvent } from '../../src/audit/types';
 import { TasError } from '../../src/errors';
@@ -16,29 +17,61 @@ const WK = Buffer.from('wrapping-key-bytes');
 
 type NonceState = 'issued' | 'claimed' | 'consumed';
 
-function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'missing'; kds: 'ok' | 'down'; rulesOk: boolean; keyBindingSigned: boolean; policyType: 'SEV' | 'TDX' }> = {}) {
-  const o = { verifyFails: false, kbm: 'ok', kds: 'ok', rulesOk: true, keyBindingSigned: true, policyType: 'SEV', ...over };
-  const nonces = new Map<string, NonceState>([[NONCE, 'issued']]);
-  const audit: AuditEvent[] = [];
-  let brokerCalls = 0;
-  const policy: UsablePolicy = { id: 'p1', keyId: 'k1', policyType: o.policyType as 'SEV', requireBinding: undefined, rules: {}, keyBindingSigned: o.keyBindingSigned };
-  const ports: AttestPorts = {
+/** snpLike is a fake `amd-sev-snp` verifier: REPORT_DATA at 0x50 of a 1184-byte buffer. */
+function snpLike(o: { verifyFails: boolean; kds: string }): EvidenceVerifier {
+  return {
+    tee: 'amd-sev-snp',
+    policyType: 'SEV',
     peek: (r) => {
       if (r.length !== 1184) throw new TasError('TEE_EVIDENCE_MALFORMED', 'size', { reason: 'SNP_ERR_REPORT_SIZE' });
-      return { version: 3, product: 'Genoa', signingKey: 'VCEK', chipIdMasked: false };
+      return { version: 3 };
     },
-    certificates: async () => {
+    endorsements: async () => {
       if (o.kds === 'down') throw new TasError('KDS_UNAVAILABLE', 'kds down', { retryAfterSeconds: 10 });
       return { leaf: Buffer.alloc(1), source: 'kds' };
     },
     verify: async (report) => {
       if (o.verifyFails) throw new TasError('TEE_VERIFICATION_FAILED', 'sig', { reason: 'SNP_ERR_REPORT_SIGNATURE' });
-      return { claims: { measurement: 'aa' }, reportData: report.subarray(0x50, 0x90), product: 'Genoa' };
+      return { tee: 'amd-sev-snp', claims: { measurement: 'aa' }, reportData: report.subarray(0x50, 0x90), audit: { product: 'Genoa' } };
     },
+  };
+}
+
+/** tdxLike is a second fake verifier (`intel-tdx`, REPORT_DATA at 0x238 of a 1024-byte buffer). */
+function tdxLike(): EvidenceVerifier {
+  return {
+    tee: 'intel-tdx',
+    policyType: 'TDX',
+    peek: (q) => {
+      if (q.length !== 1024) throw new TasError('TEE_EVIDENCE_MALFORMED', 'size', { reason: 'TDX_ERR_QUOTE_SIZE' });
+      return q.readUInt16LE(0);
+    },
+    describe: (v) => ({ quote_version: v }),
+    endorsements: async () => 'collateral',
+    describeEndorsements: (e) => ({ collateral: e }),
+    verify: async (q) => ({ tee: 'intel-tdx', claims: { tcb_status: 'UpToDate' }, reportData: q.subarray(0x238, 0x278), audit: { tcb_status: 'UpToDate' } }),
+  };
+}
+
+function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'missing'; kds: 'ok' | 'down'; rulesOk: boolean; keyBindingSigned: boolean; policyType: 'SEV' | 'TDX'; tdx: boolean; components: ComponentHook; policyComponents: Record<string, unknown> }> = {}) {
+  const o = { verifyFails: false, kbm: 'ok', kds: 'ok', rulesOk: true, keyBindingSigned: true, policyType: 'SEV', tdx: false, ...over };
+  const nonces = new Map<string, NonceState>([[NONCE, 'issued']]);
+  const audit: AuditEvent[] = [];
+  let brokerCalls = 0;
+  const policy: UsablePolicy = {
+    id: 'p1', keyId: 'k1', policyType: o.policyType as 'SEV', requireBinding: undefined, rules: {}, keyBindingSigned: o.keyBindingSigned,
+    ...(o.policyComponents ? { components: o.policyComponents } : {}),
+  };
+  const verifiers = new Map([['amd-sev-snp', snpLike(o)]]);
+  if (o.tdx) verifiers.set('intel-tdx', tdxLike());
+  const ports: AttestPorts = {
+    verifiers: verifiers as AttestPorts['verifiers'],
+    ...(o.components ? { components: o.components } : {}),
     nonces: {
       claim: async (n) => (nonces.get(n) === 'issued' ? (nonces.set(n, 'claimed'), true) : false),
-      consume: async (n) => void nonces.set(n, 'consumed'),
+      consume: async (n) => (nonces.set(n, 'consumed'), true),
       release: async (n) => void nonces.set(n, 'issued'),
+      unconsume: async () => false,
     },
     policies: {
       forUse: async (id) => (id === 'p1' ? policy : undefined),
@@ -175,9 +208,7 @@ function outagePipeline(nonces: AttestPorts['nonces']): Pipeline {
   const policy: UsablePolicy = { id: 'p1', keyId: 'k1', policyType: 'SEV', requireBinding: undefined, rules: {}, keyBindingSigned: true };
   return new Pipeline(
     {
-      peek: () => ({ version: 3, product: 'Genoa', signingKey: 'VCEK', chipIdMasked: false }),
-      certificates: async () => ({ leaf: Buffer.alloc(1), source: 'kds' }),
-      verify: async (report) => ({ claims: {}, reportData: report.subarray(0x50, 0x90), product: 'Genoa' }),
+      verifiers: new Map([['amd-sev-snp', snpLike({ verifyFails: false, kds: 'ok' })]]),
       nonces,
       policies: { forUse: async () => policy, byKeyId: async () => [], evaluate: () => ({ ok: true, failures: [] }), allowUnsignedKeyBinding: () => false },
       broker: { validateWrappingKey: () => undefined, getSecret: async () => ({ wrapped_key: 'w', blob: 'b', iv: 'i', tag: 't' }) },
@@ -201,8 +232,9 @@ describe('attest: pipeline and a store outage', () => {
     };
     const p = outagePipeline({
       claim: async () => (state.get(NONCE) === 'issued' ? (state.set(NONCE, 'claimed'), true) : false),
-      consume: async () => (down(), void state.set(NONCE, 'consumed')),
+      consume: async () => (down(), state.set(NONCE, 'consumed'), true),
       release: async () => (down(), void state.set(NONCE, 'issued')),
+      unconsume: async () => false,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed', 'the store could not take the release yet');
@@ -223,11 +255,12 @@ describe('attest: pipeline and a store outage', () => {
         if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'connection lost before the reply');
         return won;
       },
-      consume: async () => void state.set(NONCE, 'consumed'),
+      consume: async () => (state.set(NONCE, 'consumed'), true),
       release: async () => {
         if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
         if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
       },
+      unconsume: async () => false,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed');
@@ -235,5 +268,138 @@ describe('attest: pipeline and a store outage', () => {
     await untilIssued(state);
     assert.equal(state.get(NONCE), 'issued');
     assert.equal((await p.getSecret(req(), rctx)).wrapped_key, 'w');
+  });
+});
+
+/** quote builds a fake 1024-byte TDX-shaped buffer with REPORT_DATA at 0x238. */
+function quote(rd: Buffer): Buffer {
+  const q = Buffer.alloc(1024);
+  q.writeUInt16LE(4, 0);
+  rd.copy(q, 0x238);
+  return q;
+}
+
+/** gpuHook is a component hook over `{gpu: [hex…]}` whose binding suffix is SHA-512 of each entry. */
+function gpuHook(appraise: ComponentHook['appraise'] = async (c, pol) => ({ audit: { components_evaluated: pol.components !== undefined, gpus: (c as Buffer[] | undefined)?.length ?? 0 } })): ComponentHook<Buffer[]> & { calls: number } {
+  const hook = {
+    calls: 0,
+    parse(raw: unknown): Buffer[] {
+      const g = (raw as { gpu?: unknown }).gpu;
+      if (!Array.isArray(g) || !g.every((x) => typeof x === 'string' && /^[0-9a-f]+$/.test(x))) {
+        throw new TasError('HTTP_BAD_REQUEST', 'component-evidence: malformed', { reason: 'COMPONENT_EVIDENCE_MALFORMED' });
+      }
+      return g.map((x) => Buffer.from(x as string, 'hex'));
+    },
+    bindingSuffix: (c: Buffer[]) => Buffer.concat(c.map((b) => createHash('sha512').update(b).digest())),
+    appraise: async (...a: Parameters<ComponentHook['appraise']>) => {
+      hook.calls++;
+      return appraise(...a);
+    },
+  };
+  return hook;
+}
+
+function boundWithGpus(gpus: string[]): Buffer {
+  const h = createHash('sha512').update(NONCE).update(WK);
+  for (const g of gpus) h.update(createHash('sha512').update(Buffer.from(g, 'hex')).digest());
+  const r = Buffer.alloc(1184);
+  h.digest().copy(r, 0x50);
+  return r;
+}
+
+describe('attest: verifier registry, component hook and actions', () => {
+  it('dispatches on tee-type to the registered verifier and matches policy_type to it', async () => {
+    const h = harness({ tdx: true, policyType: 'TDX' });
+    const rd = createHash('sha512').update(NONCE).update(WK).digest();
+    const r = await h.pipeline.getSecret(req({ teeType: 'intel-tdx', evidence: quote(rd) }), rctx);
+    assert.equal(r.wrapped_key, 'w');
+    const d = h.audit[0]!.details as Record<string, unknown>;
+    assert.equal(d.tee_type, 'intel-tdx');
+    assert.equal(d.quote_version, 4, 'describe() of the verifier reaches the audit record');
+    assert.equal(d.collateral, 'collateral', 'describeEndorsements() reaches the audit record');
+    assert.equal(d.tcb_status, 'UpToDate', 'VerifiedEvidence.audit reaches the audit record');
+    // A TDX policy never admits SNP evidence, and the SNP verifier is not asked about TDX quotes.
+    const s = harness({ tdx: true, policyType: 'TDX' });
+    const e = await refused(s.pipeline.getSecret(req(), rctx), 'TEE_VERIFICATION_FAILED');
+    assert.equal(e.reason, 'POLICY_TYPE_MISMATCH');
+    const m = harness({ tdx: true, policyType: 'TDX' });
+    await refused(m.pipeline.getSecret(req({ teeType: 'intel-tdx', evidence: report(true) }), rctx), 'TEE_EVIDENCE_MALFORMED');
+    assert.equal(m.nonces.get(NONCE), 'issued');
+  });
+  it('key-id requests look up policies of the verifier\'s policy_type', async () => {
+    const seen: string[] = [];
+    const h = harness({ tdx: true, policyType: 'TDX' });
+    const base = (h.pipeline as unknown as { ports: AttestPorts }).ports;
+    const orig = base.policies.byKeyId;
+    (base.policies as { byKeyId: typeof orig }).byKeyId = async (k, t) => (seen.push(t), orig(k, t));
+    const q = quote(Buffer.from(NONCE, 'ascii'));
+    await h.pipeline.getSecret(req({ teeType: 'intel-tdx', evidence: q, policyId: undefined, keyId: 'k1', reportDataBinding: false }), rctx);
+    assert.deepEqual(seen, ['TDX']);
+  });
+  it('component evidence is bound into REPORT_DATA after the key; dropping a GPU is a mismatch', async () => {
+    const gpus = ['aa01', 'bb02'];
+    const h = harness({ components: gpuHook() });
+    const ok = await h.pipeline.getSecret(req({ evidence: boundWithGpus(gpus), components: { gpu: gpus } }), rctx);
+    assert.equal(ok.blob, 'b');
+    const d = h.audit[0]!.details as Record<string, unknown>;
+    assert.equal(d.components, 'bound');
+    assert.equal(d.components_evaluated, false, 'a policy without components: bound, not evaluated');
+    const k = harness({ components: gpuHook() });
+    const e = await refused(k.pipeline.getSecret(req({ evidence: boundWithGpus(gpus), components: { gpu: ['aa01'] } }), rctx), 'TEE_VERIFICATION_FAILED');
+    assert.equal(e.reason, 'REPORT_DATA_MISMATCH');
+    assert.match(e.detail, /component/);
+    assert.equal(k.nonces.get(NONCE), 'consumed');
+  });
+  it('malformed component evidence is 400 and keeps the nonce; no hook means the field is ignored', async () => {
+    const h = harness({ components: gpuHook() });
+    const e = await refused(h.pipeline.getSecret(req({ components: { gpu: ['zz'] } }), rctx), 'HTTP_BAD_REQUEST');
+    assert.equal(e.reason, 'COMPONENT_EVIDENCE_MALFORMED');
+    assert.equal(h.nonces.get(NONCE), 'issued');
+    const n = harness();
+    const ok = await n.pipeline.getSecret(req({ components: { gpu: ['zz'] } }), rctx);
+    assert.equal(ok.blob, 'b');
+  });
+  it('component appraisal runs under the selected policy: 503 hands the nonce back, 400 consumes it, no key released', async () => {
+    const gpus = ['aa01'];
+    const policyComponents = { gpu: { 'gpu-nvidia': { count: 1 } } };
+    const down = gpuHook(async () => {
+      throw new TasError('KDS_UNAVAILABLE', 'ocsp down', { retryAfterSeconds: 5 });
+    });
+    const h = harness({ components: down, policyComponents });
+    await refused(h.pipeline.getSecret(req({ evidence: boundWithGpus(gpus), components: { gpu: gpus } }), rctx), 'KDS_UNAVAILABLE');
+    assert.equal(h.nonces.get(NONCE), 'issued');
+    assert.equal(h.brokerCalls(), 0);
+    const bad = gpuHook(async (_c, pol) => {
+      assert.deepEqual(pol.components, policyComponents);
+      throw new TasError('TEE_VERIFICATION_FAILED', 'gpu 0: measurement', { reason: 'GPU_ERR_MEASUREMENT' });
+    });
+    const b = harness({ components: bad, policyComponents });
+    const e = await refused(b.pipeline.getSecret(req({ evidence: boundWithGpus(gpus), components: { gpu: gpus } }), rctx), 'TEE_VERIFICATION_FAILED');
+    assert.equal(e.reason, 'GPU_ERR_MEASUREMENT');
+    assert.equal(b.nonces.get(NONCE), 'consumed');
+    assert.equal(b.brokerCalls(), 0);
+    // A policy that requires components is appraised even when the request carries none.
+    const none = gpuHook();
+    const c = harness({ components: none, policyComponents });
+    await c.pipeline.getSecret(req(), rctx);
+    assert.equal(none.calls, 1);
+  });
+  it('the action is a parameter: validate runs before any state change, run only for the claimant', async () => {
+    const h = harness({ keyBindingSigned: false });
+    const base = { event: 'certify', teeType: 'amd-sev-snp' as const, nonce: NONCE, evidence: report(true), certificates: undefined, policyId: 'p1', keyId: undefined, reportDataBinding: true, bindingKey: WK, needsKeyBinding: false };
+    await refused(h.pipeline.attest(base, rctx, {
+      validate: () => {
+        throw new TasError('HTTP_BAD_REQUEST', 'csr: bad signature', { reason: 'CSR_INVALID' });
+      },
+      run: async () => assert.fail('must not run'),
+    }), 'HTTP_BAD_REQUEST');
+    assert.equal(h.nonces.get(NONCE), 'issued');
+    let runs = 0;
+    const out = await h.pipeline.attest(base, rctx, { run: async (pol, ev) => (runs++, `${pol.id}:${String(ev.claims.measurement)}`) });
+    assert.equal(out, 'p1:aa', 'a domain policy without a signed key binding is fine when no key is released');
+    assert.equal(runs, 1);
+    assert.equal(h.brokerCalls(), 0);
+    assert.equal(h.audit.at(-1)!.event, 'certify');
+    assert.equal(h.nonces.get(NONCE), 'consumed');
   });
 });

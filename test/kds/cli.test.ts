@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { crlPath, vcekPath } from '../../src/kds';
 import { agentKeys, createLab, decryptReply, getNonce, getSecret, policyDoc, reportData, SECRET, storePolicy, tcbOf, type Lab } from '../support/lab';
 import { CLIENT_KEY, MGMT_KEY } from '../support/daemon';
+import { freePort } from '../systemd/harness';
 
 const MAIN = resolve(__dirname, '../../src/main.ts');
 
@@ -108,7 +109,6 @@ describe('kds: tas kds prefetch when KDS fails (exit non-zero, one FAIL line per
   const failLines = (out: string): string[] => out.split('\n').filter((l) => l.startsWith('FAIL '));
 
   it('KDS refusing connections: exit 3, a FAIL line naming the connection failure; no API keys needed', async () => {
-    const { freePort } = await import('../systemd/harness');
     const r = await tas(['kds', 'prefetch', '--timeout', '3', '--product', 'Genoa', '--chip-id', otherChip, '--tcb', tcbArg()], { ...env, TAS_KDS_BASE_URL: `http://127.0.0.1:${await freePort()}` });
     assert.equal(r.code, 3, r.out + r.err);
     assert.equal(failLines(r.out).length, 1, r.out);

@@ -1,0 +1,113 @@
+/**
+ * The SEV-SNP EvidenceVerifier (src/attest/verifier.ts): src/snp (report layout, native verify,
+ * trust) joined with src/kds (VCEK cache, CRLs). It lives in the composition root because it is
+ * exactly that join; src/snp and src/kds stay unaware of each other and of the pipeline.
+ */
+import type { Logger } from 'pino';
+import type { EvidenceVerifier, VerifiedEvidence } from '../attest';
+import { TasError } from '../errors';
+import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
+import { certInfo, NativeError } from '../native';
+import { peekReport, type Product, type SnpVerifier } from '../snp';
+import { normSerial, serialHex } from './certs';
+
+/** SnpPeek is what peek read of the report: enough to find its certificates. */
+export interface SnpPeek {
+  readonly version: number;
+  readonly product: Product;
+  readonly signingKey: 'VCEK' | 'VLEK';
+  readonly chipIdMasked: boolean;
+  readonly raw: ReturnType<typeof peekReport>;
+}
+
+/** SnpEndorsements is the VCEK/VLEK (DER) and, when known, its ASK/ASVK (DER). */
+export interface SnpEndorsements {
+  readonly leaf: Buffer;
+  readonly intermediate?: Buffer;
+  /** Where the leaf came from: `evidence` (tee-certificates), `memory`, `persistent`, `kds`. */
+  readonly source: string;
+}
+
+export interface SnpVerifierDeps {
+  /** The current verifier (rebuilt on reload with new trust). */
+  verifier(): SnpVerifier;
+  cache: CertCache;
+  v2Product(): Product | undefined;
+  log: Logger;
+}
+
+/** classify sorts evidence certificates (a PEM bundle does not say which is which). */
+function classify(ec: EvidenceCerts): { vcek?: Buffer; vlek?: Buffer; intermediate?: Buffer } {
+  const out: { vcek?: Buffer; vlek?: Buffer; intermediate?: Buffer } = {};
+  if (ec.vcek) out.vcek = ec.vcek;
+  if (ec.vlek) out.vlek = ec.vlek;
+  if (ec.ask) out.intermediate = ec.ask;
+  for (const der of ec.unclassified) {
+    let cn: string;
+    try {
+      cn = certInfo(der).subjectCN;
+    } catch (e) {
+      throw e instanceof NativeError ? new TasError('HTTP_BAD_REQUEST', `tee-certificates: ${e.message}`, { reason: e.code }) : e;
+    }
+    if (cn === 'SEV-VCEK') out.vcek ??= der;
+    else if (cn === 'SEV-VLEK') out.vlek ??= der;
+    else if (/^SEV-(VLEK-)?(Milan|Genoa|Turin)$/.test(cn)) out.intermediate ??= der;
+    // ARKs in evidence are ignored: trust comes only from the pinned (and explicit extra) anchors.
+  }
+  return out;
+}
+
+/** snpEvidenceVerifier builds the `amd-sev-snp` verifier of the registry. */
+export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPeek, SnpEndorsements> {
+  const { cache, log } = d;
+  return {
+    tee: 'amd-sev-snp',
+    policyType: 'SEV',
+    peek(report) {
+      const p = peekReport(report, { v2Product: d.v2Product() });
+      if (p.productError) throw p.productError;
+      if (!p.signingKey) throw new TasError('TEE_VERIFICATION_FAILED', 'SIGNING_KEY names no endorsement key', { reason: 'SNP_ERR_SIGNER_KIND' });
+      return { version: p.version, product: p.product!, signingKey: p.signingKey, chipIdMasked: p.chipIdMasked, raw: p };
+    },
+    describe: (peek) => ({ report_version: peek.version, signer: peek.signingKey }),
+    async endorsements(_report, peek, tee) {
+      if (tee) {
+        const c = classify(parseTeeCertificates(tee));
+        const leaf = peek.signingKey === 'VCEK' ? c.vcek : c.vlek;
+        if (!leaf) throw new TasError('TEE_VERIFICATION_FAILED', `tee-certificates hold no ${peek.signingKey}`, { reason: 'SNP_ERR_SIGNER_KIND' });
+        return { leaf, ...(c.intermediate ? { intermediate: c.intermediate } : {}), source: 'evidence' };
+      }
+      if (peek.signingKey === 'VLEK') {
+        throw new TasError('TEE_VERIFICATION_FAILED', 'a VLEK report needs its VLEK in tee-certificates (KDS does not serve VLEKs publicly)', { reason: 'VLEK_NOT_SUPPLIED' });
+      }
+      const t = peek.raw.reportedTcb!;
+      const r = await cache.vcek(peek.product, Buffer.from(peek.raw.chipId, 'hex'), { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: t.fmc });
+      return { leaf: r.leaf, ...(r.intermediate ? { intermediate: r.intermediate } : {}), source: r.source };
+    },
+    describeEndorsements: (certs) => ({ cert_source: certs.source }),
+    async verify(report, peek, certs): Promise<VerifiedEvidence> {
+      const product = peek.product;
+      const crl = await cache.crl(product, peek.signingKey);
+      // The cache verified the CRL (ARK signature, freshness) when it loaded it and noted which
+      // known intermediates and leaves it revokes; with an intermediate the cache vouched for, a
+      // request only looks serials up. Intermediates from the evidence get the full native check.
+      const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence';
+      const v = await d.verifier().verify({
+        report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
+      });
+      if (fast) {
+        const hit = [serialHex(certs.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));
+        if (hit) throw new TasError('TEE_VERIFICATION_FAILED', `certificate serial ${hit} is revoked by the ${product} CRL`, { reason: 'SNP_ERR_REVOKED' });
+      }
+      if (crl.note) log.warn({ product }, crl.note);
+      const claims = v.claims as unknown as Record<string, unknown>;
+      return {
+        tee: 'amd-sev-snp',
+        claims,
+        reportData: Buffer.from(String(claims.report_data), 'hex'),
+        audit: { product: v.product, measurement: claims.measurement },
+        ...(crl.note ? { notes: [crl.note] } : {}),
+      };
+    },
+  };
+}
