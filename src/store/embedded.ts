@@ -5,7 +5,7 @@
  * any instant leaves the old or the new file, never a torn one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -37,6 +37,9 @@ interface NonceEntry {
   leaseEnd: number;
 }
 
+/** Longest time a cached policy is served without checking its file, even with the watch healthy. */
+export const POLICY_RECHECK_MS = 1_000;
+
 const POLICY_PREFIX = 'policy.';
 const POLICY_SUFFIX = '.json';
 const TEMP_PREFIX = '.tmp-';
@@ -51,6 +54,17 @@ export class EmbeddedStore implements Store {
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private generation = 0;
   private closed = false;
+  /**
+   * Policy files changed by anyone (another process's `tas policy import` included) are seen
+   * through an inotify watch on the policy directory: every event bumps policyEpoch, which voids
+   * every cached policy. While the watch is healthy a cached policy is served with no fs call; each
+   * entry is still re-checked with one stat at least every POLICY_RECHECK_MS (a lost inotify event,
+   * e.g. on queue overflow, is bounded in time). Without a watch every read stats its file.
+   */
+  private policyWatch: FSWatcher | undefined;
+  private policyEpoch = 0;
+  /** Counters for tests and status: policy reads answered from memory, and fs checks made. */
+  readonly policyReads = { cached: 0, stats: 0 };
 
   constructor(opts: EmbeddedOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -60,6 +74,17 @@ export class EmbeddedStore implements Store {
     // 0700: policies name key ids and the cache shows which platforms attest here.
     mkdirSync(this.policyDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.blobDir, { recursive: true, mode: 0o700 });
+    try {
+      this.policyWatch = watch(this.policyDir, { persistent: false }, () => void this.policyEpoch++);
+      this.policyWatch.on('error', (e) => {
+        opts.log?.warn({ err: e }, 'policy directory watch failed; every policy read checks its file again');
+        this.policyWatch?.close();
+        this.policyWatch = undefined;
+        this.policyEpoch++;
+      });
+    } catch (e) {
+      opts.log?.warn({ err: e }, 'cannot watch the policy directory; every policy read checks its file');
+    }
     // Temp files are leftovers of writes a crash interrupted; the old or new file is intact.
     for (const dir of [this.policyDir, this.blobDir]) {
       for (const f of readdirSync(dir)) {
@@ -177,6 +202,7 @@ export class EmbeddedStore implements Store {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
+    this.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return 'created';
@@ -185,18 +211,31 @@ export class EmbeddedStore implements Store {
   /**
    * Parsed policy files by path, valid while the file's inode, size and mtime are unchanged: every
    * get_secret reads its policy, and one stat is far cheaper than open+read+parse. A file replaced
-   * by another process (atomic rename: a new inode) is re-read.
+   * by another process (atomic rename: a new inode) is re-read. With the directory watch healthy
+   * and no event since the entry was checked (`epoch`), not even the stat is needed.
    */
-  private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string }>();
+  private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string; epoch: number; checkedAt: number }>();
 
   async getPolicy(id: string): Promise<string | undefined> {
     const p = this.policyPath(id);
+    const hit = this.policyCache.get(p);
+    const now = this.now();
+    if (hit && this.policyWatch !== undefined && hit.epoch === this.policyEpoch && now - hit.checkedAt < POLICY_RECHECK_MS) {
+      this.policyReads.cached++;
+      return hit.doc;
+    }
+    // Read the epoch before the stat: an event during the stat voids what the stat saw.
+    const epoch = this.policyEpoch;
     let st: Stats;
     let text: string;
     try {
+      this.policyReads.stats++;
       st = await stat(p);
-      const hit = this.policyCache.get(p);
-      if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.doc;
+      if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) {
+        hit.epoch = epoch;
+        hit.checkedAt = now;
+        return hit.doc;
+      }
       text = await readFile(p, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -207,7 +246,7 @@ export class EmbeddedStore implements Store {
     }
     const doc = parsePolicyFile(text, id, p).doc;
     if (this.policyCache.size > 10_000) this.policyCache.clear();
-    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc });
+    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc, epoch, checkedAt: now });
     return doc;
   }
 
@@ -219,6 +258,7 @@ export class EmbeddedStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw this.ioError('delete policy', e);
     }
+    this.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return true;
@@ -325,6 +365,8 @@ export class EmbeddedStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.policyWatch?.close();
+    this.policyWatch = undefined;
     this.nonces.clear();
     this.windows.clear();
   }

@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import '../../src/config/all-settings';
@@ -93,6 +94,52 @@ describe('embedded store: persistence', () => {
       assert.ok(list.some((p) => p.id === `p${done}`), 'the last acknowledged write is there');
     }
     assert.ok(checked >= 16, `checked ${checked} files`);
+  });
+
+  it('policy reads: no fs call per read while the directory watch is quiet; a change by another store (another process) applies before the next read', async () => {
+    const a = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+    const other = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c2') });
+    try {
+      assert.equal(await other.putPolicy('p', '{"v":1}'), 'created');
+      assert.equal(await a.getPolicy('p'), '{"v":1}');
+      const before = { ...a.policyReads };
+      for (let i = 0; i < 200; i++) assert.equal(await a.getPolicy('p'), '{"v":1}');
+      assert.equal(a.policyReads.stats - before.stats, 0, 'no stat while nothing changed');
+      assert.equal(a.policyReads.cached - before.cached, 200);
+      // Another store deletes and re-creates the policy (what `tas policy import` does from its own
+      // process): once that call returned, the next read sees the change.
+      assert.equal(await other.deletePolicy('p'), true);
+      assert.equal(await a.getPolicy('p'), undefined, 'a deleted policy is gone at once');
+      assert.equal(await other.putPolicy('p', '{"v":2}'), 'created');
+      assert.equal(await a.getPolicy('p'), '{"v":2}');
+      // A change behind the store's back by plain file replacement (new inode) is seen too.
+      const file = join(dir, 'policies', 'policy.p.json');
+      writeFileSync(`${file}.new`, JSON.stringify({ format: 1, id: 'p', doc: '{"v":3}' }));
+      renameSync(`${file}.new`, file);
+      // The kernel queued the event at once; the loop delivers it on its next poll. A request passes
+      // several polls between arriving and reading its policy (body, verification on the pool);
+      // two I/O round trips stand for them here.
+      await stat(file);
+      await stat(file);
+      assert.equal(await a.getPolicy('p'), '{"v":3}');
+    } finally {
+      await a.close();
+      await other.close();
+    }
+  });
+
+  it('policy reads: without a working watch (closed store watch), each read checks its file again', async () => {
+    const a = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: (() => { let t = 0; return () => (t += 2_000); })() });
+    try {
+      await a.putPolicy('q', '{"q":1}');
+      assert.equal(await a.getPolicy('q'), '{"q":1}');
+      const s0 = a.policyReads.stats;
+      // The fake clock advances 2 s per read: past POLICY_RECHECK_MS every time, so every read stats.
+      for (let i = 0; i < 5; i++) assert.equal(await a.getPolicy('q'), '{"q":1}');
+      assert.equal(a.policyReads.stats - s0, 5, 'the periodic re-check bounds a lost inotify event');
+    } finally {
+      await a.close();
+    }
   });
 
   it('cleans stale temp files at open', async () => {
