@@ -17,12 +17,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/types';
 import { TasError, isTasError } from '../errors';
+import { CONSUME_ATTEMPTS, CONSUME_RETRY_PAUSES_MS } from './lease';
 import type { AttestPorts, UsablePolicy } from './ports';
 import type { Attester, GetSecretRequest, RequestContext, SecretKeyReply, TeeType } from './types';
 import type { EvidenceVerifier, VerifiedEvidence } from './verifier';
 
-/** How long a failed release is retried in the background (the nonce claim lease is 30 s). */
-const RELEASE_RETRY_MS = 30_000;
+/** Default claim lease (ms) when the composition root does not pass the derived one (tests). */
+const DEFAULT_LEASE_MS = 30_000;
 
 /**
  * AttestRequest is one attested request, whatever it asks for (a key, a certificate): the
@@ -52,6 +53,8 @@ export interface AttestRequest {
    * covers its binding to that key.
    */
   readonly needsKeyBinding?: boolean;
+  /** Audit reason of a success (default `RELEASED`; certify says `ISSUED`). */
+  readonly allowReason?: string;
   /** Extra non-secret audit fields from the caller (CSR digest, …). */
   readonly trail?: Readonly<Record<string, unknown>>;
 }
@@ -68,10 +71,16 @@ export interface AttestAction<T> {
 
 /** Pipeline is the Attester: evidence of every registered TEE, then the action under a signed policy. */
 export class Pipeline implements Attester {
+  /** How long a failed hand-back of the nonce is retried in the background: the claim lease. */
+  private readonly handBackMs: number;
+
   constructor(
     private readonly ports: AttestPorts,
     private readonly audit: AuditLog,
-  ) {}
+    opts: { leaseMs?: number } = {},
+  ) {
+    this.handBackMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   /** getSecret is PROTOCOL.md §2: the action releases the policy's key wrapped for the client. */
   getSecret(req: GetSecretRequest, rctx: RequestContext): Promise<SecretKeyReply> {
@@ -103,7 +112,7 @@ export class Pipeline implements Attester {
     };
     try {
       const reply = await this.run(req, trail, action);
-      this.audit.record({ event: req.event, outcome: 'allow', reason: 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
+      this.audit.record({ event: req.event, outcome: 'allow', reason: req.allowReason ?? 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
       return reply;
     } catch (e) {
       const err = isTasError(e) ? e : new TasError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
@@ -175,16 +184,50 @@ export class Pipeline implements Attester {
         if (a.audit) Object.assign(trail, a.audit);
         if (a.notes?.length) trail.notes = [...((trail.notes as string[] | undefined) ?? []), ...a.notes];
       }
-      // 6. The action (key release, certificate), only by the claimant.
+      // 6. The action (key release, certificate), only by the claimant. Its result leaves this
+      // request only if the consume proves the claim is still ours: a request whose lease lapsed
+      // while it waited (a slow key backend) may have been overtaken by a replay.
       const reply = await action.run(policy, evidence, trail);
-      await p.nonces.consume(req.nonce, owner);
+      await this.consumeOwn(req.nonce, owner);
       return reply;
     } catch (e) {
+      if (isTasError(e) && e.code === 'NONCE_CLAIM_LOST') throw e; // not ours to hand back
       const transient = !isTasError(e) || e.status >= 500;
       if (transient) await this.releaseEventually(req.nonce, owner);
       else await p.nonces.consume(req.nonce, owner).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * consumeOwn ends the nonce for its owner or throws. `false` from the store means the claim was
+   * lost: 503 NONCE_CLAIM_LOST, and the caller never sends what the action produced. A consume
+   * whose outcome is unknown (store unreachable, reply lost) is tried again: the store's
+   * consumed-by-owner marker makes a repeat answer `true` when the first one was applied. If no
+   * attempt gets an answer the store error is thrown (503) and releaseEventually hands the nonce
+   * back (release, or unconsume when our consume was applied), so the agent's retry succeeds.
+   */
+  private async consumeOwn(nonce: string, owner: string): Promise<void> {
+    let unknown: unknown;
+    for (let i = 0; i < CONSUME_ATTEMPTS; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, CONSUME_RETRY_PAUSES_MS[i - 1] ?? 0));
+      let mine: boolean;
+      try {
+        mine = await this.ports.nonces.consume(nonce, owner);
+      } catch (e) {
+        if (!isTasError(e) || e.code !== 'STORE_UNAVAILABLE') throw e;
+        unknown = e;
+        continue;
+      }
+      if (mine) return;
+      // After an unanswered attempt, `false` can also mean that attempt was applied and then undone
+      // (the Redis store unconsumes what WAIT could not confirm): still the store's 503.
+      if (unknown !== undefined) throw unknown;
+      throw new TasError('NONCE_CLAIM_LOST', 'the nonce claim was lost before the release could be sent (lease lapsed and another request claimed it)', {
+        reason: 'NONCE_CLAIM_LOST',
+      });
+    }
+    throw unknown;
   }
 
   /**
@@ -195,23 +238,33 @@ export class Pipeline implements Attester {
    */
   private async releaseEventually(nonce: string, owner: string): Promise<void> {
     try {
-      await this.ports.nonces.release(nonce, owner);
+      await this.handBack(nonce, owner);
       return;
     } catch {
       // retried below
     }
-    const until = Date.now() + RELEASE_RETRY_MS;
+    const until = Date.now() + this.handBackMs;
     void (async () => {
       for (let delay = 250; Date.now() < until; delay = Math.min(delay * 2, 2000)) {
         await new Promise((r) => setTimeout(r, delay).unref());
         try {
-          await this.ports.nonces.release(nonce, owner);
+          await this.handBack(nonce, owner);
           return;
         } catch {
           // still down; the lease expiry is the backstop
         }
       }
     })();
+  }
+
+  /**
+   * handBack returns a nonce this request holds to issued: a release when the claim is still held,
+   * else an unconsume when our own consume was applied without our learning it (the secret was
+   * not sent). Both are owner-checked no-ops otherwise.
+   */
+  private async handBack(nonce: string, owner: string): Promise<void> {
+    await this.ports.nonces.release(nonce, owner);
+    await this.ports.nonces.unconsume(nonce, owner);
   }
 
   /** burn consumes a nonce after a definitive refusal that happened before the claim. */

@@ -16,6 +16,8 @@ export interface UsablePolicy {
   readonly rules: Readonly<Record<string, unknown>>;
   /** True when the signature covers metadata.key_id (whole-document signature). */
   readonly keyBindingSigned: boolean;
+  /** SHA-512 of the stored document in RFC 8785 form (computed on demand; certify records it). */
+  readonly digest?: () => Buffer;
   /** The signed top-level `components` section (PROTOCOL.md §2.1), when present. */
   readonly components?: Readonly<Record<string, unknown>>;
 }
@@ -31,11 +33,17 @@ export interface AttestPorts {
   readonly verifiers: VerifierRegistry;
   /** component-evidence (GPUs); absent = the field is ignored (not bound, not evaluated). */
   readonly components?: ComponentHook;
-  /** Nonce life cycle (PROTOCOL.md §2). claim returns false for unknown/expired/claimed/consumed. */
+  /**
+   * Nonce life cycle (PROTOCOL.md §2). claim returns false for unknown/expired/claimed/consumed.
+   * consume is owner-checked and atomic: false when the claim was lost (lease lapsed and another
+   * request took it), true again when repeated by the same owner after a lost reply. unconsume
+   * undoes owner's consume when the secret was not sent (src/store/types.ts).
+   */
   readonly nonces: {
     claim(nonce: string, owner: string): Promise<boolean>;
-    consume(nonce: string, owner: string): Promise<void>;
+    consume(nonce: string, owner: string): Promise<boolean>;
     release(nonce: string, owner: string): Promise<void>;
+    unconsume(nonce: string, owner: string): Promise<boolean>;
   };
   readonly policies: {
     /** forUse loads a policy and re-checks its signature; undefined when unknown. */

@@ -12,3 +12,4 @@ import '../attest/settings';
 import '../policy/settings';
 import '../kds/settings';
 import '../snp/settings';
+import '../cert/settings';

@@ -186,6 +186,11 @@ export class KbmService {
     });
   }
 
+  /** timeoutMs bounds one backend call as seen from a request (it feeds the nonce claim lease). */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
   /** authFailure is the latched reason when the backend refused our credentials. */
   get authFailure(): string | undefined {
     return this.#authFailure;

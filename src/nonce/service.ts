@@ -103,11 +103,25 @@ export class NonceService {
     return (await this.store.claim(nonce, owner, this.leaseMs)) === 'claimed';
   }
 
-  /** consume ends a nonce owner holds. A lost claim (lease lapsed, taken by another) is logged. */
-  async consume(nonce: string, owner: string): Promise<void> {
-    if (!(await this.store.consume(parseNonce(nonce), owner))) {
-      this.log?.warn({ nonce_sha256: nonceDigest(nonce) }, 'nonce consume: the claim was no longer held (lease lapsed?)');
-    }
+  /**
+   * consume ends a nonce owner holds; false when the claim was lost (lease lapsed and another
+   * request took it, or it expired): the caller must then not send the secret. True again for a
+   * repeated consume by the same owner (its first reply was lost). Store trouble throws.
+   */
+  async consume(nonce: string, owner: string): Promise<boolean> {
+    const ok = await this.store.consume(parseNonce(nonce), owner);
+    if (!ok) this.log?.warn({ nonce_sha256: nonceDigest(nonce) }, 'nonce consume: the claim was no longer held (lease lapsed?)');
+    return ok;
+  }
+
+  /** unconsume undoes owner's consume when the secret was not sent (see NonceStore.unconsume). */
+  async unconsume(nonce: string, owner: string): Promise<boolean> {
+    return this.store.unconsume(parseNonce(nonce), owner);
+  }
+
+  /** leaseMs is the claim lease (derived from the timeouts inside a claim, src/attest/lease.ts). */
+  get lease(): number {
+    return this.leaseMs;
   }
 
   /** release returns a nonce owner holds to issued with its original expiry (transient failure). */

@@ -231,13 +231,15 @@ export class SnpVerifier {
     if (kind === 'VCEK') {
       const hw = vek.hwId;
       if (!hw) return refuse('chip_id_matches_hwid', fail('SNP_ERR_EXT', 'VCEK without hwID'));
+      const want = product === 'Turin' ? 8 : 64;
+      if (hw.length !== want) {
+        return refuse('chip_id_matches_hwid', fail('SNP_ERR_CHIP_ID_MISMATCH', `${product} hwID must be ${want} bytes, certificate has ${hw.length}`));
+      }
       if (masked) {
-        checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: 'skipped: CHIP_ID is masked (all zero); no chip binding (claim chip_id_masked)' });
+        // No CHIP_ID to compare, but the chip is known: the VCEK that signed names it. Policies
+        // judge a masked report by chip_id_masked and signer.hw_id (claim chip_id = the hwID).
+        checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: 'CHIP_ID is masked (all zero): the chip is the VCEK hwID (claims signer.hw_id, chip_id_masked)' });
       } else {
-        const want = product === 'Turin' ? 8 : 64;
-        if (hw.length !== want) {
-          return refuse('chip_id_matches_hwid', fail('SNP_ERR_CHIP_ID_MISMATCH', `${product} hwID must be ${want} bytes, certificate has ${hw.length}`));
-        }
         const head = parsed.chipId.subarray(0, want);
         const tailZero = isAllZero(parsed.chipId.subarray(want));
         if (!constantTimeEqual(head, hw) || !tailZero) {
@@ -250,7 +252,7 @@ export class SnpVerifier {
       checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: `not applicable: VLEK (cspID ${vek.cspId ?? '?'})${masked ? ', CHIP_ID masked' : ''}` });
     }
 
-    const claims = buildClaims(parsed, product, { kind, cspId: vek.cspId });
+    const claims = buildClaims(parsed, product, { kind, cspId: vek.cspId, hwId: kind === 'VCEK' ? vek.hwId : undefined });
     const anchorIsTestRoot = this.anchorsOverride !== undefined || isTestAnchor(product, anchorSha256, this.trust);
     return {
       valid: true,

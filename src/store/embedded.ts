@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
-import { RATE_KEY_MAX } from './types';
+import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
 /** FORMAT is the on-disk format version of policy and blob files. */
@@ -40,6 +40,21 @@ interface NonceEntry {
 /** Longest time a cached policy is served without checking its file, even with the watch healthy. */
 export const POLICY_RECHECK_MS = 1_000;
 
+/** ConsumedMarker records who consumed a nonce (Store.consume, Store.unconsume). */
+interface ConsumedMarker {
+  readonly owner: string;
+  /** The nonce's original expiry, for unconsume. */
+  readonly exp: number;
+  /** When the marker may be forgotten (monotonic ms). */
+  readonly keep: number;
+}
+
+/**
+ * EMBEDDED_OP_TIMEOUT_MS: nonces live in memory and answer at once; policy reads are local file
+ * reads with no timeout of their own. This nominal bound feeds the claim lease (Store.opTimeoutMs).
+ */
+export const EMBEDDED_OP_TIMEOUT_MS = 2_000;
+
 const POLICY_PREFIX = 'policy.';
 const POLICY_SUFFIX = '.json';
 const TEMP_PREFIX = '.tmp-';
@@ -47,10 +62,12 @@ const TEMP_PREFIX = '.tmp-';
 /** EmbeddedStore implements Store for one node. */
 export class EmbeddedStore implements Store {
   readonly info: StoreInfo;
+  readonly opTimeoutMs = EMBEDDED_OP_TIMEOUT_MS;
   private readonly now: Clock;
   private readonly policyDir: string;
   private readonly blobDir: string;
   private readonly nonces = new Map<string, NonceEntry>();
+  private readonly consumed = new Map<string, ConsumedMarker>();
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private generation = 0;
   private closed = false;
@@ -133,10 +150,43 @@ export class EmbeddedStore implements Store {
   async consume(nonce: string, owner: string): Promise<boolean> {
     assertNonce(nonce);
     assertOwner(owner);
+    const now = this.now();
+    this.purgeMarkers(now);
     const e = this.nonces.get(nonce);
-    if (e === undefined || e.owner !== owner) return false;
+    if (e === undefined) {
+      // A retry of a consume that already happened (its reply lost): the marker says whose it was.
+      const m = this.consumed.get(nonce);
+      return m !== undefined && m.owner === owner && m.keep > now;
+    }
+    if (e.owner !== owner) return false;
     this.nonces.delete(nonce);
+    // Past both its expiry and its lease the nonce is gone, as on Redis (whose key has expired).
+    if (e.exp <= now && e.leaseEnd <= now) return false;
+    this.consumed.set(nonce, { owner, exp: e.exp, keep: Math.max(e.leaseEnd, now + CONSUMED_MARKER_MIN_MS) });
     return true;
+  }
+
+  async unconsume(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    const now = this.now();
+    const m = this.consumed.get(nonce);
+    if (m === undefined || m.owner !== owner || m.keep <= now || this.nonces.has(nonce)) return false;
+    this.consumed.delete(nonce);
+    if (m.exp <= now) return false;
+    this.nonces.set(nonce, { exp: m.exp, owner: undefined, leaseEnd: 0 });
+    return true;
+  }
+
+  /**
+   * purgeMarkers drops consumed-by-owner markers past their keep time, oldest first, stopping at
+   * the first live one (keep times are nearly in insertion order; purge(now, true) scans all).
+   */
+  private purgeMarkers(now: number): void {
+    for (const [k, m] of this.consumed) {
+      if (m.keep > now) break;
+      this.consumed.delete(k);
+    }
   }
 
   async release(nonce: string, owner: string): Promise<boolean> {
@@ -167,6 +217,11 @@ export class EmbeddedStore implements Store {
 
   /** purge drops nonces past their expiry and past any lease (front of insertion order, or all). */
   private purge(now: number, full: boolean): void {
+    if (full) {
+      for (const [k, m] of this.consumed) if (m.keep <= now) this.consumed.delete(k);
+    } else {
+      this.purgeMarkers(now);
+    }
     for (const [k, e] of this.nonces) {
       const dead = e.exp <= now && e.leaseEnd <= now;
       if (dead) this.nonces.delete(k);
@@ -368,6 +423,7 @@ export class EmbeddedStore implements Store {
     this.policyWatch?.close();
     this.policyWatch = undefined;
     this.nonces.clear();
+    this.consumed.clear();
     this.windows.clear();
   }
 

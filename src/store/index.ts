@@ -10,7 +10,7 @@ import { REDIS_DEFAULT_PREFIX, REDIS_DEFAULT_URL } from './settings';
 import type { Store } from './types';
 
 export type * from './types';
-export { NONCE_RE, POLICY_ID_RE, BLOB_KEY_RE } from './types';
+export { NONCE_RE, POLICY_ID_RE, BLOB_KEY_RE, CONSUMED_MARKER_MIN_MS } from './types';
 export { assertNonce, assertPolicyId } from './validate';
 export { EmbeddedStore } from './embedded';
 export type { EmbeddedOptions, Clock } from './embedded';

@@ -33,25 +33,44 @@ redis.call('HSET', KEYS[1], 'o', ARGV[1], 'l', ms(lease))
 if lease > exp then redis.call('PEXPIREAT', KEYS[1], ms(lease)) end
 return 1`;
 
-/** CONSUME KEYS: nonce, outstanding zset. ARGV: owner, member. Returns the expiry (for UNCONSUME) or 0. */
-export const CONSUME = `
-local h = redis.call('HMGET', KEYS[1], 'o', 'exp')
+/**
+ * CONSUME KEYS: nonce, outstanding zset, consumed marker. ARGV: owner, member, marker minimum ms.
+ * Ends the nonce only if owner holds the claim, and leaves a consumed-by-owner marker (original
+ * expiry kept for UNCONSUME) until the lease end, at least ARGV[3] ms. A repeated consume by the
+ * same owner (its first reply was lost) finds the marker. Returns the expiry, or 0.
+ */
+export const CONSUME = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'o', 'exp', 'l')
+if not h[2] then
+  local m = redis.call('HMGET', KEYS[3], 'o', 'exp')
+  if m[1] and m[1] == ARGV[1] then return m[2] end
+  return 0
+end
 if h[1] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+local keep = now + tonumber(ARGV[3])
+local lease = tonumber(h[3])
+if lease and lease > keep then keep = lease end
+redis.call('HSET', KEYS[3], 'o', ARGV[1], 'exp', h[2])
+redis.call('PEXPIREAT', KEYS[3], ms(keep))
 return h[2]`;
 
 /**
- * UNCONSUME KEYS: nonce, outstanding zset. ARGV: member, exp. Undoes a consume whose replication
- * WAIT could not confirm (the caller has not sent the secret): back to issued, original expiry.
+ * UNCONSUME KEYS: nonce, outstanding zset, consumed marker. ARGV: owner, member. Undoes owner's
+ * consume whose secret was not sent (its confirmation failed): back to issued with the original
+ * expiry, marker removed. 0 when the marker is not owner's, the nonce exists or has expired.
  */
 export const UNCONSUME = `${NOW}
+local m = redis.call('HMGET', KEYS[3], 'o', 'exp')
+if m[1] ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local exp = tonumber(ARGV[2])
+redis.call('DEL', KEYS[3])
+local exp = tonumber(m[2])
 if not exp or exp <= now then return 0 end
 redis.call('HSET', KEYS[1], 'exp', ms(exp))
 redis.call('PEXPIREAT', KEYS[1], ms(exp))
-redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
+redis.call('ZADD', KEYS[2], ms(exp), ARGV[2])
 return 1`;
 
 /** RELEASE KEYS: nonce, outstanding zset. ARGV: owner, member. Back to issued, original expiry. */

@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import * as lua from './redis-scripts';
 import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
-import { RATE_KEY_MAX } from './types';
+import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
 /** HostPort is one seed address (sentinel or cluster node). */
@@ -69,8 +69,8 @@ interface Scripted {
 const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
   tasIssue: { lua: lua.ISSUE, numberOfKeys: 2 },
   tasClaim: { lua: lua.CLAIM, numberOfKeys: 1 },
-  tasConsume: { lua: lua.CONSUME, numberOfKeys: 2 },
-  tasUnconsume: { lua: lua.UNCONSUME, numberOfKeys: 2 },
+  tasConsume: { lua: lua.CONSUME, numberOfKeys: 3 },
+  tasUnconsume: { lua: lua.UNCONSUME, numberOfKeys: 3 },
   tasRelease: { lua: lua.RELEASE, numberOfKeys: 2 },
   tasCount: { lua: lua.COUNT, numberOfKeys: 1 },
   tasPutPolicy: { lua: lua.PUT_POLICY, numberOfKeys: 2 },
@@ -81,6 +81,7 @@ const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
 /** RedisStore implements Store on Redis. */
 export class RedisStore implements Store {
   readonly info: StoreInfo;
+  readonly opTimeoutMs: number;
   private readonly client: Redis | Cluster;
   private readonly s: Scripted;
   private readonly p: string;
@@ -94,6 +95,10 @@ export class RedisStore implements Store {
     this.p = o.keyPrefix;
     this.waitReplicas = o.waitReplicas;
     this.waitTimeoutMs = o.waitTimeoutMs ?? 1000;
+    const commandTimeout = o.commandTimeoutMs ?? 3000;
+    // One operation: a script (resent at most once after a reconnect: maxRetriesPerRequest 1),
+    // then WAIT for the replicas (itself a command, bounded by the command timeout too).
+    this.opTimeoutMs = 2 * commandTimeout + (this.waitReplicas > 0 ? Math.max(this.waitTimeoutMs, commandTimeout) : 0);
     this.log = o.log;
     const tls: ConnectionOptions | undefined = o.tls ? { ...o.tls } : undefined;
     const common: RedisOptions = {
@@ -101,7 +106,7 @@ export class RedisStore implements Store {
       password: o.password,
       tls,
       db: o.db,
-      commandTimeout: o.commandTimeoutMs ?? 3000,
+      commandTimeout,
       connectTimeout: 3000,
       // Fail the request (503 + Retry-After, the agent retries) rather than queue it for long.
       maxRetriesPerRequest: 1,
@@ -150,6 +155,10 @@ export class RedisStore implements Store {
 
   private nonceKey(n: string): string {
     return `${this.p}{nonce}:${n}`;
+  }
+  /** markerKey holds the consumed-by-owner marker (same `{nonce}` hash slot as the nonce). */
+  private markerKey(n: string): string {
+    return `${this.p}{nonce}:consumed:${n}`;
   }
   private get outstandingKey(): string {
     return `${this.p}{nonce}:outstanding`;
@@ -224,7 +233,7 @@ export class RedisStore implements Store {
     assertNonce(nonce);
     assertOwner(owner);
     return this.run('consume', async () => {
-      const exp = await this.s.tasConsume(this.nonceKey(nonce), this.outstandingKey, owner, nonce);
+      const exp = await this.s.tasConsume(this.nonceKey(nonce), this.outstandingKey, this.markerKey(nonce), owner, nonce, CONSUMED_MARKER_MIN_MS);
       const ok = typeof exp === 'string';
       if (ok) {
         try {
@@ -233,10 +242,20 @@ export class RedisStore implements Store {
           // Unconfirmed consume (e.g. a Sentinel failover left no replica to acknowledge it): the
           // caller answers 503 without sending the secret, so the nonce can safely go back to
           // issued for the agent's retry instead of being burnt (best effort; fails closed).
-          await this.s.tasUnconsume(this.nonceKey(nonce), this.outstandingKey, nonce, exp).catch(() => undefined);
+          await this.s.tasUnconsume(this.nonceKey(nonce), this.outstandingKey, this.markerKey(nonce), owner, nonce).catch(() => undefined);
           throw e;
         }
       }
+      return ok;
+    });
+  }
+
+  async unconsume(nonce: string, owner: string): Promise<boolean> {
+    assertNonce(nonce);
+    assertOwner(owner);
+    return this.run('unconsume', async () => {
+      const ok = Number(await this.s.tasUnconsume(this.nonceKey(nonce), this.outstandingKey, this.markerKey(nonce), owner, nonce)) === 1;
+      if (ok) await this.confirm('unconsume');
       return ok;
     });
   }

@@ -29,8 +29,25 @@ export interface NonceStore {
    * whose lease ran out counts as issued again (its holder died), so it can be claimed anew.
    */
   claim(nonce: string, owner: string, leaseMs: number): Promise<ClaimResult>;
-  /** consume ends a nonce claimed by owner; false when owner no longer holds it. */
+  /**
+   * consume ends a nonce claimed by owner, atomically checking that owner still holds it; false
+   * when it does not (its lease lapsed and another request claimed it, or it was released,
+   * consumed by another owner or expired). The caller sends a secret only after `true`.
+   *
+   * Idempotent for its owner: a consume leaves a consumed-by-owner marker (kept about as long as
+   * the claim's lease, see CONSUMED_MARKER_MIN_MS), so when the reply to a consume is lost (the
+   * connection died after the store applied it) the owner's retry answers `true` again instead
+   * of `false` — it can tell its own consume from a lost claim.
+   */
   consume(nonce: string, owner: string): Promise<boolean>;
+  /**
+   * unconsume undoes owner's consume when the secret was NOT sent (the consume's outcome could
+   * not be confirmed in time and the request answered 503): the nonce returns to issued with its
+   * original expiry and the marker is removed, so the agent's retry with the same nonce succeeds.
+   * False when there is no marker of owner's (never consumed by owner, or the marker lapsed), the
+   * nonce exists again, or its expiry has passed.
+   */
+  unconsume(nonce: string, owner: string): Promise<boolean>;
   /** release returns a nonce claimed by owner to issued with its ORIGINAL expiry; false when not held. */
   release(nonce: string, owner: string): Promise<boolean>;
   /** count is the number of outstanding (issued or claimed, unexpired) nonces. */
@@ -87,9 +104,23 @@ export interface StoreInfo {
   readonly persistence: string;
 }
 
+/**
+ * CONSUMED_MARKER_MIN_MS is the least time a consumed-by-owner marker is kept; it is kept until
+ * the end of the claim's lease when that is later. The pipeline's consume retries and its
+ * background hand-back run within the lease, so the marker outlives every use of it.
+ */
+export const CONSUMED_MARKER_MIN_MS = 10_000;
+
 /** Store is everything the daemon keeps outside one request. */
 export interface Store extends NonceStore, PolicyStore, BlobStore, RateCounter {
   readonly info: StoreInfo;
+  /**
+   * opTimeoutMs is the longest one operation can take before it answers or throws
+   * STORE_UNAVAILABLE (every timeout and internal retry of the backend included). The nonce claim
+   * lease is derived from it (src/attest/lease.ts): it must outlive every store call made
+   * while a claim is held.
+   */
+  readonly opTimeoutMs: number;
   /** health returns undefined when the store answers, else a short reason (for /readyz). */
   health(): Promise<string | undefined>;
   close(): Promise<void>;

@@ -69,8 +69,9 @@ function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'mis
     ...(o.components ? { components: o.components } : {}),
     nonces: {
       claim: async (n) => (nonces.get(n) === 'issued' ? (nonces.set(n, 'claimed'), true) : false),
-      consume: async (n) => void nonces.set(n, 'consumed'),
+      consume: async (n) => (nonces.set(n, 'consumed'), true),
       release: async (n) => void nonces.set(n, 'issued'),
+      unconsume: async () => false,
     },
     policies: {
       forUse: async (id) => (id === 'p1' ? policy : undefined),
@@ -231,8 +232,9 @@ describe('attest: pipeline and a store outage', () => {
     };
     const p = outagePipeline({
       claim: async () => (state.get(NONCE) === 'issued' ? (state.set(NONCE, 'claimed'), true) : false),
-      consume: async () => (down(), void state.set(NONCE, 'consumed')),
+      consume: async () => (down(), state.set(NONCE, 'consumed'), true),
       release: async () => (down(), void state.set(NONCE, 'issued')),
+      unconsume: async () => false,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed', 'the store could not take the release yet');
@@ -253,11 +255,12 @@ describe('attest: pipeline and a store outage', () => {
         if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'connection lost before the reply');
         return won;
       },
-      consume: async () => void state.set(NONCE, 'consumed'),
+      consume: async () => (state.set(NONCE, 'consumed'), true),
       release: async () => {
         if (!storeUp) throw new TasError('STORE_UNAVAILABLE', 'redis down');
         if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
       },
+      unconsume: async () => false,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed');

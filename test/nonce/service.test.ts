@@ -33,6 +33,10 @@ class CountingStore implements NonceStore {
     this.calls++;
     return this.inner.release(n, o);
   }
+  unconsume(n: string, o: string) {
+    this.calls++;
+    return this.inner.unconsume(n, o);
+  }
   count() {
     return this.inner.count();
   }

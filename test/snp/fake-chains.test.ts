@@ -84,12 +84,18 @@ describe('snp: fake AMD chains', function () {
       assert.deepEqual(r, { code: 'TEE_VERIFICATION_FAILED', reason: 'SNP_ERR_CHIP_ID_MISMATCH' });
     });
 
-    it(`${p}: masked CHIP_ID verifies without chip binding and says so`, async () => {
+    it(`${p}: masked CHIP_ID verifies, says so, and names the chip by the VCEK hwID (never by its zeros)`, async () => {
       const k = kits[p];
       const res = await v.verify(ev(k, { report: k.signReport({ chipId: Buffer.alloc(64), maskChipKey: true }) }));
       assert.equal(res.claims.chip_id_masked, true);
       assert.equal(res.claims.key_info.mask_chip_key, true);
-      assert.match(res.checks.find((c) => c.name === 'chip_id_matches_hwid')!.detail, /skipped/);
+      assert.match(res.checks.find((c) => c.name === 'chip_id_matches_hwid')!.detail, /masked.*VCEK hwID/);
+      const hw = k.hwIdFor();
+      assert.equal(res.claims.signer.hw_id, hw.toString('hex'));
+      const layout = Buffer.alloc(64);
+      hw.copy(layout);
+      assert.equal(res.claims.chip_id, layout.toString('hex'), 'chip_id is the hwID in CHIP_ID layout');
+      assert.equal(res.claims.chip_id, k.chipId.toString('hex').slice(0, hw.length * 2).padEnd(128, '0'));
     });
 
     it(`${p}: a VCEK certifying more than CURRENT_TCB is refused`, async () => {

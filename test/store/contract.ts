@@ -82,6 +82,7 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
     it('answers health', async () => {
       assert.equal(await s.health(), undefined);
       assert.ok(s.info.persistence.length > 0);
+      assert.ok(Number.isSafeInteger(s.opTimeoutMs) && s.opTimeoutMs > 0, `opTimeoutMs ${s.opTimeoutMs}`);
     });
 
     it('runs issue -> claim -> consume, and a consumed nonce is invalid', async () => {
@@ -93,7 +94,7 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
       assert.equal(await s.consume(n, 'owner-b'), false, 'only the owner consumes');
       assert.equal(await s.release(n, 'owner-b'), false, 'only the owner releases');
       assert.equal(await s.consume(n, 'owner-a'), true);
-      assert.equal(await s.consume(n, 'owner-a'), false);
+      assert.equal(await s.consume(n, 'owner-b'), false, 'consumed: no one else can consume it');
       assert.equal(await s.claim(n, 'owner-c', 10_000), 'invalid');
       assert.equal(await s.release(n, 'owner-a'), false);
     });
@@ -144,6 +145,64 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
       assert.equal(await s.consume(n, 'waits'), true);
     });
 
+    it('a repeated consume by its owner answers true (consumed-by-owner marker), and only for that owner', async () => {
+      const n = fresh();
+      assert.equal(await s.issue(n, 60_000, 1000), 'issued');
+      assert.equal(await s.claim(n, 'owner-a', 10_000), 'claimed');
+      assert.equal(await s.consume(n, 'owner-a'), true);
+      // The first reply was lost (say the connection died): the owner's retry learns it was its own.
+      assert.equal(await s.consume(n, 'owner-a'), true, 'the retry sees its own consume');
+      assert.equal(await s.consume(n, 'owner-b'), false, 'a stranger never does');
+      assert.equal(await s.claim(n, 'owner-b', 10_000), 'invalid', 'the marker never revives the nonce');
+      assert.equal(await s.release(n, 'owner-a'), false, 'nothing to release');
+    });
+
+    it('unconsume returns a nonce its owner consumed (secret unsent) to issued, with the original expiry, once', async () => {
+      const n = fresh();
+      const before = await s.count();
+      assert.equal(await s.issue(n, 1500, 1000), 'issued');
+      assert.equal(await s.claim(n, 'owner-a', 10_000), 'claimed');
+      assert.equal(await s.consume(n, 'owner-a'), true);
+      assert.equal(await s.count(), before, 'consumed: not outstanding');
+      assert.equal(await s.unconsume(n, 'owner-b'), false, 'only the owner of the consume');
+      assert.equal(await s.unconsume(n, 'owner-a'), true);
+      assert.equal(await s.count(), before + 1, 'outstanding again');
+      assert.equal(await s.unconsume(n, 'owner-a'), false, 'once');
+      assert.equal(await s.consume(n, 'owner-a'), false, 'the marker is gone with the unconsume');
+      assert.equal(await s.claim(n, 'retry', 10_000), 'claimed', "the agent's retry wins");
+      assert.equal(await s.release(n, 'retry'), true);
+      await h.pass(1600);
+      assert.equal(await s.claim(n, 'late', 10_000), 'invalid', 'expired at the original expiry');
+      // An unconsume after the nonce's expiry does not bring it back.
+      const m = fresh();
+      assert.equal(await s.issue(m, 400, 1000), 'issued');
+      assert.equal(await s.claim(m, 'o', 10_000), 'claimed');
+      assert.equal(await s.consume(m, 'o'), true);
+      await h.pass(550);
+      assert.equal(await s.unconsume(m, 'o'), false, 'expired meanwhile');
+      assert.equal(await s.claim(m, 'o2', 10_000), 'invalid');
+    });
+
+    it('a request whose lease lapsed and was overtaken can neither consume nor unconsume: exactly one consume wins', async () => {
+      const n = fresh();
+      assert.equal(await s.issue(n, 60_000, 1000), 'issued');
+      assert.equal(await s.claim(n, 'slow', 300), 'claimed');
+      await h.pass(450); // the slow request is still inside its key backend call
+      assert.equal(await s.claim(n, 'replay', 10_000), 'claimed', 'the lapsed lease is taken by a replay');
+      const [slow, replay] = await Promise.all([s.consume(n, 'slow'), s.consume(n, 'replay')]);
+      assert.deepEqual([slow, replay], [false, true], 'only the current holder consumes');
+      assert.equal(await s.consume(n, 'slow'), false, 'still not the late owner\'s, even repeated');
+      assert.equal(await s.unconsume(n, 'slow'), false);
+      assert.equal(await s.claim(n, 'third', 10_000), 'invalid');
+      // A lapsed lease no one took is still its owner's to consume (one consume, one release).
+      const m = fresh();
+      assert.equal(await s.issue(m, 60_000, 1000), 'issued');
+      assert.equal(await s.claim(m, 'slow', 300), 'claimed');
+      await h.pass(450);
+      assert.equal(await s.consume(m, 'slow'), true);
+      assert.equal(await s.claim(m, 'replay', 10_000), 'invalid');
+    });
+
     it('an expired nonce is invalid and no longer outstanding', async () => {
       const before = await s.count();
       const n = fresh();
@@ -165,6 +224,7 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
         assert.equal(await code(s.claim(bad, 'o', 1000)), 'NONCE_FORMAT', `claim ${label}`);
         assert.equal(await code(s.consume(bad, 'o')), 'NONCE_FORMAT', `consume ${label}`);
         assert.equal(await code(s.release(bad, 'o')), 'NONCE_FORMAT', `release ${label}`);
+        assert.equal(await code(s.unconsume(bad, 'o')), 'NONCE_FORMAT', `unconsume ${label}`);
       }
       for (const bad of [undefined, null, 42, ['a'.repeat(64)], { toString: () => 'a'.repeat(64) }] as unknown[]) {
         assert.equal(await code(s.claim(bad as string, 'o', 1000)), 'NONCE_FORMAT');
