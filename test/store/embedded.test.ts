@@ -142,6 +142,70 @@ describe('embedded store: persistence', () => {
     }
   });
 
+  it('nonce expiry never scans: 200 k outstanding nonces do not change the counted work of get_nonce by more than a small constant factor', async () => {
+    let t = 0;
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: () => t });
+    let seq = 0;
+    const nonce = () => (seq++).toString(16).padStart(64, '0');
+    const ttl = 120_000;
+    /** workPerIssue: heap nodes visited per issue() over `n` calls, the clock moving 1 ms per call. */
+    const workPerIssue = async (n: number, cap: number): Promise<{ work: number; results: Set<string> }> => {
+      const w0 = s.countedWork;
+      const results = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        t += 1;
+        results.add(await s.issue(nonce(), ttl, cap));
+      }
+      return { work: (s.countedWork - w0) / n, results };
+    };
+    const small = await workPerIssue(2_000, 1_000_000);
+    // Fill to 200 k outstanding, then keep issuing: below the cap, and at the cap (refusals).
+    t += ttl; // the first 2 000 expire
+    const fillAt = t;
+    for (let i = 0; i < 200_000; i++) await s.issue(nonce(), ttl, 1_000_000);
+    assert.equal(await s.count(), 200_000);
+    const big = await workPerIssue(2_000, 1_000_000);
+    const atCap = await workPerIssue(2_000, 202_000);
+    assert.deepEqual([...atCap.results].sort(), ['capacity'], 'the cap is exact: 202 000 outstanding, none expired yet');
+    assert.equal(await s.count(), 202_000);
+    // Expiry keeps pace with issue: while the clock moves, each issue pops the nodes that are due.
+    t = fillAt + ttl; // the 200 k fill expires now; the 2 000 issued after it expire during the next 2 000 issues
+    const draining = await workPerIssue(2_000, 1_000_000);
+    assert.equal(await s.count(), 2_000, 'only the nonces issued while draining are left');
+    console.log(`      heap nodes visited per get_nonce: ${small.work.toFixed(2)} (2 k outstanding), ${big.work.toFixed(2)} (200 k), ${atCap.work.toFixed(2)} (at the 202 k cap), ${draining.work.toFixed(2)} amortised while 200 k expire`);
+    assert.ok(big.work <= 3 * small.work + 4, `200 k outstanding: ${big.work} vs ${small.work}`);
+    assert.ok(atCap.work <= 3 * small.work + 4, `at the cap: ${atCap.work} vs ${small.work}`);
+    // Expiring 200 k nodes costs O(log n) each, spread over the issues that find them due.
+    assert.ok(draining.work <= 100 * Math.log2(200_000) + 100, `draining: ${draining.work}`);
+    await s.close();
+  });
+
+  it('nonce expiry: a claimed nonce past its expiry stays until its lease ends, counted out of the cap; consumed nonces leave no work behind', async () => {
+    let t = 0;
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: () => t });
+    const n = (i: number) => i.toString(16).padStart(64, 'a');
+    assert.equal(await s.issue(n(1), 1_000, 2), 'issued');
+    assert.equal(await s.issue(n(2), 1_000, 2), 'issued');
+    assert.equal(await s.issue(n(3), 1_000, 2), 'capacity');
+    assert.equal(await s.claim(n(1), 'o', 5_000), 'claimed');
+    t = 1_500; // both expired; n(1) is still under its lease
+    assert.equal(await s.count(), 0);
+    assert.equal(await s.issue(n(3), 1_000, 2), 'issued', 'expired nonces do not count, even under a lease');
+    assert.equal(await s.issue(n(1), 1_000, 2), 'exists', 'the leased nonce is still there for its holder');
+    assert.equal(await s.consume(n(1), 'o'), true, 'its holder may still consume it within the lease');
+    t = 10_000;
+    assert.equal(await s.count(), 0);
+    // Many issued-and-consumed nonces: their heap nodes are dropped, not kept for their TTL.
+    for (let i = 0; i < 20_000; i++) {
+      const x = n(100 + i);
+      assert.equal(await s.issue(x, 3_600_000, 10), 'issued');
+      assert.equal(await s.claim(x, 'o', 1000), 'claimed');
+      assert.equal(await s.consume(x, 'o'), true);
+    }
+    assert.equal(await s.count(), 0);
+    await s.close();
+  });
+
   it('cleans stale temp files at open', async () => {
     const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
     await s.close();
