@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { maskUrlUserinfo } from '../config/mask';
 
 /** Schema version of the records written by this code. */
 export const AUDIT_VERSION = 1;
@@ -102,7 +103,11 @@ export function scrub(v: unknown, depth = 0): unknown {
   if (v === null || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : null;
   if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'string') return v.length > MAX_STRING ? `${v.slice(0, MAX_STRING)}…[${v.length} chars]` : v;
+  if (typeof v === 'string') {
+    // A detail quoting a URL with credentials (a KDS proxy, a Redis URL) keeps the URL, not the userinfo.
+    const m = maskUrlUserinfo(v);
+    return m.length > MAX_STRING ? `${m.slice(0, MAX_STRING)}…[${m.length} chars]` : m;
+  }
   // Raw bytes are evidence or key material far more often than not: only their digest is written.
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return digestOf(v);
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { maskUrlsDeep } from './mask';
 import { allSettings, isSecret, settingByEnv, settingByPath, type SettingSpec } from './registry';
 import { FLASK_HINT, hintForFileKey, UNSUPPORTED_NESTED, UNSUPPORTED_ORIGINAL } from './unsupported';
 
@@ -61,9 +62,13 @@ export class Config {
   }
 }
 
-/** mask hides secret values (keeps the count of list entries). */
+/**
+ * mask hides secret values (keeps the count of list entries) and the userinfo of URLs in every
+ * other text value (TAS_REDIS_URL, TAS_KDS_PROXY, ...: see ./mask.ts).
+ */
 export function mask(s: SettingSpec, v: unknown): unknown {
-  if (v === undefined || !isSecret(s)) return v;
+  if (v === undefined) return v;
+  if (!isSecret(s)) return maskUrlsDeep(v);
   if (Array.isArray(v)) return v.map(() => '***');
   return '***';
 }

@@ -29,6 +29,14 @@ function httpMetrics(registry: Registry, edge: Edge): HttpMetrics {
   };
   new Gauge({ name: 'tas_http_inflight', help: 'Requests currently holding an in-flight slot (TAS_MAX_INFLIGHT).', registers: [registry], collect() { this.set(edge.inflight.inflight); } });
   new Gauge({ name: 'tas_http_inflight_refused', help: 'Requests refused because TAS_MAX_INFLIGHT was reached (since start).', registers: [registry], collect() { this.set(edge.inflight.refused); } });
+  new Gauge({
+    name: 'tas_http_connections_refused', help: 'Connections destroyed at accept by the per-peer caps (reason: open, header_incomplete), since start.',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      for (const [reason, n] of Object.entries(edge.connectionStats.refused)) this.set({ reason }, n);
+    },
+  });
+  new Gauge({ name: 'tas_http_header_timeouts', help: 'Connections closed because their first request head did not arrive in time (since start).', registers: [registry], collect() { this.set(edge.connectionStats.headerTimeouts); } });
   byRegistry.set(registry, m);
   return m;
 }

@@ -4,10 +4,12 @@
  * set; a file is appended to and reopened on SIGUSR1 so that logrotate can rename it first.
  *
  * Secrets never reach a line: the redaction paths below cover API-key headers, nonces, wrapping
- * keys, evidence and anything called secret/password/key material, wherever callers put them.
+ * keys, evidence and anything called secret/password/key material, wherever callers put them, and
+ * the userinfo of every URL is masked.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config';
+import { maskUrlsDeep, maskUrlUserinfo } from '../config/mask';
 
 export type { Logger } from 'pino';
 
@@ -73,7 +75,14 @@ export function createLogger(cfg: Config, opts: LogOptions = {}): Logger {
       level: levelOf(cfg),
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // URLs with credentials (TAS_REDIS_URL, TAS_KDS_PROXY, an error quoting one) lose their
+      // userinfo in every field and in the message (src/config/mask.ts).
+      formatters: { level: (label) => ({ level: label }), log: (obj) => maskUrlsDeep(obj) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? maskUrlUserinfo(a) : a)) as Parameters<typeof method>);
+        },
+      },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     },
     dest,

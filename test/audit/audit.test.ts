@@ -95,6 +95,16 @@ describe('audit: stream and verification', () => {
     assert.equal(d.nonce_sha256, 'ff'.repeat(32));
   });
 
+  it('masks the userinfo of URLs quoted in details (a KDS error through a proxy with credentials)', async () => {
+    const out: string[] = [];
+    const a = openAudit(cfgFor(), { write: (l) => out.push(l) });
+    a.record({ event: 'get_secret', outcome: 'error', reason: 'KDS_UNAVAILABLE', details: { detail: 'KDS https://kds-user:kds-pw@mirror.example/vcek/v1/Genoa/ab: timeout', list: ['redis://:r3dis-pw@h:6379'] } });
+    await a.close();
+    const text = out.join('');
+    for (const leak of ['kds-pw', 'kds-user', 'r3dis-pw']) assert.ok(!text.includes(leak), `${leak} in ${text}`);
+    assert.match(text, /https:\/\/\*\*\*@mirror\.example\/vcek/);
+  });
+
   it('bounds details (long strings, deep nesting, many keys)', async () => {
     const out: string[] = [];
     const a = openAudit(cfgFor(), { write: (l) => out.push(l) });

@@ -135,4 +135,20 @@ describe('log: pino JSON lines', () => {
     assert.equal(lines.at(-1)!.reqId, 'req-2');
     assert.equal(lines.at(-1)!.msg, 'now enabled');
   });
+
+  it('masks the userinfo of URLs in every field and in the message (also inside errors)', () => {
+    const { log, lines } = captured();
+    const err = new Error('connect to redis://tas:r3dis-pw@10.0.0.1:6379 failed');
+    log.warn({ url: 'http://u:pr0xy-pw@proxy:3128', nested: { list: ['https://kds-token@mirror/x'] }, err }, 'fetch via http://u:m5g-pw@proxy:3128 failed');
+    const text = JSON.stringify(lines);
+    for (const leak of ['r3dis-pw', 'pr0xy-pw', 'kds-token', 'm5g-pw']) assert.ok(!text.includes(leak), `${leak} in ${text}`);
+    assert.equal(lines[0]!.url, 'http://***@proxy:3128');
+    assert.match(String(lines[0]!.msg), /^fetch via http:\/\/\*\*\*@proxy:3128 failed$/);
+    assert.match(JSON.stringify(lines[0]!.err), /redis:\/\/\*\*\*@10\.0\.0\.1:6379/);
+    // Text that is not a URL with userinfo is left alone.
+    log.info({ email: 'ops@example.com', path: '/a@b' }, 'mail ops@example.com');
+    assert.equal(lines[1]!.email, 'ops@example.com');
+    assert.equal(lines[1]!.msg, 'mail ops@example.com');
+  });
 });
+
