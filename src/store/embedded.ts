@@ -161,21 +161,23 @@ export class EmbeddedStore implements Store {
    * due: O(log n) per nonce over its life, never a scan on the request path.
    */
   private readonly expiry = new ExpiryHeap();
-  private live = 0;
+  /**
+   * Mutable counters live in one object, not in fields: a store wrapped with Object.create (tests
+   * interpose on single methods that way) must share them, as it shares the maps.
+   */
+  private readonly st = { live: 0, policyEpoch: 0, nextWindowSweep: 0 };
   private readonly consumed = new Map<string, ConsumedMarker>();
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
-  private nextWindowSweep = 0;
   private generation = 0;
   private closed = false;
   /**
    * Policy files changed by anyone (another process's `tas policy import` included) are seen
-   * through an inotify watch on the policy directory: every event bumps policyEpoch, which voids
+   * through an inotify watch on the policy directory: every event bumps st.policyEpoch, which voids
    * every cached policy. While the watch is healthy a cached policy is served with no fs call; each
    * entry is still re-checked with one stat at least every POLICY_RECHECK_MS (a lost inotify event,
    * e.g. on queue overflow, is bounded in time). Without a watch every read stats its file.
    */
   private policyWatch: FSWatcher | undefined;
-  private policyEpoch = 0;
   /** Counters for tests and status: policy reads answered from memory, and fs checks made. */
   readonly policyReads = { cached: 0, stats: 0 };
 
@@ -188,12 +190,12 @@ export class EmbeddedStore implements Store {
     mkdirSync(this.policyDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.blobDir, { recursive: true, mode: 0o700 });
     try {
-      this.policyWatch = watch(this.policyDir, { persistent: false }, () => void this.policyEpoch++);
+      this.policyWatch = watch(this.policyDir, { persistent: false }, () => void this.st.policyEpoch++);
       this.policyWatch.on('error', (e) => {
         opts.log?.warn({ err: e }, 'policy directory watch failed; every policy read checks its file again');
         this.policyWatch?.close();
         this.policyWatch = undefined;
-        this.policyEpoch++;
+        this.st.policyEpoch++;
       });
     } catch (e) {
       opts.log?.warn({ err: e }, 'cannot watch the policy directory; every policy read checks its file');
@@ -222,7 +224,7 @@ export class EmbeddedStore implements Store {
     this.purge(now);
     if (this.nonces.has(nonce)) return 'exists';
     // Exact: every entry whose expiry passed was counted out by purge(now) above.
-    if (this.live >= maxOutstanding) return 'capacity';
+    if (this.st.live >= maxOutstanding) return 'capacity';
     this.insert(nonce, now + ttlMs);
     return 'issued';
   }
@@ -231,7 +233,7 @@ export class EmbeddedStore implements Store {
   private insert(nonce: string, exp: number): void {
     const entry: NonceEntry = { exp, owner: undefined, leaseEnd: 0, live: true };
     this.nonces.set(nonce, entry);
-    this.live++;
+    this.st.live++;
     this.expiry.push({ at: exp, nonce, entry });
     // Consumed nonces leave their nodes behind; drop them once they outnumber the entries.
     if (this.expiry.size > 2 * this.nonces.size + 1024) this.expiry.rebuild((n) => this.nonces.get(n.nonce) === n.entry);
@@ -242,7 +244,7 @@ export class EmbeddedStore implements Store {
     this.nonces.delete(nonce);
     if (e.live) {
       e.live = false;
-      this.live--;
+      this.st.live--;
     }
   }
 
@@ -323,7 +325,7 @@ export class EmbeddedStore implements Store {
 
   async count(): Promise<number> {
     this.purge(this.now());
-    return this.live;
+    return this.st.live;
   }
 
   /**
@@ -339,7 +341,7 @@ export class EmbeddedStore implements Store {
       if (this.nonces.get(top.nonce) !== e) continue; // consumed or replaced since
       if (e.live && e.exp <= now) {
         e.live = false;
-        this.live--;
+        this.st.live--;
       }
       if (e.leaseEnd > now) this.expiry.push({ at: e.leaseEnd, nonce: top.nonce, entry: e });
       else this.nonces.delete(top.nonce);
@@ -374,7 +376,7 @@ export class EmbeddedStore implements Store {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
-    this.policyEpoch++;
+    this.st.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return 'created';
@@ -392,12 +394,12 @@ export class EmbeddedStore implements Store {
     const p = this.policyPath(id);
     const hit = this.policyCache.get(p);
     const now = this.now();
-    if (hit && this.policyWatch !== undefined && hit.epoch === this.policyEpoch && now - hit.checkedAt < POLICY_RECHECK_MS) {
+    if (hit && this.policyWatch !== undefined && hit.epoch === this.st.policyEpoch && now - hit.checkedAt < POLICY_RECHECK_MS) {
       this.policyReads.cached++;
       return hit.doc;
     }
     // Read the epoch before the stat: an event during the stat voids what the stat saw.
-    const epoch = this.policyEpoch;
+    const epoch = this.st.policyEpoch;
     let st: Stats;
     let text: string;
     try {
@@ -430,7 +432,7 @@ export class EmbeddedStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw this.ioError('delete policy', e);
     }
-    this.policyEpoch++;
+    this.st.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return true;
@@ -513,9 +515,9 @@ export class EmbeddedStore implements Store {
     const now = this.now();
     // Sweep finished windows when there are many, at most once per window length: a sweep visits
     // every window, so it must not run on each hit (that would make each hit O(clients)).
-    if (this.windows.size > 10_000 && now >= this.nextWindowSweep) {
+    if (this.windows.size > 10_000 && now >= this.st.nextWindowSweep) {
       for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
-      this.nextWindowSweep = now + windowMs;
+      this.st.nextWindowSweep = now + windowMs;
     }
     let w = this.windows.get(key);
     if (w === undefined || w.resetAt <= now) {
@@ -544,7 +546,7 @@ export class EmbeddedStore implements Store {
     this.policyWatch = undefined;
     this.nonces.clear();
     this.expiry.rebuild(() => false);
-    this.live = 0;
+    this.st.live = 0;
     this.consumed.clear();
     this.windows.clear();
   }
