@@ -448,6 +448,7 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
   pck.Set("sgx", SgxToJs(env, p.sgx));
   o.Set("pck", pck);
   o.Set("pckChainCached", out.pck_cached);
+  o.Set("qeReportCached", out.qe_cached);
   Napi::Object crls = Napi::Object::New(env);
   crls.Set("root", WindowToJs(env, out.root_crl));
   crls.Set("pck", WindowToJs(env, out.pck_crl));

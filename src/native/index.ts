@@ -325,6 +325,11 @@ export interface TdxVerifyResult {
   };
   /** True when the PCK chain's signatures/shape came from this addon instance's cache. */
   pckChainCached: boolean;
+  /**
+   * True when this platform's QE report (same bytes: report, PCK signature, attestation key, QE
+   * auth data, under the same PCK chain) was verified earlier: only the quote signature was checked.
+   */
+  qeReportCached: boolean;
   crls: { root: CrlWindow; pck: CrlWindow };
   tcbInfo: SignedJsonResult;
   qeIdentity: SignedJsonResult;

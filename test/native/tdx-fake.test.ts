@@ -76,6 +76,15 @@ describe('native TDX: fake Intel DCAP kit', () => {
     });
   }
 
+  it('the QE report is verified once per platform: a later quote with other TD fields only checks its own signature', async () => {
+    const first = await verifyTdxQuote(input(kit, kit.quote({ reportData: randomBytes(64) })));
+    const second = await verifyTdxQuote(input(kit, kit.quote({ version: 5, reportData: randomBytes(64) })));
+    assert.deepEqual([first.qeReportCached, second.qeReportCached], [false, true]);
+    // Other QE auth data is other bytes: verified afresh.
+    const third = await verifyTdxQuote(input(kit, kit.quote({ qeAuthData: Buffer.from('other') })));
+    assert.equal(third.qeReportCached, false);
+  });
+
   it('any QE auth data length verifies (0, 1, 300 bytes), zero-valued included', async () => {
     for (const qeAuthData of [Buffer.alloc(0), Buffer.from([9]), randomBytes(300), Buffer.alloc(32)]) {
       await verifyTdxQuote(input(kit, kit.quote({ qeAuthData })));

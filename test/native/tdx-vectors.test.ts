@@ -102,6 +102,8 @@ describe('native TDX: genuine vectors', () => {
         // A second run is served from the caches and says so.
         const again = await verifyTdxQuote(tdxInput(v, { omitQuote: true }));
         assert.equal(again.pckChainCached, true);
+        assert.equal(r.qeReportCached, false);
+        assert.equal(again.qeReportCached, true);
         assert.equal((again as { quote?: unknown }).quote, undefined);
         assert.ok(tdxCacheSize() >= 5);
       });
