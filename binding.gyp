@@ -1,4 +1,4 @@
-# tas_native: the SEV-SNP verification addon (native/). Decision (DESIGN.md): compile against the
+# tas_native: the SEV-SNP and Intel TDX verification addon (native/). Decision (DESIGN.md): compile against the
 # OpenSSL headers node-gyp ships with Node (include/node/openssl comes first on the include path)
 # and link NOTHING extra: the symbols resolve at load time to the OpenSSL the running node carries
 # (bundled in NodeSource builds, the system libssl3 in distribution builds).
@@ -15,10 +15,14 @@
         "native/core/cert.cc",
         "native/core/chain.cc",
         "native/core/crl.cc",
+        "native/core/der.cc",
         "native/core/nvidia.cc",
         "native/core/ossl.cc",
         "native/core/report.cc",
+        "native/core/sgx_ext.cc",
         "native/core/signature.cc",
+        "native/core/tdx_quote.cc",
+        "native/core/tdx_verify.cc",
         "native/core/spdm.cc",
         "native/core/verify.cc",
       ],
@@ -28,6 +32,9 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-fexceptions"],
       "cflags_cc": ["-std=c++17", "-fexceptions"],
+      # Full RELRO: every symbol bound at load (-z now) and the GOT read-only after it, so a
+      # memory-safety bug cannot redirect a lazily bound call (lintian: hardening-no-bindnow).
+      "ldflags": ["-Wl,-z,relro", "-Wl,-z,now"],
       "conditions": [
         ["tas_sanitize==1", {
           "cflags": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"],

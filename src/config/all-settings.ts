@@ -12,4 +12,5 @@ import '../attest/settings';
 import '../policy/settings';
 import '../kds/settings';
 import '../snp/settings';
+import '../cert/settings';
 import '../gpu/settings';

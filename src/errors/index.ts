@@ -70,7 +70,7 @@ export const CATALOGUE = {
   POLICY_UNSIGNED: spec(400, 'Unsigned policies are not allowed by configuration', 'The policy has no signature and TAS_ENFORCE_SIGNED_POLICIES is true.'),
   POLICY_SIGNATURE_FAILED: spec(400, 'Policy signature verification failed', 'The signature does not verify with any key of TAS_POLICY_TRUST (tampered document, wrong key, or no trust configured).'),
   POLICY_SIGNED_DATA_UNSUPPORTED: spec(400, "The 'signed_data' field in the signature object is deprecated and no longer supported. Please re-sign the policy so that the signature covers all top-level fields.", 'Rules-only (first-dialect) signatures are accepted only through /policy/v0/store.'),
-  POLICY_FIRST_DIALECT_BODY: spec(400, "Request must contain 'policy_type', 'policy' and either 'policy_identifier' or 'key_id'", 'Malformed POST /policy/v0/store body (PROTOCOL.md §3.3); the log names the field.'),
+  POLICY_FIRST_DIALECT_BODY: spec(400, "Request must contain 'policy_type', 'policy' and either 'policy_identifier' or 'key_id'", 'Malformed POST /policy/v0/store body (docs/protocol.md §3.3); the log names the field.'),
   POLICY_KEY_BINDING_UNSIGNED: spec(403, 'Policy signature does not cover the key binding (TAS_ALLOW_UNSIGNED_KEY_BINDING is false)', 'A rules-only-signed (first-dialect) policy may release a key only when TAS_ALLOW_UNSIGNED_KEY_BINDING=true.'),
 
   // --- key broker ------------------------------------------------------------------------------------
@@ -82,6 +82,14 @@ export const CATALOGUE = {
 
   // --- certificates / KDS ----------------------------------------------------------------------------
   KDS_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No VCEK/VLEK or fresh CRL could be obtained (KDS down or throttled, nothing cached).', true),
+
+  // --- certify (PROTOCOL.md §2.2: 400 malformed input or renewal refused, 403 nonce or attestation) ---
+  CERT_REQUEST_INVALID: spec(400, 'Invalid certify request', 'A certify field is missing or malformed (policy-domain, renew_cert, gpu-evidence, evidence digest caps); the log names it.'),
+  CERT_CSR_INVALID: spec(400, 'Invalid CSR', 'The CSR is malformed, oversize (TAS_CERT_MAX_CSR_BYTES), not signed by its key, of a key type or size not allowed, or has an unsafe subject; the audit reason says which.'),
+  CERT_RENEWAL_REFUSED: spec(400, 'Certificate renewal refused', 'renew_cert is not a current tas certificate of this trust domain, policy domain and key, chained to the active CA.'),
+  CERT_NONCE_INVALID: spec(403, 'Invalid or expired nonce', 'certify: unknown, expired, claimed or consumed nonce (the original answers 403 on this route).'),
+  CERT_ATTESTATION_FAILED: spec(403, 'TEE verification failed', 'certify: evidence, REPORT_DATA binding to the CSR key, or the policy of the policy domain did not pass (or the domain has no policy).'),
+  CERT_SIGNER_UNAVAILABLE: spec(503, 'Certificate signing unavailable', 'The certificate signer plugin is not ready (token absent, PIN refused: see /readyz); the nonce stays valid.', true),
 
   // --- stores ----------------------------------------------------------------------------------------
   STORE_UNAVAILABLE: spec(503, 'Service temporarily unavailable', 'The state store (Redis) is unreachable or did not confirm the write.', true),
