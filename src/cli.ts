@@ -13,6 +13,7 @@ import { auditCommand } from './audit/cli';
 import { policyCommand } from './policy/cli';
 import { verifyCommand } from './snp/cli';
 import { kdsCommand } from './kds/cli';
+import { gpuCommand } from './gpu/cli';
 import { certCommand } from './cert/cli';
 
 /** COMMANDS: one entry per top-level command (add yours here). */
@@ -24,6 +25,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   policyCommand,
   verifyCommand,
   kdsCommand,
+  gpuCommand,
   certCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
