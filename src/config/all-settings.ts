@@ -12,3 +12,5 @@ import '../attest/settings';
 import '../policy/settings';
 import '../kds/settings';
 import '../snp/settings';
+import '../pcs/settings';
+import '../tdx/settings';
