@@ -1,4 +1,4 @@
-# tas_native: the SEV-SNP verification addon (native/). Decision (DESIGN.md): compile against the
+# tas_native: the SEV-SNP and Intel TDX verification addon (native/). Decision (DESIGN.md): compile against the
 # OpenSSL headers node-gyp ships with Node (include/node/openssl comes first on the include path)
 # and link NOTHING extra: the symbols resolve at load time to the OpenSSL the running node carries
 # (bundled in NodeSource builds, the system libssl3 in distribution builds).
@@ -15,9 +15,13 @@
         "native/core/cert.cc",
         "native/core/chain.cc",
         "native/core/crl.cc",
+        "native/core/der.cc",
         "native/core/ossl.cc",
         "native/core/report.cc",
+        "native/core/sgx_ext.cc",
         "native/core/signature.cc",
+        "native/core/tdx_quote.cc",
+        "native/core/tdx_verify.cc",
         "native/core/verify.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -17,6 +17,8 @@
 #include "core/crl.h"
 #include "core/errors.h"
 #include "core/report.h"
+#include "core/tdx_quote.h"
+#include "core/tdx_verify.h"
 #include "core/verify.h"
 
 namespace {
@@ -291,9 +293,223 @@ Napi::Value CrlResultToJs(Napi::Env env, const tas::CrlResult& r) {
   return o;
 }
 
+
+// ---- Intel TDX -------------------------------------------------------------------------------
+
+Napi::Value U64Le(Napi::Env env, const std::array<uint8_t, 8>& a) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | a[static_cast<size_t>(i)];
+  return Napi::BigInt::New(env, v);
+}
+
+Napi::Object SpanToJs(Napi::Env env, const tas::QuoteSpan& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("offset", static_cast<double>(s.offset));
+  o.Set("length", static_cast<double>(s.length));
+  return o;
+}
+
+Napi::Value TdxQuoteToJs(Napi::Env env, const tas::TdxQuote& q, const uint8_t* raw) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object h = Napi::Object::New(env);
+  h.Set("version", q.version);
+  h.Set("attestationKeyType", q.att_key_type);
+  h.Set("teeType", q.tee_type);
+  h.Set("reserved", Buf(env, q.header_reserved));
+  h.Set("qeVendorId", Buf(env, q.qe_vendor_id));
+  h.Set("userData", Buf(env, q.user_data));
+  o.Set("header", h);
+  o.Set("version", q.version);
+  o.Set("bodyType", q.body_type);
+  o.Set("bodySize", q.body_size);
+  const tas::TdReport& r = q.body;
+  Napi::Object b = Napi::Object::New(env);
+  b.Set("teeTcbSvn", Buf(env, r.tee_tcb_svn));
+  b.Set("mrSeam", Buf(env, r.mr_seam));
+  b.Set("mrSignerSeam", Buf(env, r.mr_signer_seam));
+  b.Set("seamAttributes", Buf(env, r.seam_attributes));
+  b.Set("tdAttributes", Buf(env, r.td_attributes));
+  b.Set("tdAttributesValue", U64Le(env, r.td_attributes));
+  b.Set("xfam", Buf(env, r.xfam));
+  b.Set("xfamValue", U64Le(env, r.xfam));
+  b.Set("mrTd", Buf(env, r.mr_td));
+  b.Set("mrConfigId", Buf(env, r.mr_config_id));
+  b.Set("mrOwner", Buf(env, r.mr_owner));
+  b.Set("mrOwnerConfig", Buf(env, r.mr_owner_config));
+  Napi::Array rtmr = Napi::Array::New(env, 4);
+  for (uint32_t i = 0; i < 4; i++) rtmr.Set(i, Buf(env, r.rtmr[i]));
+  b.Set("rtmr", rtmr);
+  b.Set("reportData", Buf(env, r.report_data));
+  if (r.is_td15) {
+    b.Set("teeTcbSvn2", Buf(env, r.tee_tcb_svn2));
+    b.Set("mrServiceTd", Buf(env, r.mr_service_td));
+  }
+  o.Set("body", b);
+  o.Set("signature", Buf(env, q.signature));
+  o.Set("attestationKey", Buf(env, q.attestation_key));
+  o.Set("certificationDataType", q.cert_data_type);
+  const tas::QeReport& e = q.qe_report;
+  Napi::Object qe = Napi::Object::New(env);
+  qe.Set("raw", Buf(env, raw + q.qe_report_span.offset, q.qe_report_span.length));
+  qe.Set("cpuSvn", Buf(env, e.cpu_svn));
+  qe.Set("miscSelect", e.misc_select);
+  qe.Set("attributes", Buf(env, e.attributes));
+  qe.Set("mrEnclave", Buf(env, e.mr_enclave));
+  qe.Set("mrSigner", Buf(env, e.mr_signer));
+  qe.Set("isvProdId", e.isv_prod_id);
+  qe.Set("isvSvn", e.isv_svn);
+  qe.Set("reportData", Buf(env, e.report_data));
+  o.Set("qeReport", qe);
+  o.Set("qeReportSignature", Buf(env, q.qe_report_signature));
+  o.Set("qeAuthData", Buf(env, raw + q.qe_auth_data.offset, q.qe_auth_data.length));
+  o.Set("innerCertificationDataType", q.inner_cert_data_type);
+  o.Set("pckChain", Buf(env, raw + q.pck_chain.offset, q.pck_chain.length));
+  o.Set("trailingBytes", static_cast<double>(q.trailing));
+  Napi::Object sp = Napi::Object::New(env);
+  sp.Set("header", SpanToJs(env, q.header));
+  if (q.version == 5) sp.Set("bodyDescriptor", SpanToJs(env, q.body_descriptor));
+  sp.Set("body", SpanToJs(env, q.body_span));
+  sp.Set("signedRegion", SpanToJs(env, q.signed_region));
+  sp.Set("signatureData", SpanToJs(env, q.signature_data));
+  sp.Set("qeReport", SpanToJs(env, q.qe_report_span));
+  sp.Set("qeReportSignature", SpanToJs(env, q.qe_report_signature_span));
+  sp.Set("qeAuthData", SpanToJs(env, q.qe_auth_data));
+  sp.Set("pckChain", SpanToJs(env, q.pck_chain));
+  sp.Set("trailing", SpanToJs(env, q.trailing_span));
+  o.Set("offsets", sp);
+  return o;
+}
+
+Napi::Object CertSummaryToJs(Napi::Env env, const tas::CertSummary& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("subjectCN", c.subject_cn);
+  o.Set("issuerCN", c.issuer_cn);
+  o.Set("serialHex", c.serial_hex);
+  o.Set("notBefore", Date(env, c.not_before));
+  o.Set("notAfter", Date(env, c.not_after));
+  o.Set("sha256", Buf(env, c.sha256));
+  o.Set("spkiSha256", Buf(env, c.spki_sha256));
+  return o;
+}
+
+Napi::Object SgxToJs(Napi::Env env, const tas::SgxExtension& x) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ppid", Buf(env, x.ppid));
+  Napi::Array comps = Napi::Array::New(env, 16);
+  for (uint32_t i = 0; i < 16; i++) comps.Set(i, x.tcb_comp_svn[i]);
+  o.Set("tcbComponents", comps);
+  o.Set("pceSvn", x.pce_svn);
+  o.Set("cpuSvn", Buf(env, x.cpu_svn));
+  o.Set("pceId", Buf(env, x.pce_id));
+  o.Set("fmspc", Buf(env, x.fmspc));
+  o.Set("sgxType", x.sgx_type);
+  if (x.platform_instance_id) o.Set("platformInstanceId", Buf(env, *x.platform_instance_id));
+  if (x.dynamic_platform || x.cached_keys || x.smt_enabled) {
+    Napi::Object c = Napi::Object::New(env);
+    if (x.dynamic_platform) c.Set("dynamicPlatform", *x.dynamic_platform);
+    if (x.cached_keys) c.Set("cachedKeys", *x.cached_keys);
+    if (x.smt_enabled) c.Set("smtEnabled", *x.smt_enabled);
+    o.Set("configuration", c);
+  }
+  return o;
+}
+
+Napi::Object WindowToJs(Napi::Env env, const tas::CrlWindow& w) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("thisUpdate", Date(env, w.this_update));
+  o.Set("nextUpdate", Date(env, w.next_update));
+  return o;
+}
+
+Napi::Object SignedJsonToJs(Napi::Env env, const tas::SignedJsonEntry& e) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("signer", CertSummaryToJs(env, e.signer));
+  o.Set("rootSha256", Buf(env, e.root.sha256));
+  return o;
+}
+
+struct TdxJob {
+  tas::TdxVerifyOutcome out;
+  std::shared_ptr<const tas::Bytes> quote;  // for the raw slices of the result
+  bool omit_quote = false;
+};
+
+Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
+  const tas::TdxVerifyOutcome& out = job.out;
+  Napi::Object o = Napi::Object::New(env);
+  if (!job.omit_quote) o.Set("quote", TdxQuoteToJs(env, out.quote, job.quote->data()));
+  const tas::PckEntry& p = *out.pck;
+  Napi::Object pck = Napi::Object::New(env);
+  pck.Set("leaf", CertSummaryToJs(env, p.leaf));
+  pck.Set("ca", CertSummaryToJs(env, p.ca));
+  pck.Set("caType", p.processor_ca ? "processor" : "platform");
+  pck.Set("rootSha256", Buf(env, p.root.sha256));
+  pck.Set("rootSpkiSha256", Buf(env, p.root.spki_sha256));
+  pck.Set("sgx", SgxToJs(env, p.sgx));
+  o.Set("pck", pck);
+  o.Set("pckChainCached", out.pck_cached);
+  Napi::Object crls = Napi::Object::New(env);
+  crls.Set("root", WindowToJs(env, out.root_crl));
+  crls.Set("pck", WindowToJs(env, out.pck_crl));
+  o.Set("crls", crls);
+  o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
+  o.Set("qeIdentity", SignedJsonToJs(env, *out.qe_identity));
+  o.Set("checks", ChecksToJs(env, out.checks));
+  return o;
+}
+
+Napi::Value TdxCollateralToJs(Napi::Env env, const tas::TdxCollateralOutcome& out) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rootCrl", WindowToJs(env, out.root_crl));
+  if (out.pck_crl) o.Set("pckCrl", WindowToJs(env, *out.pck_crl));
+  if (out.pck_ca) o.Set("pckCa", CertSummaryToJs(env, *out.pck_ca));
+  if (out.tcb_info) o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
+  if (out.qe_identity) o.Set("qeIdentity", SignedJsonToJs(env, *out.qe_identity));
+  return o;
+}
+
+constexpr size_t kMaxCrlInput = 1024 * 1024;
+
+tas::Bytes TdxBytes(const Napi::Value& v, const char* what, size_t max) {
+  try {
+    return ToBytes(v, what, max);
+  } catch (const SnpError& e) {
+    tas::Fail(tas::kTdxArgument, e.detail());
+  }
+}
+
+std::vector<tas::Bytes> TdxAnchors(const Napi::Object& o) {
+  Napi::Value v = o.Get("trustRoots");
+  if (!v.IsArray()) tas::Fail(tas::kTdxArgument, "trustRoots must be an array of Buffers");
+  Napi::Array arr = v.As<Napi::Array>();
+  if (arr.Length() == 0 || arr.Length() > tas::kMaxTdxAnchors) tas::Fail(tas::kTdxArgument, "1..8 trust roots required");
+  std::vector<tas::Bytes> out;
+  for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(TdxBytes(arr.Get(i), "trust root", tas::kMaxCertSize));
+  return out;
+}
+
+tas::PcsSignedJson TdxSignedJson(const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) tas::Fail(tas::kTdxArgument, std::string(what) + " must be {bodyBytes, signature, chain}");
+  Napi::Object o = v.As<Napi::Object>();
+  tas::PcsSignedJson j;
+  j.body = TdxBytes(o.Get("bodyBytes"), "bodyBytes", tas::kMaxPcsJson);
+  j.signature = TdxBytes(o.Get("signature"), "signature", 64);
+  j.chain = TdxBytes(o.Get("chain"), "chain", tas::kMaxPemChain);
+  return j;
+}
+
+int64_t TdxSeconds(const Napi::Value& v, const char* what) {
+  try {
+    return ToSeconds(v, what);
+  } catch (const SnpError& e) {
+    tas::Fail(tas::kTdxArgument, e.detail());
+  }
+}
+
 class TasNative : public Napi::Addon<TasNative> {
  public:
-  TasNative(Napi::Env env, Napi::Object exports) : cache_(std::make_shared<tas::ChainCache>()) {
+  TasNative(Napi::Env env, Napi::Object exports)
+      : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()) {
     DefineAddon(exports, {
                              InstanceMethod("parseReport", &TasNative::ParseReport),
                              InstanceMethod("parseVek", &TasNative::ParseVek),
@@ -301,8 +517,12 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("verify", &TasNative::Verify),
                              InstanceMethod("verifyChain", &TasNative::VerifyChain),
                              InstanceMethod("verifyCrl", &TasNative::VerifyCrl),
+                             InstanceMethod("parseTdxQuote", &TasNative::ParseTdxQuote),
+                             InstanceMethod("verifyTdxQuote", &TasNative::VerifyTdxQuote),
+                             InstanceMethod("verifyTdxCollateral", &TasNative::VerifyTdxCollateral),
                              InstanceMethod("clearCache", &TasNative::ClearCache),
                              InstanceMethod("cacheSize", &TasNative::CacheSize),
+                             InstanceMethod("tdxCacheSize", &TasNative::TdxCacheSize),
                              InstanceMethod("opensslVersion", &TasNative::OpensslVersion),
                          });
     (void)env;
@@ -395,8 +615,69 @@ class TasNative : public Napi::Addon<TasNative> {
     });
   }
 
+  Napi::Value ParseTdxQuote(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      tas::Bytes b = TdxBytes(info[0], "quote", tas::kMaxQuoteSize);
+      return TdxQuoteToJs(info.Env(), tas::ParseTdxQuote(b.data(), b.size()), b.data());
+    });
+  }
+
+  Napi::Value VerifyTdxQuote(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kTdxArgument, "verifyTdxQuote input must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tas::TdxVerifyInput in;
+      in.quote = TdxBytes(o.Get("quote"), "quote", tas::kMaxQuoteSize);
+      in.anchors = TdxAnchors(o);
+      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
+      in.pck_crl = TdxBytes(o.Get("pckCrl"), "pckCrl", kMaxCrlInput);
+      in.tcb_info = TdxSignedJson(o.Get("tcbInfo"), "tcbInfo");
+      in.qe_identity = TdxSignedJson(o.Get("qeIdentity"), "qeIdentity");
+      in.at = TdxSeconds(o.Get("at"), "at");
+      Napi::Value skew = o.Get("crlSkewSeconds");
+      if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = TdxSeconds(skew, "crlSkewSeconds");
+      Napi::Value omit = o.Get("omitQuote");
+      const bool lean = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
+      std::shared_ptr<tas::TdxCaches> caches = tdx_caches_;
+      auto job = [in = std::move(in), caches, lean]() {
+        TdxJob j;
+        j.out = tas::VerifyTdxQuote(in, caches.get());
+        j.quote = std::make_shared<const tas::Bytes>(in.quote);
+        j.omit_quote = lean;
+        return j;
+      };
+      return Queue<decltype(job), TdxJob>(info.Env(), std::move(job), &TdxOutcomeToJs);
+    });
+  }
+
+  Napi::Value VerifyTdxCollateral(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!info[0].IsObject()) tas::Fail(tas::kTdxArgument, "verifyTdxCollateral input must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      tas::TdxCollateralInput in;
+      in.anchors = TdxAnchors(o);
+      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
+      Napi::Value v = o.Get("pckCrl");
+      if (!v.IsUndefined() && !v.IsNull()) {
+        in.pck_crl = TdxBytes(v, "pckCrl", kMaxCrlInput);
+        in.pck_crl_chain = TdxBytes(o.Get("pckCrlChain"), "pckCrlChain", tas::kMaxPemChain);
+      }
+      v = o.Get("tcbInfo");
+      if (!v.IsUndefined() && !v.IsNull()) in.tcb_info = TdxSignedJson(v, "tcbInfo");
+      v = o.Get("qeIdentity");
+      if (!v.IsUndefined() && !v.IsNull()) in.qe_identity = TdxSignedJson(v, "qeIdentity");
+      in.at = TdxSeconds(o.Get("at"), "at");
+      Napi::Value skew = o.Get("crlSkewSeconds");
+      if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = TdxSeconds(skew, "crlSkewSeconds");
+      std::shared_ptr<tas::TdxCaches> caches = tdx_caches_;
+      auto job = [in = std::move(in), caches]() { return tas::VerifyTdxCollateral(in, caches.get()); };
+      return Queue<decltype(job), tas::TdxCollateralOutcome>(info.Env(), std::move(job), &TdxCollateralToJs);
+    });
+  }
+
   Napi::Value ClearCache(const Napi::CallbackInfo& info) {
     cache_->Clear();
+    tdx_caches_->Clear();
     return info.Env().Undefined();
   }
 
@@ -404,11 +685,16 @@ class TasNative : public Napi::Addon<TasNative> {
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->Size()));
   }
 
+  Napi::Value TdxCacheSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(tdx_caches_->Size()));
+  }
+
   Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), OpenSSL_version(OPENSSL_VERSION));
   }
 
   std::shared_ptr<tas::ChainCache> cache_;
+  std::shared_ptr<tas::TdxCaches> tdx_caches_;
 };
 
 }  // namespace

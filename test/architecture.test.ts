@@ -22,6 +22,7 @@ const SAFE = new Set(['randomBytes', 'randomUUID', 'randomInt', 'getRandomValues
 const EXCEPTIONS: Record<string, string> = {
   'src/kbm/': 'key wrapping for the VM (RSA-OAEP of the AES key, AES-GCM / AES-KWP), PROTOCOL.md §2',
   'src/policy/': 'policy document signatures (RSA PSS/PKCS#1 v1.5) and policy trust keys/certificates, PROTOCOL.md §3.2',
+  'src/cert/': 'workload certificates: CSR proof of possession, renewal and CA chain checks, probe signatures of the signer self-test, lab/offline-root CA keys, PROTOCOL.md §2.2',
 };
 
 function walk(dir: string, out: string[]): void {

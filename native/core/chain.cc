@@ -12,30 +12,6 @@
 
 namespace tas {
 
-std::shared_ptr<const ChainEntry> ChainCache::Get(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = map_.find(key);
-  return it == map_.end() ? nullptr : it->second;
-}
-
-void ChainCache::Put(const std::string& key, std::shared_ptr<const ChainEntry> entry) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // A simple bound: the working set is a handful of chains per platform; wiping on overflow keeps
-  // memory bounded against a caller cycling through many distinct (valid) leaves.
-  if (map_.size() >= kMaxEntries) map_.clear();
-  map_[key] = std::move(entry);
-}
-
-void ChainCache::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
-  map_.clear();
-}
-
-size_t ChainCache::Size() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return map_.size();
-}
-
 namespace {
 
 struct SkX509Free {
@@ -101,6 +77,45 @@ void CheckWindows(const ChainEntry& e, int64_t at) {
 
 }  // namespace
 
+std::vector<X509Ptr> VerifyPath(const std::vector<X509*>& anchors, const std::vector<X509*>& untrusted_in, X509* leaf, int64_t at, int max_depth,
+                                const PathCodes& codes) {
+  X509StorePtr store(X509_STORE_new());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  std::unique_ptr<STACK_OF(X509), SkX509Free> untrusted(sk_X509_new_null());
+  if (!store || !ctx || !untrusted) Fail(kErrInternal, "out of memory");
+  for (X509* a : anchors) {
+    if (X509_STORE_add_cert(store.get(), a) != 1) ERR_clear_error();  // duplicates are harmless
+  }
+  for (X509* u : untrusted_in) {
+    if (sk_X509_push(untrusted.get(), u) <= 0) Fail(kErrInternal, "sk_X509_push failed");
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
+    Fail(kErrInternal, "X509_STORE_CTX_init: " + LastOpensslError());
+  }
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(at));
+  // Verify the anchor's own self-signature too. No partial chains, no AIA (OpenSSL never fetches).
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CHECK_SS_SIGNATURE);
+  X509_VERIFY_PARAM_set_depth(param, max_depth);
+  if (X509_verify_cert(ctx.get()) != 1) {
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    std::string msg = "depth " + std::to_string(depth) + ": " + X509_verify_cert_error_string(err);
+    ERR_clear_error();
+    if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID) Fail(codes.expired, msg);
+    Fail(codes.chain, msg);
+  }
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+  std::vector<X509Ptr> out;
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); i++) {
+    X509* x = sk_X509_value(chain, i);
+    if (X509_up_ref(x) != 1) Fail(kErrInternal, "X509_up_ref failed");
+    out.emplace_back(x);
+  }
+  ERR_clear_error();
+  return out;
+}
+
 ChainOutcome VerifyChain(const ChainInput& in, ChainCache* cache) {
   if (in.product != "Milan" && in.product != "Genoa" && in.product != "Turin") {
     Fail(kErrArgument, "product must be Milan, Genoa or Turin");
@@ -127,35 +142,14 @@ ChainOutcome VerifyChain(const ChainInput& in, ChainCache* cache) {
                              (vcek ? "VLEK" : "VCEK"));
   }
 
-  X509StorePtr store(X509_STORE_new());
-  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  std::unique_ptr<STACK_OF(X509), SkX509Free> untrusted(sk_X509_new_null());
-  if (!store || !ctx || !untrusted) Fail(kErrInternal, "out of memory");
-  for (auto& a : anchors) {
-    if (X509_STORE_add_cert(store.get(), a.get()) != 1) ERR_clear_error();  // duplicates are harmless
-  }
-  if (sk_X509_push(untrusted.get(), inter.get()) <= 0) Fail(kErrInternal, "sk_X509_push failed");
-  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get()) != 1) {
-    Fail(kErrInternal, "X509_STORE_CTX_init: " + LastOpensslError());
-  }
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(in.at));
-  // Trust only the given anchors, verify the ARK's own self-signature too, and no X509_STRICT
-  // (AMD leaves carry no AKI and strict mode rejects them, SNP.md §2.1). No partial chains.
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CHECK_SS_SIGNATURE);
-  X509_VERIFY_PARAM_set_depth(param, 2);
-  if (X509_verify_cert(ctx.get()) != 1) {
-    int err = X509_STORE_CTX_get_error(ctx.get());
-    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-    std::string msg = "depth " + std::to_string(depth) + ": " + X509_verify_cert_error_string(err);
-    ERR_clear_error();
-    if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID) Fail(kErrCertExpired, msg);
-    Fail(kErrChain, msg);
-  }
-  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
-  if (chain == nullptr || sk_X509_num(chain) != 3) Fail(kErrChain, "chain is not exactly ARK -> intermediate -> leaf");
-  X509* ark = sk_X509_value(chain, 2);
-  if (X509_cmp(sk_X509_value(chain, 1), inter.get()) != 0) Fail(kErrChain, "chain does not use the given intermediate");
+  std::vector<X509*> anchor_ptrs;
+  for (auto& a : anchors) anchor_ptrs.push_back(a.get());
+  // Trust only the given anchors and no X509_STRICT (AMD leaves carry no AKI and strict mode
+  // rejects them, SNP.md §2.1).
+  std::vector<X509Ptr> path = VerifyPath(anchor_ptrs, {inter.get()}, leaf.get(), in.at, 2, {kErrChain, kErrCertExpired});
+  if (path.size() != 3) Fail(kErrChain, "chain is not exactly ARK -> intermediate -> leaf");
+  if (X509_cmp(path[1].get(), inter.get()) != 0) Fail(kErrChain, "chain does not use the given intermediate");
+  X509* ark = path[2].get();
 
   const std::string& p = in.product;
   const std::string ark_cn = "ARK-" + p;

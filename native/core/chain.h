@@ -41,19 +41,51 @@ struct ChainEntry {
   std::vector<Check> checks;
 };
 
-// ChainCache is bounded and thread-safe (verifications run on the libuv pool).
-class ChainCache {
+// BoundedCache is a bounded, thread-safe map of immutable verified results (verifications run on
+// the libuv pool). A simple bound: the working set is a handful of entries per platform; wiping on
+// overflow keeps memory bounded against a caller cycling through many distinct (valid) inputs.
+template <typename T>
+class BoundedCache {
  public:
   static constexpr size_t kMaxEntries = 4096;
-  std::shared_ptr<const ChainEntry> Get(const std::string& key);
-  void Put(const std::string& key, std::shared_ptr<const ChainEntry> entry);
-  void Clear();
-  size_t Size();
+  std::shared_ptr<const T> Get(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    return it == map_.end() ? nullptr : it->second;
+  }
+  void Put(const std::string& key, std::shared_ptr<const T> entry) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (map_.size() >= kMaxEntries) map_.clear();
+    map_[key] = std::move(entry);
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.clear();
+  }
+  size_t Size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.size();
+  }
 
  private:
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const ChainEntry>> map_;
+  std::unordered_map<std::string, std::shared_ptr<const T>> map_;
 };
+
+// ChainCache holds verified AMD chains.
+using ChainCache = BoundedCache<ChainEntry>;
+
+// PathCodes are the codes a path verification fails with.
+struct PathCodes {
+  const char* chain;    // signature, issuer, path, CA constraints
+  const char* expired;  // a certificate outside its validity window at the given time
+};
+
+// VerifyPath builds and verifies leaf -> untrusted... -> one of `anchors` with an X509_STORE that
+// holds only the anchors (no system store, no AIA), at the fixed time `at`, with the anchor's
+// self-signature checked and no partial chains. Returns the chain leaf first (references owned).
+std::vector<X509Ptr> VerifyPath(const std::vector<X509*>& anchors, const std::vector<X509*>& untrusted, X509* leaf, int64_t at, int max_depth,
+                                const PathCodes& codes);
 
 struct ChainOutcome {
   std::shared_ptr<const ChainEntry> entry;

@@ -1,4 +1,4 @@
-// Stable error codes of the SEV-SNP core. The string values are part of the TypeScript contract
+// Stable error codes of the native core (SEV-SNP: SNP_ERR_*, Intel TDX: TDX_ERR_*). The string values are part of the TypeScript contract
 // (src/native/codes.ts documents each one); never rename a code, only add new ones.
 #pragma once
 #include <exception>
@@ -46,5 +46,32 @@ constexpr const char* kErrCrlSignature = "SNP_ERR_CRL_SIGNATURE";
 constexpr const char* kErrCrlStale = "SNP_ERR_CRL_STALE";
 constexpr const char* kErrRevoked = "SNP_ERR_REVOKED";
 constexpr const char* kErrInternal = "SNP_ERR_INTERNAL";
+
+// Intel TDX (DCAP quotes v4/v5 and their PCS collateral). SNP_ERR_INTERNAL stays the one code for
+// "a bug or OpenSSL/allocation failure, never bad input" on every TEE.
+constexpr const char* kTdxArgument = "TDX_ERR_ARGUMENT";
+constexpr const char* kTdxQuoteSize = "TDX_ERR_QUOTE_SIZE";
+constexpr const char* kTdxHeader = "TDX_ERR_HEADER";
+constexpr const char* kTdxBodyType = "TDX_ERR_BODY_TYPE";
+constexpr const char* kTdxSigData = "TDX_ERR_SIG_DATA";
+constexpr const char* kTdxCertData = "TDX_ERR_CERT_DATA";
+constexpr const char* kTdxTrailing = "TDX_ERR_TRAILING";
+constexpr const char* kTdxAttKey = "TDX_ERR_ATTESTATION_KEY";
+constexpr const char* kTdxQeReportSignature = "TDX_ERR_QE_REPORT_SIGNATURE";
+constexpr const char* kTdxQeReportData = "TDX_ERR_QE_REPORT_DATA";
+constexpr const char* kTdxQuoteSignature = "TDX_ERR_QUOTE_SIGNATURE";
+constexpr const char* kTdxCertParse = "TDX_ERR_CERT_PARSE";
+constexpr const char* kTdxCertShape = "TDX_ERR_CERT_SHAPE";
+constexpr const char* kTdxRootNotPinned = "TDX_ERR_ROOT_NOT_PINNED";
+constexpr const char* kTdxChain = "TDX_ERR_CHAIN";
+constexpr const char* kTdxCertExpired = "TDX_ERR_CERT_EXPIRED";
+constexpr const char* kTdxSgxExt = "TDX_ERR_SGX_EXT";
+constexpr const char* kTdxCrlParse = "TDX_ERR_CRL_PARSE";
+constexpr const char* kTdxCrlSignature = "TDX_ERR_CRL_SIGNATURE";
+constexpr const char* kTdxCrlStale = "TDX_ERR_CRL_STALE";
+constexpr const char* kTdxRevoked = "TDX_ERR_REVOKED";
+constexpr const char* kTdxCollateralChain = "TDX_ERR_COLLATERAL_CHAIN";
+constexpr const char* kTdxTcbInfoSignature = "TDX_ERR_TCB_INFO_SIGNATURE";
+constexpr const char* kTdxQeIdentitySignature = "TDX_ERR_QE_IDENTITY_SIGNATURE";
 
 }  // namespace tas

@@ -53,6 +53,8 @@ export interface AttestRequest {
    * covers its binding to that key.
    */
   readonly needsKeyBinding?: boolean;
+  /** Audit reason of a success (default `RELEASED`; certify says `ISSUED`). */
+  readonly allowReason?: string;
   /** Extra non-secret audit fields from the caller (CSR digest, …). */
   readonly trail?: Readonly<Record<string, unknown>>;
 }
@@ -110,7 +112,7 @@ export class Pipeline implements Attester {
     };
     try {
       const reply = await this.run(req, trail, action);
-      this.audit.record({ event: req.event, outcome: 'allow', reason: 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
+      this.audit.record({ event: req.event, outcome: 'allow', reason: req.allowReason ?? 'RELEASED', requestId: rctx.requestId, client: rctx.clientAddress, details: trail });
       return reply;
     } catch (e) {
       const err = isTasError(e) ? e : new TasError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });

@@ -16,6 +16,8 @@ export interface UsablePolicy {
   readonly rules: Readonly<Record<string, unknown>>;
   /** True when the signature covers metadata.key_id (whole-document signature). */
   readonly keyBindingSigned: boolean;
+  /** SHA-512 of the stored document in RFC 8785 form (computed on demand; certify records it). */
+  readonly digest?: () => Buffer;
   /** The signed top-level `components` section (PROTOCOL.md §2.1), when present. */
   readonly components?: Readonly<Record<string, unknown>>;
 }

@@ -14,3 +14,4 @@ import '../kds/settings';
 import '../snp/settings';
 import '../pcs/settings';
 import '../tdx/settings';
+import '../cert/settings';

@@ -30,8 +30,6 @@ export const ORIGINAL_SUPPORTED: readonly string[] = [
   'TAS_CONFIG_FILE', // read by the loader itself
 ];
 
-const CERTIFY = 'certificate issuance (/alphav1/certify) is not part of tas; run the original TAS for it or remove the setting';
-
 /** UNSUPPORTED_ORIGINAL: environment names that stop startup, each with its migration hint. */
 export const UNSUPPORTED_ORIGINAL: Readonly<Record<string, string>> = {
   // tas/config.py BaseConfig and config_loader.py
@@ -45,19 +43,7 @@ export const UNSUPPORTED_ORIGINAL: Readonly<Record<string, string>> = {
   TAS_TRUSTED_KEYS: 'internal name of the original; set TAS_POLICY_TRUST to a file or directory of PEM keys',
   TAS_POLICY_REQUIRE_SIGNED: 'renamed: use TAS_ENFORCE_SIGNED_POLICIES',
   TAS_TRUST_X_FORWARDED_FOR: 'use TAS_TRUSTED_PROXIES=<CIDR,...>: X-Forwarded-For is believed only from those addresses',
-  TAS_CERT_ENABLED: CERTIFY,
-  TAS_CERT_PLUGIN: CERTIFY,
-  TAS_CERT_PLUGIN_PREFIX: CERTIFY,
-  TAS_CERT_CONFIG_FILE: CERTIFY,
-  TAS_CERT_VALIDITY_SECONDS: CERTIFY,
-  TAS_CERT_CLOCK_SKEW_SECONDS: CERTIFY,
-  TAS_CERT_TRUST_DOMAIN: CERTIFY,
-  TAS_CERT_MAX_CSR_BYTES: CERTIFY,
-  TAS_CERT_EVIDENCE_DIGEST_MAX_ENTRIES: CERTIFY,
-  TAS_CERT_EVIDENCE_DIGEST_MAX_BYTES: CERTIFY,
-  TAS_CERT_ALLOWED_KEY_TYPES: CERTIFY,
-  TAS_CERTIFY_MAX_POLICIES: CERTIFY,
-  TAS_OID_ROOT: CERTIFY,
+  TAS_CERTIFY_MAX_POLICIES: 'certify evaluates exactly one signed policy, policy:<policy-domain>; remove the setting',
   // Names operators commonly guess from other Python services; refused rather than ignored.
   TAS_REDIS_DB: 'tas keeps all its keys under TAS_REDIS_KEY_PREFIX; put the database number in TAS_REDIS_URL (redis://host:port/<db>)',
   TAS_DEBUG: 'use TAS_OVERRIDE__logging__level=debug',

@@ -4,6 +4,7 @@
  * pipeline (src/attest). It returns what startDaemon needs: the HTTP services and a configure hook
  * that attaches readiness checks, reload and close hooks to the AppContext.
  */
+import { createHash } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config';
 import { claimLeaseMs, Pipeline, type AttestPorts, type Attester, type EvidenceVerifier, type TeeType, type UsablePolicy as AttestPolicy } from '../attest';
@@ -11,12 +12,15 @@ import { TasError } from '../errors';
 import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, type RateLimitStore, type RouteModule, type StatusProvider } from '../http';
 import { parseWrappingKey } from '../kbm';
 import { openKeyBroker, type KbmService } from '../kbm';
+import { CertIssuer, certSettings, openCertSigner } from '../cert';
+import { certifyRoutes } from '../http/certify';
 import type { CertCache } from '../kds';
 import { createCertCache } from './certs';
 import { snpEvidenceVerifier } from './snp-verifier';
+import { gpuComponentHook } from '../gpu';
 import { registerTrustMetrics } from '../snp/metrics';
 import { NonceService, nonceRoutes } from '../nonce';
-import { attachPolicyService, evaluate, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
+import { attachPolicyService, evaluate, jcs, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
 import { SnpVerifier, loadSnpTrust, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
 import { openStore, type Store } from '../store';
 import type { AppContext } from './context';
@@ -142,6 +146,8 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
     const ports: AttestPorts = {
       verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, snp as EvidenceVerifier]]),
+      // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
+      components: gpuComponentHook(undefined) as AttestPorts['components'],
       nonces: {
         claim: (n, owner) => nonces.claim(n, owner),
         consume: (n, owner) => nonces.consume(n, owner),
@@ -174,7 +180,20 @@ export async function assemble(initial: Config): Promise<Assembly> {
         return v ?? dialect === 'policy-id';
       },
     };
-    attester.target = new Pipeline(ports, ctx.audit, { leaseMs });
+    const pipeline = new Pipeline(ports, ctx.audit, { leaseMs });
+    attester.target = pipeline;
+
+    // Workload certificates (PROTOCOL.md §2.2): routes and signer only when enabled.
+    if (cfg.get<boolean>('cert.enabled')) {
+      const signer = await openCertSigner(cfg, ctx);
+      const settings = () => certSettings(ctx.config());
+      const issuer = new CertIssuer(signer, settings);
+      routes.push(certifyRoutes({ pipeline, issuer, settings, nonces }));
+      status.push({
+        name: 'cert_signer',
+        status: async () => ({ plugin: cfg.get<string>('cert.plugin'), ready: (await signer.readiness()) ?? 'ok', ...(await signer.signer.describe?.()) }),
+      });
+    }
     handles = { store: st, nonces, cache };
   }
 
@@ -187,6 +206,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
       requireBinding: md.require_report_data_binding,
       rules: p.document.validation_rules as Record<string, unknown>,
       keyBindingSigned: p.keyBindingSigned,
+      digest: () => createHash('sha512').update(jcs(p.document)).digest(),
       ...(componentsOf(p) ? { components: componentsOf(p) } : {}),
       compiled: p,
     };

@@ -27,7 +27,7 @@ export const CATALOGUE = {
   HTTP_BAD_REQUEST: spec(400, 'Bad request', 'Malformed request (shape, type or format of a field); the log names the field.'),
   HTTP_BAD_JSON: spec(400, 'Invalid JSON body', 'The body is not one valid JSON document.'),
   HTTP_UNSUPPORTED_MEDIA_TYPE: spec(415, 'Unsupported content type', 'POST bodies must be application/json.'),
-  HTTP_BODY_TOO_LARGE: spec(413, 'Request body too large', 'The body exceeds the route limit (get_secret 64 KiB, management 1 MiB).'),
+  HTTP_BODY_TOO_LARGE: spec(413, 'Request body too large', 'The body exceeds the route limit (get_secret 512 KiB, management 1 MiB).'),
   HTTP_NOT_FOUND: spec(404, 'Not found', 'No such route.'),
   HTTP_METHOD_NOT_ALLOWED: spec(405, 'Method not allowed', 'The route exists with another method.'),
   HTTP_HEADER_INVALID: spec(400, 'Bad request', 'A header is malformed, duplicated where it must be single, or oversized.'),
@@ -82,6 +82,14 @@ export const CATALOGUE = {
   // --- certificates / KDS ----------------------------------------------------------------------------
   KDS_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No VCEK/VLEK or fresh CRL could be obtained (KDS down or throttled, nothing cached).', true),
   PCS_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No fresh Intel collateral (TCB Info, QE identity, PCK or root CA CRL) could be obtained (PCS down, throttled or offline, nothing fresh cached).', true),
+
+  // --- certify (PROTOCOL.md §2.2: 400 malformed input or renewal refused, 403 nonce or attestation) ---
+  CERT_REQUEST_INVALID: spec(400, 'Invalid certify request', 'A certify field is missing or malformed (policy-domain, renew_cert, gpu-evidence, evidence digest caps); the log names it.'),
+  CERT_CSR_INVALID: spec(400, 'Invalid CSR', 'The CSR is malformed, oversize (TAS_CERT_MAX_CSR_BYTES), not signed by its key, of a key type or size not allowed, or has an unsafe subject; the audit reason says which.'),
+  CERT_RENEWAL_REFUSED: spec(400, 'Certificate renewal refused', 'renew_cert is not a current tas certificate of this trust domain, policy domain and key, chained to the active CA.'),
+  CERT_NONCE_INVALID: spec(403, 'Invalid or expired nonce', 'certify: unknown, expired, claimed or consumed nonce (the original answers 403 on this route).'),
+  CERT_ATTESTATION_FAILED: spec(403, 'TEE verification failed', 'certify: evidence, REPORT_DATA binding to the CSR key, or the policy of the policy domain did not pass (or the domain has no policy).'),
+  CERT_SIGNER_UNAVAILABLE: spec(503, 'Certificate signing unavailable', 'The certificate signer plugin is not ready (token absent, PIN refused: see /readyz); the nonce stays valid.', true),
 
   // --- stores ----------------------------------------------------------------------------------------
   STORE_UNAVAILABLE: spec(503, 'Service temporarily unavailable', 'The state store (Redis) is unreachable or did not confirm the write.', true),

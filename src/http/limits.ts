@@ -4,9 +4,12 @@
  */
 import { TasError } from '../errors';
 
-/** Body limits (PROTOCOL.md §2): a get_secret body is ~2 KiB (1184-byte report + key + certificates). */
+/**
+ * Body limits (PROTOCOL.md §2): a get_secret body without GPUs is a few KiB (report + key +
+ * certificates); `component-evidence` for the maximum of 16 GPUs is about 260 KiB (~16 KiB each).
+ */
 export const bodyLimit = {
-  getSecret: 64 * 1024,
+  getSecret: 512 * 1024,
   management: 1024 * 1024,
   /** Routes without a body still get a small bound. */
   default: 16 * 1024,

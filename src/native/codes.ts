@@ -1,8 +1,10 @@
 /**
- * Stable error codes of the native SEV-SNP addon (native/core/errors.h) and their mapping onto
- * the error catalogue (src/errors/index.ts). A malformed report is TEE_EVIDENCE_MALFORMED; every
- * other failure is TEE_VERIFICATION_FAILED. The SNP_ERR_* code becomes TasError.reason so the
- * audit record says precisely what failed while the wire text stays coarse.
+ * Stable error codes of the native addon (native/core/errors.h: SEV-SNP `SNP_ERR_*`, Intel TDX
+ * `TDX_ERR_*`) and their mapping onto the error catalogue (src/errors/index.ts). Malformed evidence
+ * (a report or quote that does not parse) is TEE_EVIDENCE_MALFORMED; every other failure is
+ * TEE_VERIFICATION_FAILED. The native code becomes TasError.reason so the audit record says
+ * precisely what failed while the wire text stays coarse. SNP_ERR_INTERNAL and SNP_ERR_ADDON_LOAD
+ * are shared by every TEE.
  */
 import { TasError, type ErrorCode } from '../errors/index.js';
 
@@ -31,6 +33,30 @@ export const NATIVE_CODES = {
   SNP_ERR_REVOKED: 'The ASK/ASVK or the VCEK/VLEK serial is listed in the CRL.',
   SNP_ERR_INTERNAL: 'OpenSSL or allocation failure inside the addon (a bug, never bad input).',
   SNP_ERR_ADDON_LOAD: 'build/Release/tas_native.node could not be loaded (no JavaScript fallback exists).',
+  TDX_ERR_ARGUMENT: 'The caller passed a bad TDX argument (type, size bound, trust roots, time, skew).',
+  TDX_ERR_QUOTE_SIZE: 'The quote is shorter than its framing says (header, body, signature data) or larger than 64 KiB.',
+  TDX_ERR_HEADER: 'Quote header: version not 4/5, attestation key type not 2 (ECDSA P-256), TEE type not 0x81, or QE vendor id not Intel.',
+  TDX_ERR_BODY_TYPE: 'v5 body descriptor is not TD report 1.0 (type 2, 584 bytes) or 1.5 (type 3, 648 bytes); types 1 (SGX) and 4 are refused.',
+  TDX_ERR_SIG_DATA: 'The signature data is too short to hold the quote signature, attestation key and QE report.',
+  TDX_ERR_CERT_DATA: 'Certification data is not type 6 wrapping type 5 with exact sizes, or the PCK chain is not exactly 3 PEM certificates.',
+  TDX_ERR_TRAILING: 'Non-zero bytes follow the signature data (only zero padding is tolerated; nothing there is signed).',
+  TDX_ERR_ATTESTATION_KEY: 'The attestation key is not a valid P-256 point.',
+  TDX_ERR_QE_REPORT_SIGNATURE: 'The QE report signature does not verify with the PCK certificate key.',
+  TDX_ERR_QE_REPORT_DATA: 'QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) followed by 32 zero bytes (attestation key binding).',
+  TDX_ERR_QUOTE_SIGNATURE: 'The quote signature (header + TD report) does not verify with the attestation key.',
+  TDX_ERR_CERT_PARSE: 'A certificate of the PCK chain is not parseable X.509.',
+  TDX_ERR_CERT_SHAPE: 'A PCK chain certificate has the wrong shape (CN, CA flags, key not P-256, not ecdsa-with-SHA256).',
+  TDX_ERR_ROOT_NOT_PINNED: 'The root certificate of a chain is not byte-equal to a pinned Intel SGX Root CA.',
+  TDX_ERR_CHAIN: 'The PCK chain does not verify to the pinned root (signature, issuer, path).',
+  TDX_ERR_CERT_EXPIRED: 'A certificate (PCK chain or TCB Signing chain) is expired or not yet valid at the verification time.',
+  TDX_ERR_SGX_EXT: 'The SGX extension (1.2.840.113741.1.13.1) of the PCK certificate is missing, malformed, duplicated or incomplete.',
+  TDX_ERR_CRL_PARSE: 'A CRL (root CA or PCK CA) is not parseable DER/PEM.',
+  TDX_ERR_CRL_SIGNATURE: 'A CRL is not ecdsa-with-SHA256 signed by its issuer (root CA CRL by the root, PCK CRL by the PCK certificate issuer).',
+  TDX_ERR_CRL_STALE: 'A CRL is outside thisUpdate..nextUpdate at the verification time or has no nextUpdate.',
+  TDX_ERR_REVOKED: 'The PCK certificate, the PCK CA or the TCB Signing certificate is listed in its CRL.',
+  TDX_ERR_COLLATERAL_CHAIN: 'A PCS issuer chain (TCB Signing cert + root, or PCK CRL issuer + root) is malformed or does not verify to the pinned root.',
+  TDX_ERR_TCB_INFO_SIGNATURE: 'The tcbInfo signature does not verify over the exact received bytes with the TCB Signing key.',
+  TDX_ERR_QE_IDENTITY_SIGNATURE: 'The enclaveIdentity (QE identity) signature does not verify over the exact received bytes with the TCB Signing key.',
 } as const;
 
 /** NativeCode is any code of NATIVE_CODES. */
@@ -45,6 +71,12 @@ const MALFORMED_CODES: ReadonlySet<string> = new Set<NativeCode>([
   'SNP_ERR_POLICY_BIT17',
   'SNP_ERR_POLICY_RESERVED',
   'SNP_ERR_SIGNING_KEY',
+  'TDX_ERR_QUOTE_SIZE',
+  'TDX_ERR_HEADER',
+  'TDX_ERR_BODY_TYPE',
+  'TDX_ERR_SIG_DATA',
+  'TDX_ERR_CERT_DATA',
+  'TDX_ERR_TRAILING',
 ]);
 
 /** catalogueCodeFor maps a native code onto the error catalogue. */

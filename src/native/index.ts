@@ -1,5 +1,5 @@
 /**
- * The only code that loads the native SEV-SNP addon (build/Release/tas_native.node). It checks
+ * The only code that loads the native addon (build/Release/tas_native.node: SEV-SNP and Intel TDX). It checks
  * argument types, copies nothing (the addon copies inputs into its job baton), and turns native
  * failures into NativeError with a stable `code` (documented in ./codes.ts). There is no
  * JavaScript fallback: if the addon cannot load, every call throws SNP_ERR_ADDON_LOAD.
@@ -151,6 +151,208 @@ export interface ChainResult {
 /** CrlResult is the result of verifyCrl. */
 export interface CrlResult { thisUpdate: Date; nextUpdate: Date; revoked: string[] }
 
+// ---- Intel TDX (DCAP quotes v4/v5, PCS collateral) -------------------------------------------
+
+/** QuoteSpan is an explicit byte range of the received quote. */
+export interface QuoteSpan { offset: number; length: number }
+
+/** TdReport is the TD report body (TD 1.0: 584 bytes; TD 1.5: 648 bytes). Integers are raw LE bytes. */
+export interface TdReport {
+  /** TEE_TCB_SVN: [0] TDX module ISVSVN, [1] module major version, [2] late microcode update SVN. */
+  teeTcbSvn: Buffer;
+  mrSeam: Buffer;
+  mrSignerSeam: Buffer;
+  seamAttributes: Buffer;
+  tdAttributes: Buffer;
+  /** TDATTRIBUTES as a u64 (little-endian in the quote): bit 0 DEBUG, 28 SEPT_VE_DISABLE, 29 MIGRATABLE, 30 PKS... */
+  tdAttributesValue: bigint;
+  xfam: Buffer;
+  xfamValue: bigint;
+  mrTd: Buffer;
+  mrConfigId: Buffer;
+  mrOwner: Buffer;
+  mrOwnerConfig: Buffer;
+  /** RTMR0..RTMR3, 48 bytes each. */
+  rtmr: [Buffer, Buffer, Buffer, Buffer];
+  reportData: Buffer;
+  /** TD 1.5 (v5 body type 3) only. */
+  teeTcbSvn2?: Buffer;
+  /** TD 1.5 (v5 body type 3) only. */
+  mrServiceTd?: Buffer;
+}
+
+/** QeReport is the Quoting Enclave's SGX report body (384 bytes, `raw`). */
+export interface QeReport {
+  raw: Buffer;
+  /** Raw platform CPUSVN: never compare with the PCK certificate's CPUSVN. */
+  cpuSvn: Buffer;
+  miscSelect: number;
+  attributes: Buffer;
+  mrEnclave: Buffer;
+  mrSigner: Buffer;
+  isvProdId: number;
+  isvSvn: number;
+  reportData: Buffer;
+}
+
+/** TdxQuote is a parsed quote (v4, or v5 with body type 2 or 3). Every field was read at an explicit offset. */
+export interface TdxQuote {
+  header: {
+    version: number;
+    attestationKeyType: number;
+    teeType: number;
+    /** Bytes 0x08..0x0B: reserved for TDX (not QE/PCE SVNs). */
+    reserved: Buffer;
+    qeVendorId: Buffer;
+    /** First 16 bytes: QE id / platform identifier (covered by the quote signature, not an identity by itself). */
+    userData: Buffer;
+  };
+  version: 4 | 5;
+  /** 2 = TD report 1.0 (every v4 quote), 3 = TD report 1.5. */
+  bodyType: 2 | 3;
+  bodySize: number;
+  body: TdReport;
+  /** Quote signature r ‖ s (big-endian). */
+  signature: Buffer;
+  /** Attestation public key X ‖ Y (P-256, no 0x04 prefix). */
+  attestationKey: Buffer;
+  certificationDataType: 6;
+  qeReport: QeReport;
+  qeReportSignature: Buffer;
+  qeAuthData: Buffer;
+  innerCertificationDataType: 5;
+  /** The PCK chain exactly as carried (3 PEM certificates, leaf first; maybe one final NUL). */
+  pckChain: Buffer;
+  /** Zero bytes after the signature data (buffer padding; non-zero ones are refused). */
+  trailingBytes: number;
+  offsets: {
+    header: QuoteSpan;
+    /** v5 only. */
+    bodyDescriptor?: QuoteSpan;
+    body: QuoteSpan;
+    /** What the attestation key signed: header (+ v5 descriptor) + body. */
+    signedRegion: QuoteSpan;
+    signatureData: QuoteSpan;
+    qeReport: QuoteSpan;
+    qeReportSignature: QuoteSpan;
+    qeAuthData: QuoteSpan;
+    pckChain: QuoteSpan;
+    trailing: QuoteSpan;
+  };
+}
+
+/** CertSummary identifies a certificate (no DER). */
+export interface CertSummary {
+  subjectCN: string;
+  issuerCN: string;
+  /** Lowercase hex without leading zeros. */
+  serialHex: string;
+  notBefore: Date;
+  notAfter: Date;
+  sha256: Buffer;
+  spkiSha256: Buffer;
+}
+
+/** SgxExtension is the PCK certificate's SGX extension (OID 1.2.840.113741.1.13.1). */
+export interface SgxExtension {
+  ppid: Buffer;
+  /** The 16 SGX TCB component SVNs (the values TCB level matching uses). */
+  tcbComponents: number[];
+  pceSvn: number;
+  /** The certificate's CPUSVN (differs from the QE report's). */
+  cpuSvn: Buffer;
+  /** 2 bytes. */
+  pceId: Buffer;
+  /** 6 bytes; compare with tcbInfo `fmspc` case-insensitively as hex. */
+  fmspc: Buffer;
+  /** 0 Standard, 1 Scalable, 2 ScalableWithIntegrity. */
+  sgxType: number;
+  platformInstanceId?: Buffer;
+  configuration?: { dynamicPlatform?: boolean; cachedKeys?: boolean; smtEnabled?: boolean };
+}
+
+/**
+ * PcsSignedJson is one PCS response piece: `bodyBytes` are the EXACT bytes of the `tcbInfo` /
+ * `enclaveIdentity` value as received (from its `{` to the matching `}`; never re-serialised),
+ * `signature` the hex-decoded `signature` field (64 bytes r ‖ s), `chain` the URL-decoded issuer
+ * chain header (PEM: TCB Signing certificate, then the root).
+ */
+export interface PcsSignedJson { bodyBytes: Buffer; signature: Buffer; chain: Buffer }
+
+/** TdxVerifyInput is one TDX verification job. */
+export interface TdxVerifyInput {
+  /** The raw quote (v4 or v5) exactly as received, zero padding included. */
+  quote: Buffer;
+  /** Pinned Intel SGX Root CA (+ TAS_TDX_EXTRA_TRUST_DIR roots), DER or PEM; 1..8. The quote's root must be byte-equal to one. */
+  trustRoots: Buffer[];
+  /** Intel SGX Root CA CRL (DER or PEM). */
+  rootCrl: Buffer;
+  /** CRL of the PCK certificate's issuer (`ca=platform` or `ca=processor`, by the leaf's issuer CN). */
+  pckCrl: Buffer;
+  tcbInfo: PcsSignedJson;
+  qeIdentity: PcsSignedJson;
+  /** Verification time, whole seconds since the epoch (the addon has no clock). */
+  at: number;
+  /** Allowed clock skew for CRL windows (default 0). */
+  crlSkewSeconds?: number;
+  /** Leave `quote` out of the result (the caller parsed it already; saves ~40 Buffers). */
+  omitQuote?: boolean;
+}
+
+/** SignedJsonResult names who signed a PCS body. */
+export interface SignedJsonResult { signer: CertSummary; rootSha256: Buffer }
+
+/** CrlWindow is a verified CRL's validity window. */
+export interface CrlWindow { thisUpdate: Date; nextUpdate: Date }
+
+/**
+ * TdxVerifyResult is returned when every native check passed: quote structure, PCK chain to a
+ * pinned root at `at`, both CRLs current with nothing revoked, QE report signature, attestation
+ * key binding, quote signature, tcbInfo and QE identity signatures. Not checked here (src/tdx):
+ * tcbInfo/QE identity content, freshness, FMSPC/PCE-ID match, QE identity match, TCB levels.
+ */
+export interface TdxVerifyResult {
+  /** Absent when the input asked for `omitQuote`. */
+  quote: TdxQuote;
+  pck: {
+    leaf: CertSummary;
+    ca: CertSummary;
+    /** Which PCK CA issued the leaf: selects `ca=platform|processor` for the PCK CRL. */
+    caType: 'platform' | 'processor';
+    rootSha256: Buffer;
+    rootSpkiSha256: Buffer;
+    sgx: SgxExtension;
+  };
+  /** True when the PCK chain's signatures/shape came from this addon instance's cache. */
+  pckChainCached: boolean;
+  crls: { root: CrlWindow; pck: CrlWindow };
+  tcbInfo: SignedJsonResult;
+  qeIdentity: SignedJsonResult;
+  checks: Check[];
+}
+
+/** TdxCollateralInput re-verifies collateral without a quote (e.g. a cache entry on load). */
+export interface TdxCollateralInput {
+  trustRoots: Buffer[];
+  rootCrl: Buffer;
+  /** PCK CRL and its issuer chain (URL-decoded `SGX-PCK-CRL-Issuer-Chain`: PCK CA, root), both or neither. */
+  pckCrl?: Buffer;
+  pckCrlChain?: Buffer;
+  tcbInfo?: PcsSignedJson;
+  qeIdentity?: PcsSignedJson;
+  at: number;
+  crlSkewSeconds?: number;
+}
+
+/** TdxCollateralResult lists what verified. */
+export interface TdxCollateralResult {
+  rootCrl: CrlWindow;
+  pckCrl?: CrlWindow;
+  pckCa?: CertSummary;
+  tcbInfo?: SignedJsonResult;
+  qeIdentity?: SignedJsonResult;
+}
+
 interface Binding {
   parseReport(report: Buffer): ParsedReport;
   parseVek(cert: Buffer): VekInfo;
@@ -158,8 +360,12 @@ interface Binding {
   verify(input: VerifyInput): Promise<VerifyResult>;
   verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult>;
   verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
+  parseTdxQuote(quote: Buffer): TdxQuote;
+  verifyTdxQuote(input: TdxVerifyInput): Promise<TdxVerifyResult>;
+  verifyTdxCollateral(input: TdxCollateralInput): Promise<TdxCollateralResult>;
   clearCache(): void;
   cacheSize(): number;
+  tdxCacheSize(): number;
   opensslVersion(): string;
 }
 
@@ -316,14 +522,43 @@ export function verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSecon
   return later(() => load().verifyCrl(crl, ark, atSeconds, skewSeconds, serialsHex));
 }
 
-/** clearChainCache drops every cached verified chain of this thread's addon instance (SIGHUP). */
+/**
+ * parseTdxQuote decodes and checks a TDX quote synchronously (cheap; no crypto): header, v5 body
+ * descriptor (types 2 and 3 only), TD report, signature data, QE report, QE auth data,
+ * certification data type 6 wrapping type 5, trailing zero padding. Rejects with TDX_ERR_*.
+ */
+export function parseTdxQuote(quote: Buffer): TdxQuote {
+  return sync(() => load().parseTdxQuote(quote));
+}
+
+/**
+ * verifyTdxQuote checks, off the event loop, everything cryptographic about a TDX quote and its
+ * collateral at `at` (see TdxVerifyResult). Rejects with the first failure's TDX_ERR_* code.
+ * Verified chains, CRLs and PCS signatures are cached by their exact bytes; every use re-checks
+ * validity windows and revocation at `at`.
+ */
+export function verifyTdxQuote(input: TdxVerifyInput): Promise<TdxVerifyResult> {
+  return later(() => load().verifyTdxQuote(input));
+}
+
+/** verifyTdxCollateral verifies PCS collateral alone (root CRL, PCK CRL + issuer chain, tcbInfo, QE identity). */
+export function verifyTdxCollateral(input: TdxCollateralInput): Promise<TdxCollateralResult> {
+  return later(() => load().verifyTdxCollateral(input));
+}
+
+/** clearChainCache drops every cached verified chain, CRL and PCS signature of this thread's addon instance (SIGHUP). */
 export function clearChainCache(): void {
   load().clearCache();
 }
 
-/** chainCacheSize is the number of cached verified chains of this thread's addon instance. */
+/** chainCacheSize is the number of cached verified SNP chains of this thread's addon instance. */
 export function chainCacheSize(): number {
   return load().cacheSize();
+}
+
+/** tdxCacheSize is the number of cached verified TDX PCK chains, CRLs and PCS signatures of this thread's addon instance. */
+export function tdxCacheSize(): number {
+  return load().tdxCacheSize();
 }
 
 /** opensslVersion is the OpenSSL the addon runs on (the one the running node carries). */

@@ -190,7 +190,7 @@ describe('hostile input against the whole product (tas serve, Redis, SNP, KDS, m
   cases.push({ label: 'duplicate content-length', expect: 400, build: (v) => { const [head, b] = post('/kb/v0/get_secret', JSON.stringify(v)); return [head.replace('\r\n\r\n', `\r\ncontent-length: ${b.length + 1}\r\n\r\n`), b]; } });
   // 5. Body abuse.
   const bodies: Array<[string, (v: Record<string, unknown>) => string | Buffer, Expect]> = [
-    ['70 KiB', (v) => JSON.stringify({ ...v, pad: 'x'.repeat(70_000) }), 413], ['2 MiB', () => Buffer.alloc(2 << 20, 0x20), 413], ['truncated', (v) => JSON.stringify(v).slice(0, 50), 400],
+    ['520 KiB', (v) => JSON.stringify({ ...v, pad: 'x'.repeat(530_000) }), 413], ['2 MiB', () => Buffer.alloc(2 << 20, 0x20), 413], ['truncated', (v) => JSON.stringify(v).slice(0, 50), 400],
     ['trailing garbage', (v) => `${JSON.stringify(v)}x`, 400], ['two documents', (v) => JSON.stringify(v).repeat(2), 400], ['array', (v) => JSON.stringify([v]), 400], ['string', () => '"x"', 400],
     ['deep nesting', () => `${'['.repeat(5000)}${']'.repeat(5000)}`, 400], ['NaN', () => '{"nonce": NaN}', 400], ['BOM', (v) => `\ufeff${JSON.stringify(v)}`, [200, 400]],
     ['latin1 bytes', () => Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 400], ['duplicate keys', (v) => JSON.stringify(v).replace('{', `{"nonce":"${'0'.repeat(64)}",`), [200, 400, 401]],

@@ -149,6 +149,6 @@ describe('native parseReport', () => {
     const t = nativeToTasError(new NativeError('SNP_ERR_CHAIN', 'x'));
     assert.equal(t.code, 'TEE_VERIFICATION_FAILED');
     assert.equal(t.reason, 'SNP_ERR_CHAIN');
-    for (const code of Object.keys(NATIVE_CODES)) assert.match(code, /^SNP_ERR_[A-Z0-9_]+$/);
+    for (const code of Object.keys(NATIVE_CODES)) assert.match(code, /^(SNP|TDX)_ERR_[A-Z0-9_]+$/);
   });
 });

@@ -128,8 +128,11 @@ export function agentKeys(): AgentKeys {
 }
 
 /** reportData computes REPORT_DATA as the agent does (binding) or the first dialect does. */
-export function reportData(nonce: string, wire: Buffer, binding: boolean): Buffer {
-  return binding ? createHash('sha512').update(Buffer.from(nonce, 'ascii')).update(wire).digest() : Buffer.from(nonce, 'ascii');
+export function reportData(nonce: string, wire: Buffer, binding: boolean, componentHashes?: Buffer): Buffer {
+  if (!binding) return Buffer.from(nonce, 'ascii');
+  const h = createHash('sha512').update(Buffer.from(nonce, 'ascii')).update(wire);
+  if (componentHashes) h.update(componentHashes);
+  return h.digest();
 }
 
 export interface SecretRequest {
@@ -141,11 +144,15 @@ export interface SecretRequest {
   binding?: boolean;
   certificates?: Buffer;
   teeType?: string;
+  /** `component-evidence` exactly as the agent sends it (PROTOCOL.md §2.1). */
+  components?: unknown;
 }
 
 /** agentBody is the agent's get_secret body: quoted nonce, compact JSON, its member order. */
 export function agentBody(r: SecretRequest): string {
-  const body: Record<string, unknown> = { nonce: JSON.stringify(r.nonce) };
+  const body: Record<string, unknown> = {};
+  if (r.components !== undefined) body['component-evidence'] = r.components;
+  body.nonce = JSON.stringify(r.nonce);
   if (r.policyId !== undefined) body['policy-id'] = r.policyId;
   if (r.keyId !== undefined) body['key-id'] = r.keyId;
   body['report-data-binding'] = r.binding ?? true;
