@@ -19,7 +19,14 @@ export type CollateralKind = 'tcbInfo' | 'qeIdentity' | 'pckCrl' | 'rootCrl';
  * CollateralChecker verifies one piece at the cache's clock and returns its nextUpdate; throws
  * when it is bad or stale. `rootCrl` is the fresh root CA CRL (absent only for the root CRL itself).
  */
-export type CollateralChecker = (kind: CollateralKind, raw: RawCollateral, rootCrl: Buffer | undefined) => Promise<{ nextUpdate: Date }>;
+export type CollateralChecker = (kind: CollateralKind, raw: RawCollateral, rootCrl: Buffer | undefined, want: CollateralWant) => Promise<{ nextUpdate: Date }>;
+
+/** CollateralWant is what the cache key promises about a piece (checked on every load). */
+export interface CollateralWant {
+  fmspc?: string;
+  ca?: PckCa;
+  update?: CollateralUpdate;
+}
 
 /** Collateral is everything one TDX quote needs besides the quote, fresh and verified. */
 export interface Collateral {
@@ -87,11 +94,11 @@ export class CollateralCache {
 
   /** collateral returns fresh, verified collateral for one FMSPC and PCK CA. */
   async collateral(fmspc: string, ca: PckCa, update: CollateralUpdate): Promise<Collateral> {
-    const root = await this.piece('rootCrl', cacheKeys.rootCrl(), undefined, (dl) => this.d.fetcher.rootCrl(dl));
+    const root = await this.piece('rootCrl', cacheKeys.rootCrl(), undefined, {}, (dl) => this.d.fetcher.rootCrl(dl));
     const [tcb, qe, pck] = await Promise.all([
-      this.piece('tcbInfo', cacheKeys.tcbInfo(fmspc, update), root.raw.body, (dl) => this.d.fetcher.tcbInfo(fmspc, update, dl)),
-      this.piece('qeIdentity', cacheKeys.qeIdentity(update), root.raw.body, (dl) => this.d.fetcher.qeIdentity(update, dl)),
-      this.piece('pckCrl', cacheKeys.pckCrl(ca), root.raw.body, (dl) => this.d.fetcher.pckCrl(ca, dl)),
+      this.piece('tcbInfo', cacheKeys.tcbInfo(fmspc, update), root.raw.body, { fmspc, update }, (dl) => this.d.fetcher.tcbInfo(fmspc, update, dl)),
+      this.piece('qeIdentity', cacheKeys.qeIdentity(update), root.raw.body, { update }, (dl) => this.d.fetcher.qeIdentity(update, dl)),
+      this.piece('pckCrl', cacheKeys.pckCrl(ca), root.raw.body, { ca }, (dl) => this.d.fetcher.pckCrl(ca, dl)),
     ]);
     return {
       tcbInfo: tcb.raw, qeIdentity: qe.raw, pckCrl: pck.raw, rootCrl: root.raw, update,
@@ -104,31 +111,31 @@ export class CollateralCache {
   }
 
   private async piece(
-    kind: CollateralKind, key: string, rootCrl: Buffer | undefined, fetch: (deadline: number) => Promise<RawCollateral>,
+    kind: CollateralKind, key: string, rootCrl: Buffer | undefined, want: CollateralWant, fetch: (deadline: number) => Promise<RawCollateral>,
   ): Promise<Entry & { source: string }> {
     const m = this.mem.get(key);
     if (this.fresh(m)) {
       this.stats.hits.memory++;
       this.d.onEvent?.('hit_memory', key);
-      this.maybeRefresh(kind, key, m, rootCrl, fetch);
+      this.maybeRefresh(kind, key, m, rootCrl, want, fetch);
       return { ...m, source: 'memory' };
     }
     const running = this.pending.get(key);
     if (running) return running;
-    const p = this.lookup(kind, key, rootCrl, fetch).finally(() => this.pending.delete(key));
+    const p = this.lookup(kind, key, rootCrl, want, fetch).finally(() => this.pending.delete(key));
     this.pending.set(key, p);
     return p;
   }
 
   private async lookup(
-    kind: CollateralKind, key: string, rootCrl: Buffer | undefined, fetch: (deadline: number) => Promise<RawCollateral>,
+    kind: CollateralKind, key: string, rootCrl: Buffer | undefined, want: CollateralWant, fetch: (deadline: number) => Promise<RawCollateral>,
   ): Promise<Entry & { source: string }> {
     let why = '';
     const stored = await this.d.blobs.getBlob(key);
     if (stored) {
       try {
         const raw = decode(stored);
-        const r = await this.d.check(kind, raw, rootCrl);
+        const r = await this.d.check(kind, raw, rootCrl, want);
         const e = this.remember(key, raw, r.nextUpdate);
         this.stats.hits.persistent++;
         this.d.onEvent?.('hit_persistent', key);
@@ -144,7 +151,7 @@ export class CollateralCache {
     this.d.onEvent?.('miss', key);
     try {
       const raw = await fetch(this.deadline());
-      const e = await this.store(kind, key, raw, rootCrl);
+      const e = await this.store(kind, key, raw, rootCrl, want);
       return { ...e, source: 'pcs' };
     } catch (err) {
       const retry = err instanceof TasError ? err.retryAfterSeconds : undefined;
@@ -155,8 +162,8 @@ export class CollateralCache {
     }
   }
 
-  private async store(kind: CollateralKind, key: string, raw: RawCollateral, rootCrl: Buffer | undefined): Promise<Entry> {
-    const r = await this.d.check(kind, raw, rootCrl);
+  private async store(kind: CollateralKind, key: string, raw: RawCollateral, rootCrl: Buffer | undefined, want: CollateralWant): Promise<Entry> {
+    const r = await this.d.check(kind, raw, rootCrl, want);
     const ttl = Math.floor((r.nextUpdate.getTime() - this.now()) / 1000);
     if (ttl <= 0) throw new Error(`${kind} is past its nextUpdate ${r.nextUpdate.toISOString()}`);
     await this.d.blobs.putBlob(key, encode(raw), ttl);
@@ -165,7 +172,9 @@ export class CollateralCache {
   }
 
   /** maybeRefresh fetches a replacement in the background once nextUpdate is near (serving the current one meanwhile). */
-  private maybeRefresh(kind: CollateralKind, key: string, e: Entry, rootCrl: Buffer | undefined, fetch: (deadline: number) => Promise<RawCollateral>): void {
+  private maybeRefresh(
+    kind: CollateralKind, key: string, e: Entry, rootCrl: Buffer | undefined, want: CollateralWant, fetch: (deadline: number) => Promise<RawCollateral>,
+  ): void {
     const left = e.nextUpdate - this.now();
     const ahead = this.d.refreshAheadMs ?? 24 * 3600_000;
     if (left > ahead || this.refreshing.has(key)) return;
@@ -174,10 +183,9 @@ export class CollateralCache {
     this.d.onEvent?.('refresh', key);
     void fetch(this.deadline())
       .then(async (raw) => {
-        await this.d.check(kind, raw, rootCrl).then(async (r) => {
-          // Only a newer piece replaces the current one (a PCCS may still serve the same).
-          if (r.nextUpdate.getTime() > e.nextUpdate) await this.store(kind, key, raw, rootCrl);
-        });
+        const r = await this.d.check(kind, raw, rootCrl, want);
+        // Only a newer piece replaces the current one (a PCCS may still serve the same).
+        if (r.nextUpdate.getTime() > e.nextUpdate) await this.store(kind, key, raw, rootCrl, want);
       })
       .catch((err: unknown) => {
         this.stats.refreshFailures++;
@@ -187,9 +195,20 @@ export class CollateralCache {
   }
 
   /** importPiece verifies and stores a piece obtained elsewhere (`tas pcs import`). */
-  async importPiece(kind: CollateralKind, key: string, raw: RawCollateral, rootCrl: Buffer | undefined): Promise<Date> {
-    const e = await this.store(kind, key, raw, rootCrl);
+  async importPiece(kind: CollateralKind, key: string, raw: RawCollateral, rootCrl: Buffer | undefined, want: CollateralWant = {}): Promise<Date> {
+    const e = await this.store(kind, key, raw, rootCrl, want);
     return new Date(e.nextUpdate);
+  }
+
+  /** stored reads a piece from the persistent layer without fetching or checking (status). */
+  async stored(key: string): Promise<RawCollateral | undefined> {
+    const b = await this.d.blobs.getBlob(key);
+    if (!b) return undefined;
+    try {
+      return decode(b);
+    } catch {
+      return undefined;
+    }
   }
 
   /** index lists stored pieces: key -> nextUpdate (ISO). Informational (`tas pcs status`); trust never comes from it. */

@@ -54,8 +54,6 @@ export const TDX_REASONS = {
   TDX_UNRECOGNIZED_STATUS: 'A collateral level carries a status string Intel does not define.',
   TDX_TCB_NOT_SUPPORTED: 'No TCB level matches the platform (or the module / QE): NotSupported is terminal.',
   TDX_TCB_REVOKED: 'The converged TCB status is Revoked (terminal).',
-  TDX_DEBUG_TD: 'The TD has a TUD attribute bit (debug) set and the policy has no td.debug rule admitting true.',
-  TDX_POLICY_TYPE: 'The policy is not of type TDX.',
 } as const;
 export type TdxReason = keyof typeof TDX_REASONS;
 

@@ -7,19 +7,9 @@
 import assert from 'node:assert/strict';
 import { TasError } from '../../src/errors/index.js';
 import { clearChainCache } from '../../src/native/index.js';
-import { TdxVerifier, peekQuote, type CollateralSet } from '../../src/tdx/verify.js';
+import { TdxVerifier, peekQuote } from '../../src/tdx/verify.js';
+import { collateralOf, type ClaimsView } from '../support/tdx-claims.js';
 import { TDX_VECTORS, INTEL_ROOT_DER, type TdxVector } from '../support/tdx-vectors.js';
-
-export function collateralOf(v: TdxVector, over: Partial<CollateralSet> = {}): CollateralSet {
-  return {
-    tcbInfo: { body: v.tcbInfoJson, chain: v.tcbInfoChain },
-    qeIdentity: { body: v.qeIdentityJson, chain: v.qeIdentityChain },
-    pckCrl: { body: v.pckCrl, chain: v.pckCrlChain },
-    rootCrl: { body: v.rootCrl },
-    update: 'standard',
-    ...over,
-  };
-}
 
 const verifier = new TdxVerifier({ trustRoots: () => [INTEL_ROOT_DER] });
 
@@ -46,7 +36,7 @@ describe('tdx: genuine vectors through src/tdx', () => {
         assert.equal(peek.fmspc, e.pck.ext.fmspc);
         assert.equal(peek.ca, 'platform');
         const r = await verifier.verify(v.quote, peek, collateralOf(v), new Date(v.at * 1000));
-        const c = r.claims as Record<string, any>;
+        const c = r.claims as ClaimsView;
         const names: Record<string, string> = {
           tee_tcb_svn: 'tee_tcb_svn', mrseam: 'mr_seam', mrsignerseam: 'mr_signer_seam', seam_attributes: 'seam_attributes',
           td_attributes: 'td_attributes', xfam: 'xfam', mrtd: 'mr_td', mrconfigid: 'mr_config_id', mrowner: 'mr_owner',
