@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { maskUrlUserinfo } from '../config/mask';
 
 /** Schema version of the records written by this code. */
 export const AUDIT_VERSION = 1;
@@ -33,6 +34,25 @@ export function recordHash(rec: Omit<AuditRecord, 'hash'> | Record<string, unkno
   const text = canonicalize(body);
   if (text === undefined) throw new Error('record cannot be canonicalised');
   return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/**
+ * canonicalJson is RFC 8785 (JCS) text of a value that scrub() produced (null, booleans, finite
+ * numbers, strings, arrays, plain objects): members sorted by UTF-16 code units, values as
+ * ECMAScript JSON.stringify writes them. Equal to canonicalize() on that domain, without the
+ * intermediate copies (test/audit/audit.test.ts compares the two).
+ */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  let out = '';
+  for (const k of Object.keys(o).sort()) {
+    const x = o[k];
+    if (x === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(k)}:${canonicalJson(x)}`;
+  }
+  return `{${out}}`;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -83,7 +103,11 @@ export function scrub(v: unknown, depth = 0): unknown {
   if (v === null || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : null;
   if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'string') return v.length > MAX_STRING ? `${v.slice(0, MAX_STRING)}…[${v.length} chars]` : v;
+  if (typeof v === 'string') {
+    // A detail quoting a URL with credentials (a KDS proxy, a Redis URL) keeps the URL, not the userinfo.
+    const m = maskUrlUserinfo(v);
+    return m.length > MAX_STRING ? `${m.slice(0, MAX_STRING)}…[${m.length} chars]` : m;
+  }
   // Raw bytes are evidence or key material far more often than not: only their digest is written.
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return digestOf(v);
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();

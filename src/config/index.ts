@@ -3,3 +3,4 @@ export { registerSettings, allSettings, settingByPath, settingByEnv, isSecret } 
 export type { SettingSpec, SettingType, DefaultContext } from './registry';
 export { loadConfig, Config, ConfigError, mask } from './load';
 export type { LoadOptions, Source } from './load';
+export { maskUrlUserinfo, maskUrlsDeep } from './mask';

@@ -7,6 +7,7 @@ import type { Config } from '../config';
 import type { AuditLog } from '../audit/types';
 import { KeyRing } from './auth';
 import { parseCidr, type Cidr } from './address';
+import { newConnectionStats, type ConnectionStats } from './connections';
 import { InflightLimiter } from './limits';
 import { MemoryRateLimitStore, RateLimiter, parseRate, type RateLimitStore } from './rate-limit';
 
@@ -15,6 +16,8 @@ export interface Edge {
   readonly managementKeys: KeyRing;
   readonly rateLimiter: RateLimiter;
   readonly inflight: InflightLimiter;
+  /** Counters of the per-peer connection caps of every listener (src/http/connections.ts). */
+  readonly connectionStats: ConnectionStats;
   trustedProxies: readonly Cidr[];
   readonly audit: AuditLog;
   /** reload applies a new configuration (keys, rate, cap, proxies); throws and changes nothing on bad keys. */
@@ -29,6 +32,7 @@ export function createEdge(cfg: Config, audit: AuditLog, store: RateLimitStore =
     managementKeys: new KeyRing('TAS_MANAGEMENT_API_KEY', cfg.get<string[]>('auth.management_keys') ?? [], min),
     rateLimiter: new RateLimiter(parseRate(cfg.get<string>('server.rate_limit')), store),
     inflight: new InflightLimiter(cfg.get<number>('server.max_inflight')),
+    connectionStats: newConnectionStats(),
     trustedProxies: cfg.get<string[]>('server.trusted_proxies').map(parseCidr),
     audit,
     reload(next: Config): void {

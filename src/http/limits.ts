@@ -17,8 +17,11 @@ export const bodyLimit = {
 
 /** serverLimits are the Node http server settings that cut slow or oversized clients. */
 export const serverLimits = {
-  /** Whole header block must arrive within this (slow-loris on headers). */
-  headersTimeoutMs: 10_000,
+  /**
+   * Whole header block must arrive within this (slow-loris on headers). Short: an agent sends its
+   * head in one write, and every header-incomplete connection holds a slot of its peer's cap.
+   */
+  headersTimeoutMs: 5_000,
   /** Whole request (headers + body) must arrive within this. */
   requestTimeoutMs: 30_000,
   /** Idle keep-alive connections are closed after this. */
@@ -33,6 +36,23 @@ export const serverLimits = {
   maxHeadersCount: 100,
   /** Open connections per listener. */
   maxConnections: 1024,
+  /**
+   * Open connections per peer (IPv4 address or IPv6 /64; src/http/connections.ts). An agent uses
+   * one per request; 128 leaves room for a NAT in front of a rack of VMs booting at once, and 8
+   * peers cannot fill maxConnections alone.
+   */
+  maxConnectionsPerPeer: 128,
+  /**
+   * Connections per peer that have not delivered a complete request head a second after their
+   * accept (slow-loris, half-open floods); a burst of fresh connections is bounded by the open cap.
+   */
+  maxHeaderIncompletePerPeer: 16,
+  /** How long a fresh connection may take for its head before it counts as header-incomplete. */
+  headerGraceMs: 1_000,
+  /** Open connections per trusted proxy (TAS_TRUSTED_PROXIES): it carries many clients, but never all slots. */
+  maxConnectionsPerProxy: 768,
+  /** Header-incomplete connections per trusted proxy. */
+  maxHeaderIncompletePerProxy: 256,
   /** Requests per keep-alive connection before it is closed (spreads load, bounds one client). */
   maxRequestsPerSocket: 1000,
 } as const;

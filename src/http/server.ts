@@ -9,12 +9,15 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerFactoryHandler } from 'fastify';
+import { maskUrlsDeep } from '../config/mask';
 import type { AppContext } from '../daemon/context';
 import type { Attester } from '../attest/types';
 import { TasError, toWire } from '../errors';
 import { VERSION } from '../version';
+import { lazyChild, type Logger } from '../log';
 import { clientAddress, rateKey } from './address';
 import { clientAuth, managementAuth } from './auth';
+import { PeerConnectionLimiter } from './connections';
 import type { Edge } from './edge';
 import { installErrorHandling } from './errors';
 import { registerGetSecret } from './get-secret';
@@ -72,7 +75,7 @@ export interface BuildOptions {
 }
 
 /** createNodeServer makes the Node server with every bound of `limits` applied. */
-function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions | undefined, limits: ServerLimits): http.Server {
+function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions | undefined, limits: ServerLimits, edge: Edge, log: AppContext['log']): http.Server {
   const common: http.ServerOptions = {
     maxHeaderSize: limits.maxHeaderSize,
     headersTimeout: limits.headersTimeoutMs,
@@ -94,6 +97,26 @@ function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions 
   server.maxConnections = limits.maxConnections;
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
   server.setTimeout(limits.socketTimeoutMs);
+  // Per-peer caps (src/http/connections.ts): 'connection' is the raw TCP socket, before TLS and HTTP.
+  const peers = new PeerConnectionLimiter({
+    open: limits.maxConnectionsPerPeer,
+    headerIncomplete: limits.maxHeaderIncompletePerPeer,
+    headerGraceMs: limits.headerGraceMs,
+    proxyOpen: limits.maxConnectionsPerProxy,
+    proxyHeaderIncomplete: limits.maxHeaderIncompletePerProxy,
+    // A backstop behind Node's headersTimeout (checked every connectionsCheckingInterval, answers 408).
+    headerTimeoutMs: limits.headersTimeoutMs + limits.connectionsCheckingIntervalMs,
+  }, () => edge.trustedProxies, edge.connectionStats);
+  let lastRefusalLog = 0;
+  server.on('connection', (socket: Socket) => {
+    const reason = peers.accept(socket);
+    // One line per 10 s at most: a flood must not turn into a flood of log lines.
+    if (reason && Date.now() - lastRefusalLog > 10_000) {
+      lastRefusalLog = Date.now();
+      log.warn({ peer: peers.peerKey(socket.remoteAddress), reason, refused: edge.connectionStats.refused }, 'connection refused: per-peer connection cap reached');
+    }
+  });
+  server.on('request', (req: http.IncomingMessage) => peers.requestHead(req.socket));
   return server;
 }
 
@@ -120,13 +143,16 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
   // The cast drops pino's Logger generic: routes see the plain FastifyBaseLogger.
   const app = Fastify({
     loggerInstance: ctx.log,
-    serverFactory: (handler) => createNodeServer(handler, opts.tls, limits),
+    serverFactory: (handler) => createNodeServer(handler, opts.tls, limits, edge, ctx.log),
     bodyLimit: bodyLimit.default,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
     // Per-request lines come from the error mapping (refusals) and metrics; no URL/header dumps.
     logController: new LogController({ disableRequestLogging: true }),
+    // One logger per request at most, and only when the request writes a line (most write none).
+    childLoggerFactory: (logger, bindings, childOpts) =>
+      Object.keys(childOpts).length > 0 ? logger.child(bindings, childOpts) : lazyChild(logger as unknown as Logger, bindings),
     requestIdHeader: false,
     clientErrorHandler: clientError,
     frameworkErrors: (err, request, reply) => {
@@ -143,6 +169,14 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
   // Strict JSON: only application/json, one document, prototype poisoning refused (400).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  // Audit durability: no reply leaves before the audit records written so far were handed to the
+  // kernel (the writer is asynchronous; docs/audit.md). Usually nothing is pending: no promise then.
+  app.addHook('onSend', (_request, _reply, payload, done) => {
+    const pending = ctx.audit.whenWritten?.();
+    if (pending === undefined) done(null, payload);
+    else void pending.then(() => done(null, payload));
+  });
 
   installErrorHandling(app);
   installMetrics(app, ctx.metrics, edge);
@@ -179,7 +213,13 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
     app.get('/management/status', { onRequest: managementAuth }, async () => {
       const out: Record<string, unknown> = {
         version: VERSION,
-        edge: { inflight: edge.inflight.inflight, max_inflight: edge.inflight.capacity, client_keys: edge.clientKeys.size, management_keys: edge.managementKeys.size },
+        edge: {
+          inflight: edge.inflight.inflight, max_inflight: edge.inflight.capacity, client_keys: edge.clientKeys.size, management_keys: edge.managementKeys.size,
+          connections: {
+            open: edge.connectionStats.open, peak_open: edge.connectionStats.peakOpen, header_incomplete: edge.connectionStats.headerIncomplete,
+            refused: edge.connectionStats.refused, header_timeouts: edge.connectionStats.headerTimeouts,
+          },
+        },
       };
       for (const p of services.status ?? []) {
         try {
@@ -188,7 +228,9 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
           out[p.name] = { error: (e as Error).message };
         }
       }
-      return out;
+      // Providers show settings (kds.base_url, store URLs) and error texts that may quote a URL
+      // with credentials: mask their userinfo here, once, for every provider (src/config/mask.ts).
+      return maskUrlsDeep(out);
     });
   }
   for (const m of services.routes ?? []) {

@@ -4,10 +4,12 @@
  * set; a file is appended to and reopened on SIGUSR1 so that logrotate can rename it first.
  *
  * Secrets never reach a line: the redaction paths below cover API-key headers, nonces, wrapping
- * keys, evidence and anything called secret/password/key material, wherever callers put them.
+ * keys, evidence and anything called secret/password/key material, wherever callers put them, and
+ * the userinfo of every URL is masked.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config';
+import { maskUrlsDeep, maskUrlUserinfo } from '../config/mask';
 
 export type { Logger } from 'pino';
 
@@ -73,7 +75,14 @@ export function createLogger(cfg: Config, opts: LogOptions = {}): Logger {
       level: levelOf(cfg),
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // URLs with credentials (TAS_REDIS_URL, TAS_KDS_PROXY, an error quoting one) lose their
+      // userinfo in every field and in the message (src/config/mask.ts).
+      formatters: { level: (label) => ({ level: label }), log: (obj) => maskUrlsDeep(obj) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? maskUrlUserinfo(a) : a)) as Parameters<typeof method>);
+        },
+      },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     },
     dest,
@@ -106,4 +115,40 @@ export function onReopen(fn: () => void): void {
       }
     }
   });
+}
+
+type LevelMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const LEVEL_METHODS: readonly LevelMethod[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * lazyChild is the per-request logger: it behaves as `parent.child(bindings)` but builds that
+ * child only when a line at an enabled level is actually written. Most requests log nothing, and
+ * building a pino child costs a bindings pass through every compiled redaction path; with the
+ * lazy form a request costs one small object, and at most one real child logger.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let real: Logger | undefined;
+  const get = (): Logger => (real ??= parent.child(bindings));
+  const lazy: Record<string | symbol, unknown> = {
+    child: (b: Record<string, unknown>, o?: Record<string, unknown>) => get().child(b, o),
+    isLevelEnabled: (l: string) => (real ?? parent).isLevelEnabled(l),
+    bindings: () => get().bindings(),
+    setBindings: (b: Record<string, unknown>) => get().setBindings(b),
+    flush: (cb?: (err?: Error) => void) => (real ?? parent).flush(cb),
+    silent: () => undefined,
+  };
+  for (const m of LEVEL_METHODS) {
+    lazy[m] = function logAt(...args: unknown[]): void {
+      const target = real ?? parent;
+      // The parent's level is read at call time: a SIGHUP level change applies to open requests too.
+      if (!target.isLevelEnabled(m)) return;
+      (get()[m] as (...a: unknown[]) => void)(...args);
+    };
+  }
+  Object.defineProperty(lazy, 'level', {
+    get: () => (real ?? parent).level,
+    set: (v: string) => void (get().level = v),
+    enumerable: true,
+  });
+  return lazy as unknown as Logger;
 }

@@ -48,7 +48,7 @@ function fromSnp(n: ClaimSchemaNode): ClaimNode {
     case 'string':
       return 'string';
     case 'hex':
-      return { kind: 'bytes', bytes: n.bytes };
+      return n.bytes > 0 ? { kind: 'bytes', bytes: n.bytes } : 'bytes';
     case 'enum':
       return { kind: 'string', values: n.values };
     case 'object': {

@@ -130,6 +130,12 @@ export function compileRules(
   }
   if (Object.keys(rules).length === 0) problems.push('validation_rules is empty (a policy must check something)');
   walkGroup(rules, [], schema === null ? undefined : { kind: 'object', children: schema }, out, problems);
+  // PROTOCOL.md §3.4: a masked CHIP_ID (all zero) cannot be judged by chip_id alone (a deny list
+  // would pass every masked report). A policy that speaks about chip_id must say how masked
+  // reports are treated, with a chip_id_masked rule; otherwise it is refused at store time.
+  if (schema !== null && 'chip_id_masked' in schema && out.some((r) => r.segments[0] === 'chip_id') && !out.some((r) => r.segments[0] === 'chip_id_masked')) {
+    problems.push('chip_id: a policy with a chip_id rule must also have a chip_id_masked rule (how reports with MASK_CHIP_ID are treated: e.g. chip_id_masked: false refuses them; a masked report is judged by chip_id_masked and signer.hw_id)');
+  }
   if (out.length > LIMITS.maxRules) problems.push(`too many rules (${out.length} > ${LIMITS.maxRules})`);
   if (problems.length > 0) {
     throw new TasError('POLICY_INVALID', `invalid validation_rules: ${problems.join('; ')}`, { reason: 'POLICY_RULES_INVALID' });

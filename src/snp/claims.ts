@@ -66,8 +66,12 @@ export interface Claims {
   report_id_ma: string;
   /** Present for report version 3 and later only. */
   cpuid?: { family_id: number; model_id: number; stepping: number };
-  /** All 64 bytes (Turin: bytes 8..63 are zero); all zero when masked. */
-  chip_id: string;
+  /**
+   * All 64 bytes (Turin: bytes 8..63 are zero). A masked report (CHIP_ID all zero) is never judged
+   * by its zeros: with a VCEK, this is the verified VCEK's hwID in the CHIP_ID layout (the chip
+   * that signed); with a VLEK it is absent, so every chip_id rule fails closed.
+   */
+  chip_id?: string;
   current_version: VersionClaims;
   committed_version: VersionClaims;
   /** Present for report version 5 and later only. */
@@ -75,8 +79,8 @@ export interface Claims {
   current_mit_vector?: U64;
   // --- tas's own claims ---------------------------------------------------------------------------
   product: Product;
-  /** csp_id only for VLEK (the certificate's cspID). */
-  signer: { kind: 'VCEK' | 'VLEK'; csp_id?: string };
+  /** csp_id only for VLEK (the certificate's cspID); hw_id only for VCEK (its hwID extension). */
+  signer: { kind: 'VCEK' | 'VLEK'; csp_id?: string; hw_id?: string };
   /** true when CHIP_ID is all zero (MASK_CHIP_ID): no chip binding was possible. */
   chip_id_masked: boolean;
   /** true when current TCB/version differ from the committed ones (provisional firmware). */
@@ -89,6 +93,7 @@ export interface Claims {
 /** ClaimSchemaNode describes one claim: a leaf kind, an enum, or a nested group. */
 export type ClaimSchemaNode =
   | { readonly kind: 'int' | 'bool' | 'string'; readonly optional?: boolean; readonly doc?: string }
+  /** bytes 0: any whole number of bytes (hwID: 64 bytes, Turin 8). */
   | { readonly kind: 'hex'; readonly bytes: number; readonly optional?: boolean; readonly doc?: string }
   | { readonly kind: 'enum'; readonly values: readonly string[]; readonly optional?: boolean; readonly doc?: string }
   | { readonly kind: 'object'; readonly fields: Readonly<Record<string, ClaimSchemaNode>>; readonly optional?: boolean; readonly doc?: string };
@@ -131,14 +136,18 @@ export const CLAIM_SCHEMA: Readonly<Record<string, ClaimSchemaNode>> = {
   report_id: hex(32),
   report_id_ma: hex(32),
   cpuid: obj({ family_id: int(), model_id: int(), stepping: int() }, true, 'report version 3 and later only'),
-  chip_id: hex(64),
+  chip_id: { kind: 'hex', bytes: 64, optional: true, doc: 'masked CHIP_ID: the VCEK hwID in CHIP_ID layout; absent for a masked VLEK report' },
   current_version: version(),
   committed_version: version(),
   launch_mit_vector: int('report version 5 and later only', true),
   current_mit_vector: int('report version 5 and later only', true),
   product: { kind: 'enum', values: ['Milan', 'Genoa', 'Turin'] },
-  signer: obj({ kind: { kind: 'enum', values: ['VCEK', 'VLEK'] }, csp_id: { kind: 'string', optional: true, doc: 'VLEK only' } }),
-  chip_id_masked: { kind: 'bool', doc: 'tas: CHIP_ID is all zero (no chip binding)' },
+  signer: obj({
+    kind: { kind: 'enum', values: ['VCEK', 'VLEK'] },
+    csp_id: { kind: 'string', optional: true, doc: 'VLEK only' },
+    hw_id: { kind: 'hex', bytes: 0, optional: true, doc: "VCEK only: the verified VCEK's hwID (64 bytes; Turin 8)" },
+  }),
+  chip_id_masked: { kind: 'bool', doc: 'tas: CHIP_ID is all zero (MASK_CHIP_ID); a policy with a chip_id rule must have a chip_id_masked rule' },
   firmware_provisional: { kind: 'bool', doc: 'tas: current TCB or version differs from the committed one' },
   policy_raw: int('tas: GUEST POLICY as an integer'),
   platform_info_raw: int('tas: PLATFORM_INFO as an integer (includes bits without a named claim)'),
@@ -187,8 +196,22 @@ export function isAllZero(b: Uint8Array): boolean {
   return acc === 0;
 }
 
+/**
+ * chipIdClaim is the `chip_id` claim (PROTOCOL.md §3.4): the report's CHIP_ID, except that a masked
+ * one (all zero) is never what a rule sees — a deny list of chips would pass every masked report.
+ * With a VCEK the chip is still known (the verifier checked the VCEK that signed): its hwID in the
+ * CHIP_ID layout (Turin: 8 bytes, then zeros). With a VLEK there is no chip identity: no claim.
+ */
+function chipIdClaim(chipId: Uint8Array, hwId: Uint8Array | undefined): { chip_id?: string } {
+  if (!isAllZero(chipId)) return { chip_id: toHex(chipId) };
+  if (hwId === undefined || hwId.length === 0 || hwId.length > chipId.length) return {};
+  const layout = new Uint8Array(chipId.length);
+  layout.set(hwId);
+  return { chip_id: toHex(layout) };
+}
+
 /** buildClaims turns a decoded, verified report into claims (TCBs decoded by the product's layout). */
-export function buildClaims(r: ReportFields, product: Product, signer: { kind: 'VCEK' | 'VLEK'; cspId?: string | undefined }): Claims {
+export function buildClaims(r: ReportFields, product: Product, signer: { kind: 'VCEK' | 'VLEK'; cspId?: string | undefined; hwId?: Uint8Array | undefined }): Claims {
   const p = r.policy;
   const pi = r.platformInfo;
   const t = (b: Uint8Array): TcbClaims => tcbClaims(decodeTcb(product, b));
@@ -234,11 +257,15 @@ export function buildClaims(r: ReportFields, product: Product, signer: { kind: '
     author_key_digest: toHex(r.authorKeyDigest),
     report_id: toHex(r.reportId),
     report_id_ma: toHex(r.reportIdMa),
-    chip_id: toHex(r.chipId),
+    ...chipIdClaim(r.chipId, signer.hwId),
     current_version: { ...r.currentVersion },
     committed_version: { ...r.committedVersion },
     product,
-    signer: signer.cspId !== undefined ? { kind: signer.kind, csp_id: signer.cspId } : { kind: signer.kind },
+    signer: {
+      kind: signer.kind,
+      ...(signer.cspId !== undefined ? { csp_id: signer.cspId } : {}),
+      ...(signer.hwId !== undefined ? { hw_id: toHex(signer.hwId) } : {}),
+    },
     chip_id_masked: isAllZero(r.chipId),
     firmware_provisional:
       !eq(r.currentTcb, r.committedTcb)

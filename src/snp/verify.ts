@@ -12,6 +12,7 @@ import { NativeError, nativeToTasError, parseReport, verify as nativeVerify, typ
 import { buildClaims, isAllZero, toHex, type Claims } from './claims';
 import { detectProduct, type Product, type ProductDecision } from './product';
 import { decodeTcb, firstExceeding, formatTcb, type TcbClaims } from './tcb';
+import { ParsedOnce } from './peek';
 import { anchorsFor, extraIntermediates, pinnedIntermediate, PINNED_ONLY, type SnpTrust } from './trust';
 
 export type { Check } from '../native';
@@ -30,6 +31,11 @@ export interface SnpEvidence {
   readonly at: Date;
   /** Product the caller expects; must agree with the report's CPUID (v3+), names it for v2. */
   readonly product?: Product | undefined;
+  /**
+   * The report as peekReport parsed it (ReportPeek.parsed): reused instead of parsing again. Used
+   * only when its bytes equal `report`; the signature is then checked over its own copy.
+   */
+  readonly parsed?: ParsedOnce | undefined;
 }
 
 /** SnpVerifierOptions configure an SnpVerifier. */
@@ -140,12 +146,19 @@ export class SnpVerifier {
 
     // 1. Parse (shape, version, MBZ, policy bit 17, SIGNING_KEY reserved values) — cheap, no crypto.
     let parsed: ParsedReport;
-    try {
-      parsed = parseReport(ev.report);
-    } catch (e) {
-      return refuse('report_parsed', toTas(e));
+    // The bytes whose parse we use are the bytes whose signature is checked (see ParsedOnce).
+    let report = ev.report;
+    if (ev.parsed instanceof ParsedOnce && ev.parsed.bytes.equals(ev.report)) {
+      parsed = ev.parsed.report;
+      report = ev.parsed.bytes;
+    } else {
+      try {
+        parsed = parseReport(ev.report);
+      } catch (e) {
+        return refuse('report_parsed', toTas(e));
+      }
     }
-    checks.push({ name: 'report_parsed', ok: true, detail: `version ${parsed.version}, ${ev.report.length} bytes` });
+    checks.push({ name: 'report_parsed', ok: true, detail: `version ${parsed.version}, ${report.length} bytes` });
 
     // 2. Product: signed CPUID (v3+), TAS_SNP_V2_PRODUCT for v2; Turin only from v3+.
     let decision: ProductDecision;
@@ -178,7 +191,7 @@ export class SnpVerifier {
     for (const intermediate of candidates) {
       try {
         result = await nativeVerify({
-          report: ev.report, leaf: ev.vek, intermediate, anchors, product, kind,
+          report, leaf: ev.vek, intermediate, anchors, product, kind,
           atSeconds: Math.floor(ev.at.getTime() / 1000),
           omitReport: true, // parsed above already
           ...(ev.crl ? { crl: ev.crl } : {}),
@@ -218,13 +231,15 @@ export class SnpVerifier {
     if (kind === 'VCEK') {
       const hw = vek.hwId;
       if (!hw) return refuse('chip_id_matches_hwid', fail('SNP_ERR_EXT', 'VCEK without hwID'));
+      const want = product === 'Turin' ? 8 : 64;
+      if (hw.length !== want) {
+        return refuse('chip_id_matches_hwid', fail('SNP_ERR_CHIP_ID_MISMATCH', `${product} hwID must be ${want} bytes, certificate has ${hw.length}`));
+      }
       if (masked) {
-        checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: 'skipped: CHIP_ID is masked (all zero); no chip binding (claim chip_id_masked)' });
+        // No CHIP_ID to compare, but the chip is known: the VCEK that signed names it. Policies
+        // judge a masked report by chip_id_masked and signer.hw_id (claim chip_id = the hwID).
+        checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: 'CHIP_ID is masked (all zero): the chip is the VCEK hwID (claims signer.hw_id, chip_id_masked)' });
       } else {
-        const want = product === 'Turin' ? 8 : 64;
-        if (hw.length !== want) {
-          return refuse('chip_id_matches_hwid', fail('SNP_ERR_CHIP_ID_MISMATCH', `${product} hwID must be ${want} bytes, certificate has ${hw.length}`));
-        }
         const head = parsed.chipId.subarray(0, want);
         const tailZero = isAllZero(parsed.chipId.subarray(want));
         if (!constantTimeEqual(head, hw) || !tailZero) {
@@ -237,7 +252,7 @@ export class SnpVerifier {
       checks.push({ name: 'chip_id_matches_hwid', ok: true, detail: `not applicable: VLEK (cspID ${vek.cspId ?? '?'})${masked ? ', CHIP_ID masked' : ''}` });
     }
 
-    const claims = buildClaims(parsed, product, { kind, cspId: vek.cspId });
+    const claims = buildClaims(parsed, product, { kind, cspId: vek.cspId, hwId: kind === 'VCEK' ? vek.hwId : undefined });
     const anchorIsTestRoot = this.anchorsOverride !== undefined || isTestAnchor(product, anchorSha256, this.trust);
     return {
       valid: true,

@@ -3,6 +3,7 @@
  * watchdog / stopping notifications (NOTIFY_SOCKET). Everything is a no-op when systemd did not
  * ask for it, so `tas serve` behaves the same from a shell.
  */
+import { maskUrlUserinfo } from '../config/mask';
 import { sendNotify } from './notify';
 
 export { sockaddrUn } from './notify';
@@ -46,7 +47,8 @@ export function notify(state: string, env: NodeJS.ProcessEnv = process.env): boo
 
 /** STATUS= values are one line; systemd shows them in `systemctl status`. */
 function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ').slice(0, 400);
+  // Degraded-dependency texts may quote a URL with credentials (Redis, KDS proxy): mask its userinfo.
+  return maskUrlUserinfo(text).replace(/[\r\n]+/g, ' ').slice(0, 400);
 }
 
 /** ready: READY=1 (+ STATUS and MAINPID). Send only once listeners serve and the self-test passed. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli';
 import { runTas } from './in-process';
+import { FakeAmd } from '../support/fake-amd';
 
 const ROOT = join(__dirname, '..', '..');
 const K1 = 'c'.repeat(64);
@@ -80,8 +81,25 @@ describe('cli: tas', () => {
     assert.match(table.out, /auth\.client_keys\s+TAS_API_KEY\s+\["\*\*\*"\]\s+env/);
   });
 
+  it('config check: masks the userinfo of every URL-valued setting (TAS_REDIS_URL, TAS_KDS_PROXY, TAS_KDS_BASE_URL)', async () => {
+    const env = {
+      TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_STORE: 'redis',
+      TAS_REDIS_URL: 'redis://tas:r3dis-pw@redis.example:6380/2', TAS_KDS_PROXY: 'http://proxyuser:pr0xy-pw@proxy.example:3128',
+      TAS_KDS_BASE_URL: 'https://kds-token@mirror.example/',
+    };
+    for (const args of [['config', 'check', '--json'], ['config', 'check']]) {
+      const r = await withEnv(env, () => runTas(...args));
+      assert.equal(r.code, 0, r.err);
+      for (const leak of ['r3dis-pw', 'pr0xy-pw', 'kds-token', 'proxyuser']) assert.ok(!r.out.includes(leak), `${leak} printed by ${args.join(' ')}:\n${r.out}`);
+      assert.match(r.out, /redis:\/\/\*\*\*@redis\.example:6380\/2/);
+      assert.match(r.out, /http:\/\/\*\*\*@proxy\.example:3128/);
+    }
+  });
+
   it('config check: flags trusted test roots', async () => {
-    const r = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: dir }, () => runTas('config', 'check'));
+    // A directory serve would accept: one (fake) ARK. An empty one is refused (test/cli/config-matrix).
+    await (await FakeAmd.create({ product: 'Milan' })).writeTrustDir(join(dir, 'arks'));
+    const r = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: join(dir, 'arks') }, () => runTas('config', 'check'));
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /snp\.extra_trust_dir.*TEST ROOTS TRUSTED/);
     assert.match(r.out, /WARNING: snp\.extra_trust_dir set/);

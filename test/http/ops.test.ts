@@ -12,6 +12,8 @@ describe('http: probes, metrics, status', () => {
       status: [
         { name: 'store', status: () => ({ backend: 'embedded', persistent: true }) },
         { name: 'kbm', status: async () => { throw new Error('backend offline'); } },
+        { name: 'links', status: () => ({ redis: 'rediss://tas:r3dis-pw@10.0.0.5:6380/0', proxies: ['http://u:pr0xy-pw@proxy:3128'] }) },
+        { name: 'broken', status: () => { throw new Error('cannot reach https://kds-token@mirror.example/vcek'); } },
       ],
       routes: [{ name: 'nonce', scope: 'client', register: (app: FastifyInstance) => { app.get('/kb/v0/get_nonce', { onRequest: clientAuth }, async () => ({ nonce: 'x' })); } }],
     }, {
@@ -81,6 +83,16 @@ describe('http: probes, metrics, status', () => {
     assert.deepEqual(body.store, { backend: 'embedded', persistent: true });
     assert.deepEqual(body.kbm, { error: 'backend offline' });
     assert.equal(body.edge.max_inflight, 256);
+  });
+
+  it('/management/status masks the userinfo of every URL, in values and in provider errors', async () => {
+    const r = await t.app.inject({ url: '/management/status', headers: mgmtHeaders });
+    assert.equal(r.statusCode, 200);
+    for (const leak of ['r3dis-pw', 'pr0xy-pw', 'kds-token']) assert.ok(!r.body.includes(leak), `${leak} in ${r.body}`);
+    const body = r.json();
+    assert.equal(body.links.redis, 'rediss://***@10.0.0.5:6380/0');
+    assert.deepEqual(body.links.proxies, ['http://***@proxy:3128']);
+    assert.deepEqual(body.broken, { error: 'cannot reach https://***@mirror.example/vcek' });
   });
 
   it('GET /version returns the package version', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import '../../src/config/all-settings';
 import { loadConfig } from '../../src/config';
-import { applyLogLevel, createLogger } from '../../src/log';
+import { applyLogLevel, createLogger, lazyChild } from '../../src/log';
 
 const keys = { TAS_API_KEY: 'a'.repeat(64), TAS_MANAGEMENT_API_KEY: 'b'.repeat(64) };
 
@@ -107,4 +107,48 @@ describe('log: pino JSON lines', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('lazyChild (per-request logger): builds no pino child while nothing is logged, at most one when lines are, with bindings and redaction', () => {
+    const { log, lines } = captured({ TAS_OVERRIDE__logging__level: 'warn' });
+    let children = 0;
+    const child = log.child.bind(log);
+    log.child = ((b: Record<string, unknown>, o?: Record<string, unknown>) => (children++, child(b, o as never))) as typeof log.child;
+    const req = lazyChild(log, { reqId: 'req-1' });
+    req.info({ a: 1 }, 'below the level');
+    req.debug('below the level');
+    assert.equal(children, 0, 'no child for lines below the level');
+    assert.equal(lines.length, 0);
+    assert.equal(req.level, 'warn');
+    assert.equal(req.isLevelEnabled('info'), false);
+    req.warn({ headers: { 'x-api-key': 'k'.repeat(40) }, nonce: 'n'.repeat(64) }, 'refused');
+    req.error('again');
+    assert.equal(children, 1, 'exactly one child, reused');
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0]!.reqId, 'req-1');
+    assert.equal(lines[1]!.reqId, 'req-1');
+    assert.deepEqual(lines[0]!.headers, { 'x-api-key': '[redacted]' });
+    assert.equal(lines[0]!.nonce, '[redacted]');
+    // A reloaded level applies to the loggers of requests already under way.
+    applyLogLevel(log, loadConfig({ env: { ...keys, TAS_OVERRIDE__logging__level: 'info' } }));
+    const later = lazyChild(log, { reqId: 'req-2' });
+    later.info('now enabled');
+    assert.equal(lines.at(-1)!.reqId, 'req-2');
+    assert.equal(lines.at(-1)!.msg, 'now enabled');
+  });
+
+  it('masks the userinfo of URLs in every field and in the message (also inside errors)', () => {
+    const { log, lines } = captured();
+    const err = new Error('connect to redis://tas:r3dis-pw@10.0.0.1:6379 failed');
+    log.warn({ url: 'http://u:pr0xy-pw@proxy:3128', nested: { list: ['https://kds-token@mirror/x'] }, err }, 'fetch via http://u:m5g-pw@proxy:3128 failed');
+    const text = JSON.stringify(lines);
+    for (const leak of ['r3dis-pw', 'pr0xy-pw', 'kds-token', 'm5g-pw']) assert.ok(!text.includes(leak), `${leak} in ${text}`);
+    assert.equal(lines[0]!.url, 'http://***@proxy:3128');
+    assert.match(String(lines[0]!.msg), /^fetch via http:\/\/\*\*\*@proxy:3128 failed$/);
+    assert.match(JSON.stringify(lines[0]!.err), /redis:\/\/\*\*\*@10\.0\.0\.1:6379/);
+    // Text that is not a URL with userinfo is left alone.
+    log.info({ email: 'ops@example.com', path: '/a@b' }, 'mail ops@example.com');
+    assert.equal(lines[1]!.email, 'ops@example.com');
+    assert.equal(lines[1]!.msg, 'mail ops@example.com');
+  });
 });
+

@@ -16,7 +16,7 @@ const PROTOCOL_CLAIMS = [
   'cpuid.family_id', 'cpuid.model_id', 'cpuid.stepping', 'chip_id',
   ...['current_version', 'committed_version'].flatMap((v) => ['major', 'minor', 'build'].map((c) => `${v}.${c}`)),
   'launch_mit_vector', 'current_mit_vector',
-  'product', 'signer.kind', 'signer.csp_id',
+  'product', 'signer.kind', 'signer.csp_id', 'signer.hw_id',
 ];
 
 /** tas extensions documented in docs/policy.md. */

@@ -28,7 +28,7 @@ const PROTOCOL: Record<string, string[] | null> = {
   committed_version: ['major', 'minor', 'build'],
   launch_mit_vector: null, current_mit_vector: null,
   product: null,
-  signer: ['kind', 'csp_id'],
+  signer: ['kind', 'csp_id', 'hw_id'],
 };
 /** tas's extensions (documented in src/snp/claims.ts and docs). */
 const EXTENSIONS = ['chip_id_masked', 'firmware_provisional', 'policy_raw', 'platform_info_raw'];
@@ -44,9 +44,11 @@ function conforms(path: string, node: ClaimSchemaNode, v: unknown, problems: str
     case 'string':
       if (typeof v !== 'string') problems.push(`${path}: not a string`);
       break;
-    case 'hex':
-      if (typeof v !== 'string' || !new RegExp(`^[0-9a-f]{${node.bytes * 2}}$`).test(v)) problems.push(`${path}: not ${node.bytes} bytes of lowercase hex`);
+    case 'hex': {
+      const len = node.bytes > 0 ? `{${node.bytes * 2}}` : '+';
+      if (typeof v !== 'string' || !new RegExp(`^[0-9a-f]${len}$`).test(v) || v.length % 2 !== 0) problems.push(`${path}: not ${node.bytes || 'whole'} bytes of lowercase hex`);
       break;
+    }
     case 'enum':
       if (!node.values.includes(v as string)) problems.push(`${path}: ${String(v)} not in ${node.values.join('|')}`);
       break;
@@ -97,6 +99,7 @@ describe('snp: claims and CLAIM_SCHEMA', () => {
       assert.equal(res.claims.cpuid !== undefined, e.report_version >= 3);
       assert.equal(res.claims.launch_mit_vector !== undefined, e.report_version >= 5);
       assert.equal(res.claims.signer.csp_id !== undefined, res.claims.signer.kind === 'VLEK');
+      assert.equal(res.claims.signer.hw_id !== undefined, res.claims.signer.kind === 'VCEK');
     });
   }
 

@@ -84,12 +84,18 @@ describe('snp: fake AMD chains', function () {
       assert.deepEqual(r, { code: 'TEE_VERIFICATION_FAILED', reason: 'SNP_ERR_CHIP_ID_MISMATCH' });
     });
 
-    it(`${p}: masked CHIP_ID verifies without chip binding and says so`, async () => {
+    it(`${p}: masked CHIP_ID verifies, says so, and names the chip by the VCEK hwID (never by its zeros)`, async () => {
       const k = kits[p];
       const res = await v.verify(ev(k, { report: k.signReport({ chipId: Buffer.alloc(64), maskChipKey: true }) }));
       assert.equal(res.claims.chip_id_masked, true);
       assert.equal(res.claims.key_info.mask_chip_key, true);
-      assert.match(res.checks.find((c) => c.name === 'chip_id_matches_hwid')!.detail, /skipped/);
+      assert.match(res.checks.find((c) => c.name === 'chip_id_matches_hwid')!.detail, /masked.*VCEK hwID/);
+      const hw = k.hwIdFor();
+      assert.equal(res.claims.signer.hw_id, hw.toString('hex'));
+      const layout = Buffer.alloc(64);
+      hw.copy(layout);
+      assert.equal(res.claims.chip_id, layout.toString('hex'), 'chip_id is the hwID in CHIP_ID layout');
+      assert.equal(res.claims.chip_id, k.chipId.toString('hex').slice(0, hw.length * 2).padEnd(128, '0'));
     });
 
     it(`${p}: a VCEK certifying more than CURRENT_TCB is refused`, async () => {
@@ -214,5 +220,29 @@ describe('snp: fake AMD chains', function () {
     assert.equal(v2.productError?.reason, 'SNP_ERR_V2_PRODUCT_UNSET');
     assert.equal(peekReport(kits.Milan.signReport({ version: 2 }), { v2Product: 'Milan' }).product, 'Milan');
     assert.throws(() => peekReport(Buffer.alloc(100)), (e: unknown) => e instanceof TasError && e.code === 'TEE_EVIDENCE_MALFORMED');
+  });
+
+  it('the report is parsed once: peekReport\'s parse is reused, and only for the very bytes it parsed (the signature covers what the claims say)', async () => {
+    const k = kits.Genoa;
+    const report = k.signReport({ reportData: Buffer.alloc(64, 0x11) });
+    const peek = peekReport(report);
+    const again = await v.verify(ev(k, { report }));
+    const once = await v.verify(ev(k, { report, parsed: peek.parsed }));
+    assert.deepEqual(once.claims, again.claims);
+    assert.deepEqual(once.checks, again.checks);
+    // The caller's buffer changed after peek (REPORT_DATA flipped): the peek's parse is not used
+    // for other bytes; the changed bytes are parsed and their signature fails.
+    const changed = Buffer.from(report);
+    changed[0x50] ^= 0xff;
+    const r = await failure(v.verify(ev(k, { report: changed, parsed: peek.parsed })));
+    assert.deepEqual(r, { code: 'TEE_VERIFICATION_FAILED', reason: 'SNP_ERR_REPORT_SIGNATURE' });
+    // peek keeps its own copy: changing the caller's buffer does not change the parsed bytes.
+    const mine = Buffer.from(report);
+    const p2 = peekReport(mine);
+    mine[0x50] ^= 0xff;
+    assert.ok(p2.parsed.bytes.equals(report));
+    const other = k.signReport({ reportData: Buffer.alloc(64, 0x22) });
+    const res = await v.verify(ev(k, { report: other, parsed: peek.parsed }));
+    assert.equal(res.claims.report_data, Buffer.alloc(64, 0x22).toString('hex'), 'a parse of other bytes is ignored');
   });
 });

@@ -78,11 +78,18 @@ function expectedClaims(e: Expected[string]): Claims {
     author_key_digest: e['author_key_digest'] as string,
     report_id: e['report_id'] as string,
     report_id_ma: e['report_id_ma'] as string,
-    chip_id: e['chip_id'] as string,
+    // A masked CHIP_ID is never a claim of zeros (PROTOCOL.md §3.4): the VCEK hwID in its layout, or absent (VLEK).
+    ...(!/^0+$/.test(e['chip_id'] as string)
+      ? { chip_id: e['chip_id'] as string }
+      : ext['hwID'] !== undefined ? { chip_id: (ext['hwID'] as string).padEnd(128, '0') } : {}),
     current_version: version(e['current_version'] as string),
     committed_version: version(e['committed_version'] as string),
     product: e.product,
-    signer: ext['cspID'] !== undefined ? { kind, csp_id: ext['cspID'] as string } : { kind },
+    signer: {
+      kind,
+      ...(ext['cspID'] !== undefined ? { csp_id: ext['cspID'] as string } : {}),
+      ...(ext['hwID'] !== undefined ? { hw_id: ext['hwID'] as string } : {}),
+    },
     chip_id_masked: /^0+$/.test(e['chip_id'] as string),
     firmware_provisional: e['current_tcb_raw'] !== e['committed_tcb_raw'] || e['current_version'] !== e['committed_version'],
     policy_raw: num(e['policy'] as string),
