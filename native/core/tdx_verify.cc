@@ -68,21 +68,27 @@ void CheckCrlWindow(const CrlEntry& c, int64_t at, int64_t skew, const std::stri
   if (at - skew >= c.next_update) Fail(kTdxCrlStale, what + " is past its nextUpdate");
 }
 
-std::string HashKey(const char* tag, std::initializer_list<const Bytes*> parts) {
+// Cache keys are the exact input bytes, length-prefixed (no digest to compute, and a hit means
+// byte equality: the map compares whole keys). Only verified inputs ever become entries, so the
+// caches cannot be filled with junk; BoundedCache bounds their number.
+void AppendExact(std::string& k, const uint8_t* p, size_t n) {
+  const uint64_t len = n;
+  k.append(reinterpret_cast<const char*>(&len), sizeof len);
+  k.append(reinterpret_cast<const char*>(p), n);
+}
+
+std::string ExactKey(const char* tag, std::initializer_list<const Bytes*> parts) {
   std::string k(tag);
-  for (const Bytes* b : parts) {
-    Sha256 d = Sha256Of(b->data(), b->size());
-    k.append(reinterpret_cast<const char*>(d.data()), d.size());
-  }
+  size_t total = k.size();
+  for (const Bytes* b : parts) total += 8 + b->size();
+  k.reserve(total);
+  for (const Bytes* b : parts) AppendExact(k, b->data(), b->size());
   return k;
 }
 
 std::string AnchorsKey(const std::vector<Bytes>& anchors) {
-  std::vector<Sha256> hs;
-  for (const auto& a : anchors) hs.push_back(Sha256Of(a.data(), a.size()));
-  std::sort(hs.begin(), hs.end());
   std::string k;
-  for (const auto& h : hs) k.append(reinterpret_cast<const char*>(h.data()), h.size());
+  for (const auto& a : anchors) AppendExact(k, a.data(), a.size());
   return k;
 }
 
@@ -140,7 +146,7 @@ void RequireCa(X509* x, bool ca, const char* code, const std::string& what) {
 
 std::shared_ptr<const CrlEntry> CheckedCrl(const Bytes& crl_bytes, const Bytes& issuer_der, const Sha256& issuer_sha, int64_t at, int64_t skew,
                                            const CrlRules& rules, const std::string& what, TdxCaches* caches) {
-  std::string key = caches ? HashKey("crl", {&crl_bytes}) + std::string(reinterpret_cast<const char*>(issuer_sha.data()), issuer_sha.size()) : std::string();
+  std::string key = caches ? ExactKey("crl", {&crl_bytes}) + std::string(reinterpret_cast<const char*>(issuer_sha.data()), issuer_sha.size()) : std::string();
   if (caches) {
     if (auto hit = caches->crl.Get(key)) {
       CheckCrlWindow(*hit, at, skew, what);
@@ -166,8 +172,8 @@ std::shared_ptr<const PckEntry> VerifiedPck(const uint8_t* chain, size_t chain_l
                                             const std::string& anchors_key, int64_t at, TdxCaches* caches, bool* cached, std::string* chain_key) {
   std::string key;
   if (caches) {
-    Sha256 h = Sha256Of(chain, chain_len);
-    key = "pck" + anchors_key + std::string(reinterpret_cast<const char*>(h.data()), h.size());
+    key = "pck" + anchors_key;
+    AppendExact(key, chain, chain_len);
     *chain_key = key;
     if (auto hit = caches->pck.Get(key)) {
       CheckWindow(hit->leaf, at, "PCK");
@@ -229,7 +235,7 @@ std::shared_ptr<const SignedJsonEntry> VerifyPcsJson(const PcsSignedJson& j, Pcs
   std::string key;
   std::shared_ptr<const SignedJsonEntry> entry;
   if (caches) {
-    key = std::string(tcb ? "tcb" : "qei") + (anchors_key ? *anchors_key : AnchorsKey(anchors_in)) + HashKey("", {&j.body, &j.signature, &j.chain});
+    key = std::string(tcb ? "tcb" : "qei") + (anchors_key ? *anchors_key : AnchorsKey(anchors_in)) + ExactKey("", {&j.body, &j.signature, &j.chain});
     entry = caches->json.Get(key);
   }
   if (!entry) {
@@ -338,6 +344,22 @@ TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches) {
   out.checks.push_back({"qe_identity_signature", true, "enclaveIdentity bytes signed by " + out.qe_identity->signer.subject_cn});
   ERR_clear_error();
   return out;
+}
+
+TdxPeek PeekTdxQuote(const uint8_t* data, size_t len) {
+  TdxPeek p;
+  p.quote = ParseTdxQuote(data, len);
+  std::vector<Bytes> pems = SplitPemChain(data + p.quote.pck_chain.offset, p.quote.pck_chain.length, 3, kTdxCertData);
+  X509Ptr leaf = Cert(pems[0], "PCK certificate");
+  p.leaf = Summary(leaf.get());
+  if (p.leaf.issuer_cn == kProcessorCaCn) {
+    p.processor_ca = true;
+  } else if (p.leaf.issuer_cn != kPlatformCaCn) {
+    Fail(kTdxCertShape, "PCK leaf issuer CN is '" + p.leaf.issuer_cn + "', expected a PCK Platform or Processor CA");
+  }
+  p.sgx = SgxExtensionOf(leaf.get(), kTdxSgxExt);
+  ERR_clear_error();
+  return p;
 }
 
 TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches* caches) {

@@ -111,6 +111,17 @@ struct TdxVerifyOutcome {
 // be null (no caching).
 TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches);
 
+// PeekTdxQuote parses a quote and reads its PCK leaf (issuer CA type, SGX extension) WITHOUT
+// verifying anything: it only tells the caller which collateral to fetch (FMSPC, ca=platform or
+// processor). VerifyTdxQuote proves all of it later.
+struct TdxPeek {
+  TdxQuote quote;
+  CertSummary leaf;
+  bool processor_ca = false;
+  SgxExtension sgx;
+};
+TdxPeek PeekTdxQuote(const uint8_t* data, size_t len);
+
 // Collateral verification without a quote (re-verifying cached collateral on load).
 struct TdxCollateralInput {
   std::vector<Bytes> anchors;
