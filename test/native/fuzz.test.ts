@@ -1,6 +1,7 @@
 /**
  * libFuzzer targets over the native parsing core (report, certificate + AMD extensions + chain,
- * CRL), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
+ * CRL) and the whole verification of a report against a fixed genuine VCEK, built with clang under
+ * ASan+UBSan. Replays every file in native/fuzz/regressions/, then
  * fuzzes each target for a bounded time (about 60 s in total) from the committed seed corpus,
  * printing executions and coverage. Any crash, sanitizer report or leak fails the test; the
  * crashing input is kept under test/.tmp/fuzz-artifacts/ for copying into regressions/.
@@ -13,11 +14,19 @@ import { join } from 'node:path';
 const ROOT = join(__dirname, '..', '..');
 const OUT = join(ROOT, 'native', 'fuzz', 'out');
 const TARGETS: Array<{ name: string; seconds: number; maxLen: number }> = [
-  { name: 'report', seconds: 15, maxLen: 2048 },
-  { name: 'cert', seconds: 25, maxLen: 4096 },
-  { name: 'crl', seconds: 20, maxLen: 4096 },
+  { name: 'report', seconds: 10, maxLen: 2048 },
+  { name: 'cert', seconds: 20, maxLen: 4096 },
+  { name: 'crl', seconds: 15, maxLen: 4096 },
+  // Full verification (parse, signer kind, cached chain, report signature) against a fixed genuine VCEK.
+  { name: 'verify', seconds: 15, maxLen: 2048 },
 ];
-const env = { ...process.env, TAS_FUZZ_ROOTS: join(ROOT, 'test', 'fixtures', 'amd-roots', 'milan'), ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
+const env = {
+  ...process.env,
+  TAS_FUZZ_ROOTS: join(ROOT, 'test', 'fixtures', 'amd-roots', 'milan'),
+  TAS_FUZZ_VECTOR: join(ROOT, 'test', 'fixtures', 'snp-vectors', 'virtee-milan-v2'),
+  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0',
+  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+};
 
 describe('native fuzzing (libFuzzer, ASan+UBSan)', function () {
   this.timeout(600_000); // explicit budget: clang build (~1 min on a busy 2-core box) + ~60 s of fuzzing
