@@ -13,6 +13,7 @@ import { auditCommand } from './audit/cli';
 import { policyCommand } from './policy/cli';
 import { verifyCommand } from './snp/cli';
 import { kdsCommand } from './kds/cli';
+import { certCommand } from './cert/cli';
 
 /** COMMANDS: one entry per top-level command (add yours here). */
 export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
@@ -23,6 +24,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   policyCommand,
   verifyCommand,
   kdsCommand,
+  certCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
 /** buildCli returns the parser (tests call parseAsync on it). */

@@ -21,7 +21,7 @@ import { closeSync, constants as fsc, existsSync, openSync, readFileSync, statSy
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import {
-  CERT_API_VERSION, CertSignerError, makeIssuing, makeRoot, newCaKey, pem, signLocalAsync, suiteForKey, unpem,
+  CERT_API_VERSION, CertSignerError, makeIssuing, makeRoot, newCaKey, pem, signLocalAsync, suiteForKey, unpem, writeExclusive,
   type CaMaterial, type CertSigner, type CertSignerDeps, type CertSignerManifest, type CertSignerPlugin, type ProvisionRequest,
 } from '../../src/cert';
 import { viewCertificate } from '../../src/cert/profile';
@@ -69,16 +69,6 @@ export function parseLocalConfig(text: string, file: string): LocalConfig {
   const keySize = d.key_size ?? 3072;
   if (typeof keySize !== 'number' || !Number.isSafeInteger(keySize) || keySize < 3072 || keySize > 8192) throw fail(`${file}: key_size must be 3072..8192`);
   return { keyType, keySize, rootKeyFile: path('root_key_file', false), rootCertFile: path('root_cert_file', true)!, caKeyFile: path('ca_key_file', true)!, caCertFile: path('ca_cert_file', true)! };
-}
-
-/** writeExclusive creates a new file with mode 0600; an existing file is never overwritten. */
-export function writeExclusive(file: string, text: string): void {
-  const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0), 0o600);
-  try {
-    writeSync(fd, text);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function readKey(file: string): KeyObject {

@@ -3,6 +3,7 @@
  *
  *   # kbm-mock.yaml (TAS_KBM_CONFIG_FILE)
  *   form: aes-gcm            # or aes-kwp (RFC 5649 form); default aes-gcm
+ *   delay_ms: 0              # answer each release this much later (a slow key backend; tests, demos)
  *   secrets:
  *     my-key-1: { value_utf8: "correct horse battery staple" }
  *     my-key-2: { value_hex: "00112233..." }
@@ -33,7 +34,12 @@ const manifest: KbmManifest = Object.freeze({
 export interface MockConfig {
   form: MockForm;
   secrets: Map<string, Buffer>;
+  /** Delay of every release (ms): a slow key backend for tests and demos. */
+  delayMs: number;
 }
+
+/** MAX_DELAY_MS bounds delay_ms (beyond the daemon's key-backend timeout it would only be 503s). */
+const MAX_DELAY_MS = 120_000;
 
 function configError(file: string, msg: string): KbmError {
   return new KbmError('config', `tas_kbm_mock config ${file}: ${msg}`);
@@ -49,7 +55,11 @@ export function parseMockConfig(text: string, file: string): MockConfig {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw configError(file, 'top level must be a mapping');
   const top = doc as Record<string, unknown>;
-  for (const k of Object.keys(top)) if (k !== 'form' && k !== 'secrets') throw configError(file, `unknown member '${k}' (allowed: form, secrets)`);
+  for (const k of Object.keys(top)) if (k !== 'form' && k !== 'secrets' && k !== 'delay_ms') throw configError(file, `unknown member '${k}' (allowed: form, secrets, delay_ms)`);
+  const delayMs = top.delay_ms ?? 0;
+  if (typeof delayMs !== 'number' || !Number.isInteger(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
+    throw configError(file, `delay_ms must be an integer 0..${MAX_DELAY_MS}`);
+  }
   const form = top.form ?? 'aes-gcm';
   if (form !== 'aes-gcm' && form !== 'aes-kwp') throw configError(file, `form must be aes-gcm or aes-kwp, got ${JSON.stringify(form)}`);
   const raw = top.secrets;
@@ -82,7 +92,7 @@ export function parseMockConfig(text: string, file: string): MockConfig {
     secrets.set(id, bytes);
   }
   if (secrets.size === 0) throw configError(file, "'secrets' is empty");
-  return { form, secrets };
+  return { form, secrets, delayMs };
 }
 
 /** MockBroker serves the secrets of one config. */
@@ -90,11 +100,13 @@ export class MockBroker implements KeyBroker {
   readonly manifest = manifest;
   readonly #secrets: Map<string, Buffer>;
   readonly #form: MockForm;
+  readonly #delayMs: number;
   #closed = false;
 
   constructor(cfg: MockConfig) {
     this.#secrets = cfg.secrets;
     this.#form = cfg.form;
+    this.#delayMs = cfg.delayMs ?? 0;
   }
 
   /** form is the reply form of this broker. */
@@ -103,6 +115,8 @@ export class MockBroker implements KeyBroker {
   }
 
   async getSecret(keyId: string, wrappingKey: WrappingKey): Promise<SecretKeyReply> {
+    if (this.#closed) throw new KbmError('unavailable', 'tas_kbm_mock is closed');
+    if (this.#delayMs > 0) await new Promise((r) => setTimeout(r, this.#delayMs));
     if (this.#closed) throw new KbmError('unavailable', 'tas_kbm_mock is closed');
     checkKeyId(keyId);
     checkWrappingKey(wrappingKey);
@@ -128,19 +142,28 @@ export class MockBroker implements KeyBroker {
 export const plugin: KbmPlugin = {
   manifest,
   async open(configFile: string | undefined, deps: KbmDeps): Promise<KeyBroker> {
-    if (configFile === undefined || configFile === '') {
-      throw new KbmError('config', 'tas_kbm_mock needs TAS_KBM_CONFIG_FILE (a YAML/JSON map of key ids to secrets); it never invents secrets');
-    }
-    let text: string;
-    try {
-      text = readFileSync(configFile, 'utf8');
-    } catch (e) {
-      throw configError(configFile, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const cfg = parseMockConfig(text, configFile);
+    const cfg = readMockConfig(configFile);
     deps.log.info({ plugin: manifest.name, keys: cfg.secrets.size, form: cfg.form }, 'mock key broker loaded');
     return new MockBroker(cfg);
   },
+  check(configFile: string | undefined): void {
+    const cfg = readMockConfig(configFile);
+    for (const b of cfg.secrets.values()) b.fill(0);
+  },
 };
+
+/** readMockConfig reads and parses TAS_KBM_CONFIG_FILE (open and check). */
+function readMockConfig(configFile: string | undefined): MockConfig {
+  if (configFile === undefined || configFile === '') {
+    throw new KbmError('config', 'tas_kbm_mock needs TAS_KBM_CONFIG_FILE (a YAML/JSON map of key ids to secrets); it never invents secrets');
+  }
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch (e) {
+    throw configError(configFile, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseMockConfig(text, configFile);
+}
 
 export default plugin;

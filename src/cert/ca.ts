@@ -4,6 +4,7 @@
  * plugin (in the HSM for tas_cert_pkcs11). Certificates are built with ./profile and signed here
  * with the root key only; the issuing CA's private key is never seen by this module.
  */
+import { closeSync, constants as fsc, openSync, writeSync } from 'node:fs';
 import { constants, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { OID, type SignatureSuite } from './alg';
 import { assembleCertificate, buildTbs, caExtensions, keyIdentifier, name, newSerial } from './profile';
@@ -68,3 +69,13 @@ export function makeIssuing(root: { key: KeyObject; cert: Buffer; subject: Buffe
   return assembleCertificate(tbs, suite, signLocal(suite, root.key, tbs));
 }
 
+
+/** writeExclusive creates a new file with mode 0600 (O_EXCL, no symlink follow): an existing file is never overwritten. */
+export function writeExclusive(file: string, text: string): void {
+  const fd = openSync(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0), 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}

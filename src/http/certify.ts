@@ -139,7 +139,9 @@ export async function certify(deps: CertifyDeps, req: CertifyRequest, csr: Sanit
   let uuid: string | undefined;
   const action: AttestAction<{ certificate: string; ca_chain: string[]; ca_bundle: string }> = {
     validate: () => {
-      // Refusals that no attestation can fix come before any state changes (the nonce is kept).
+      // Refusals that no attestation can fix come before any state changes (the nonce is kept);
+      // so does a signer that is not ready (503: the agent's retry finds its nonce issued).
+      deps.issuer.caBundle();
       deps.issuer.checkEvidenceDigests(evidence);
       uuid = req.renewCert !== undefined ? deps.issuer.checkRenewal(req.renewCert, csr, req.policyDomain, new Date()) : deps.issuer.newUuid();
     },

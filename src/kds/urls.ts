@@ -21,13 +21,21 @@ export interface ReportedTcb {
   readonly fmc?: number | undefined;
 }
 
-/** hwidFor returns the KDS hwid of a CHIP_ID for a product (lowercase hex). */
+/**
+ * hwidFor returns the KDS hwid of a CHIP_ID for a product (lowercase hex). A CHIP_ID that names no
+ * chip can never be fetched, so it is a definitive 400 (never 503 + Retry-After, which would send
+ * the agent into retries that cannot succeed): all zero (MASK_CHIP_ID: the VCEK must come with the
+ * evidence), or a Turin CHIP_ID whose bytes 8..63 are not zero (Turin chip ids are 8 bytes).
+ */
 export function hwidFor(product: Product, chipId: Uint8Array): string {
   if (chipId.length !== 64) throw new Error(`CHIP_ID must be 64 bytes, got ${chipId.length}`);
   if (chipId.every((b) => b === 0)) {
-    throw new TasError('KDS_UNAVAILABLE', 'CHIP_ID is masked (all zero): no VCEK can be fetched from KDS; send tee-certificates', {
-      reason: 'KDS_MASKED_CHIP_ID',
+    throw new TasError('TEE_VERIFICATION_FAILED', 'CHIP_ID is masked (all zero): no VCEK can be looked up for it; the VCEK must be sent in tee-certificates', {
+      reason: 'CHIP_ID_MASKED_NO_VCEK',
     });
+  }
+  if (product === 'Turin' && chipId.subarray(8).some((b) => b !== 0)) {
+    throw new TasError('TEE_VERIFICATION_FAILED', 'Turin CHIP_ID bytes 8..63 are not zero: it names no chip', { reason: 'CHIP_ID_MALFORMED' });
   }
   const hex = Buffer.from(chipId).toString('hex');
   return product === 'Turin' ? hex.slice(0, 16) : hex;

@@ -21,7 +21,7 @@ describe('attest: a masked CHIP_ID never passes a chip rule it would fail unmask
   const hwHex = (p: Product): string => lab.kits[p].hwIdFor().toString('hex');
   const chipHex = (p: Product): string => lab.kits[p].chipId.toString('hex');
 
-  async function attempt(product: Product, policyId: string, o: { masked: boolean; vlek?: boolean }): Promise<{ status: number; body: Record<string, unknown>; keys: ReturnType<typeof agentKeys> }> {
+  async function attempt(product: Product, policyId: string, o: { masked: boolean; vlek?: boolean; noCerts?: boolean }): Promise<{ status: number; body: Record<string, unknown>; keys: ReturnType<typeof agentKeys> }> {
     const kit = lab.kits[product];
     const keys = agentKeys();
     const nonce = await getNonce(lab);
@@ -32,7 +32,7 @@ describe('attest: a masked CHIP_ID never passes a chip rule it would fail unmask
     });
     const leaf = o.vlek ? kit.vlekPem() : kit.vcekPem();
     const certificates = Buffer.from(`${leaf}${o.vlek ? kit.asvkPem : kit.askPem}`);
-    const r = await getSecret(lab, { nonce, report, keys, policyId, certificates });
+    const r = await getSecret(lab, { nonce, report, keys, policyId, ...(o.noCerts ? {} : { certificates }) });
     return { ...r, keys };
   }
 
@@ -75,5 +75,19 @@ describe('attest: a masked CHIP_ID never passes a chip rule it would fail unmask
     const vlek = await attempt('Turin', 'chip-deny', { masked: true, vlek: true });
     assert.equal(vlek.status, 400, JSON.stringify(vlek.body));
     assert.match(JSON.stringify(lab.daemon.audit.records.at(-1)!.details), /chip_id deny_list.*claim absent/);
+  });
+
+  it('a masked CHIP_ID without tee-certificates is a definitive 400 with its own reason (no VCEK can be looked up), never 503', async () => {
+    assert.equal((await storePolicy(lab, policyDoc('any'))).status, 201);
+    for (const p of ['Genoa', 'Turin'] as Product[]) {
+      const r = await attempt(p, 'any', { masked: true, noCerts: true });
+      assert.equal(r.status, 400, `${p}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error, 'TEE verification failed');
+      const rec = lab.daemon.audit.records.at(-1)!;
+      assert.equal(rec.reason, 'CHIP_ID_MASKED_NO_VCEK');
+      assert.equal(rec.outcome, 'deny');
+    }
+    // The same reports with their VCEK pass.
+    assert.equal((await attempt('Genoa', 'any', { masked: true })).status, 200);
   });
 });

@@ -93,16 +93,27 @@ describe('kds: URLs and cache layers with genuine AMD certificates', function ()
     });
   }
 
-  it('never builds a URL from a masked CHIP_ID', () => {
-    const e = (() => {
+  it('never builds a URL from a CHIP_ID that names no chip: a definitive 400, never 503 + Retry-After', () => {
+    const refusal = (product: 'Milan' | 'Turin', chip: Buffer): TasError | undefined => {
       try {
-        vcekPath('Milan', Buffer.alloc(64), { bootloader: 1, tee: 0, snp: 1, microcode: 1 });
+        vcekPath(product, chip, { bootloader: 1, tee: 0, snp: 1, microcode: 1, fmc: 0 });
       } catch (x) {
         return x as TasError;
       }
       return undefined;
-    })();
-    assert.equal(e?.reason, 'KDS_MASKED_CHIP_ID');
+    };
+    const masked = refusal('Milan', Buffer.alloc(64));
+    assert.equal(masked?.reason, 'CHIP_ID_MASKED_NO_VCEK');
+    assert.equal(masked?.status, 400);
+    assert.equal(masked?.retryAfterSeconds, undefined);
+    const turinTail = Buffer.alloc(64, 0);
+    turinTail[0] = 1;
+    turinTail[40] = 1;
+    const malformed = refusal('Turin', turinTail);
+    assert.equal(malformed?.reason, 'CHIP_ID_MALFORMED');
+    assert.equal(malformed?.status, 400);
+    turinTail[40] = 0;
+    assert.equal(refusal('Turin', turinTail), undefined, 'a well-formed Turin chip id builds its URL');
   });
 
   it('fetches each genuine VCEK once (DER and PEM), chains it to the pinned roots, then serves from memory', async () => {

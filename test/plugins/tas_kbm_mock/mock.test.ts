@@ -2,12 +2,14 @@
  * tas_kbm_mock: the contract in both reply forms, plus its strict configuration.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import plugin, { parseMockConfig } from '../../../plugins/tas_kbm_mock';
 import { isKbmError, KBM_API_VERSION } from '../../../src/kbm/types';
+import { parseWrappingKey } from '../../../src/kbm';
 import { kbmContract } from '../../kbm/contract';
 
 const log = pino({ level: 'silent' });
@@ -60,6 +62,18 @@ describe('tas_kbm_mock configuration', () => {
     }
   });
 
+  it('delay_ms makes a slow key backend (answers no sooner than the delay)', async () => {
+    const f = join(dir, 'slow.yaml');
+    writeFileSync(f, 'delay_ms: 300\nsecrets: {k: {value_utf8: v}}\n');
+    assert.equal(parseMockConfig('secrets: {k: {value_utf8: v}}\n', 'x.yaml').delayMs, 0);
+    const b = await plugin.open(f, { log });
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const t0 = process.hrtime.bigint();
+    await b.getSecret('k', parseWrappingKey(publicKey.export({ type: 'pkcs1', format: 'der' })));
+    assert.ok(Number(process.hrtime.bigint() - t0) / 1e6 >= 290);
+    await b.close();
+  });
+
   it('reads JSON as well as YAML', async () => {
     const f = join(dir, 'c.json');
     writeFileSync(f, JSON.stringify({ secrets: { k: { value_utf8: 'v' } } }));
@@ -81,6 +95,9 @@ describe('tas_kbm_mock configuration', () => {
     ['non-string value', 'secrets: {k: {value_utf8: 12}}\n', /must be a string/],
     ['duplicate key', 'secrets:\n  k: {value_utf8: a}\n  k: {value_utf8: b}\n', /not valid YAML/],
     ['top level list', '- a\n', /top level must be a mapping/],
+    ['negative delay', 'delay_ms: -1\nsecrets: {k: {value_utf8: v}}\n', /delay_ms must be an integer/],
+    ['delay as text', 'delay_ms: "5"\nsecrets: {k: {value_utf8: v}}\n', /delay_ms must be an integer/],
+    ['delay beyond 120 s', 'delay_ms: 120001\nsecrets: {k: {value_utf8: v}}\n', /delay_ms must be an integer/],
   ];
   for (const [what, text, re] of bad) {
     it(`refuses a config with ${what}`, () => {
