@@ -204,18 +204,21 @@ export class KbmService {
   }
 
   /** #bounded makes a hung backend a 503 instead of a request that never ends. */
-  async #bounded<T>(p: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new KbmError('unavailable', `${what}: no answer from the key backend within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    // One timer and one promise per call (no Promise.race, no async frame): this runs per release.
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new KbmError('unavailable', `${what}: no answer from the key backend within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   /** timeoutMs bounds one backend call as seen from a request (it feeds the nonce claim lease). */
