@@ -30,6 +30,9 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-fexceptions"],
       "cflags_cc": ["-std=c++17", "-fexceptions"],
+      # Full RELRO: every symbol bound at load (-z now) and the GOT read-only after it, so a
+      # memory-safety bug cannot redirect a lazily bound call (lintian: hardening-no-bindnow).
+      "ldflags": ["-Wl,-z,relro", "-Wl,-z,now"],
       "conditions": [
         ["tas_sanitize==1", {
           "cflags": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"],

@@ -432,9 +432,28 @@ struct TdxJob {
   tas::TdxVerifyOutcome out;
   std::shared_ptr<const tas::Bytes> quote;  // for the raw slices of the result
   bool omit_quote = false;
+  bool lean = false;
 };
 
+// The lean result is what the per-request path needs (the caller peeked/parsed the quote): cache
+// flags, the PCK SGX values TCB matching uses, the CA type and the CRL windows. Building the full
+// result's ~60 JavaScript values costs about as much as the quote signature check itself.
+Napi::Value TdxLeanToJs(Napi::Env env, const TdxJob& job) {
+  const tas::TdxVerifyOutcome& out = job.out;
+  const tas::PckEntry& p = *out.pck;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pckChainCached", out.pck_cached);
+  o.Set("qeReportCached", out.qe_cached);
+  o.Set("caType", p.processor_ca ? "processor" : "platform");
+  o.Set("pckSerialHex", p.leaf.serial_hex);
+  o.Set("sgx", SgxToJs(env, p.sgx));
+  o.Set("rootCrlNextUpdate", Date(env, out.root_crl.next_update));
+  o.Set("pckCrlNextUpdate", Date(env, out.pck_crl.next_update));
+  return o;
+}
+
 Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
+  if (job.lean) return TdxLeanToJs(env, job);
   const tas::TdxVerifyOutcome& out = job.out;
   Napi::Object o = Napi::Object::New(env);
   if (!job.omit_quote) o.Set("quote", TdxQuoteToJs(env, out.quote, job.quote->data()));
@@ -448,6 +467,7 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
   pck.Set("sgx", SgxToJs(env, p.sgx));
   o.Set("pck", pck);
   o.Set("pckChainCached", out.pck_cached);
+  o.Set("qeReportCached", out.qe_cached);
   Napi::Object crls = Napi::Object::New(env);
   crls.Set("root", WindowToJs(env, out.root_crl));
   crls.Set("pck", WindowToJs(env, out.pck_crl));
@@ -518,6 +538,7 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("verifyChain", &TasNative::VerifyChain),
                              InstanceMethod("verifyCrl", &TasNative::VerifyCrl),
                              InstanceMethod("parseTdxQuote", &TasNative::ParseTdxQuote),
+                             InstanceMethod("peekTdxQuote", &TasNative::PeekTdxQuote),
                              InstanceMethod("verifyTdxQuote", &TasNative::VerifyTdxQuote),
                              InstanceMethod("verifyTdxCollateral", &TasNative::VerifyTdxCollateral),
                              InstanceMethod("clearCache", &TasNative::ClearCache),
@@ -622,6 +643,20 @@ class TasNative : public Napi::Addon<TasNative> {
     });
   }
 
+  Napi::Value PeekTdxQuote(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      tas::Bytes b = TdxBytes(info[0], "quote", tas::kMaxQuoteSize);
+      tas::TdxPeek p = tas::PeekTdxQuote(b.data(), b.size());
+      Napi::Env env = info.Env();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("quote", TdxQuoteToJs(env, p.quote, b.data()));
+      o.Set("caType", p.processor_ca ? "processor" : "platform");
+      o.Set("leaf", CertSummaryToJs(env, p.leaf));
+      o.Set("sgx", SgxToJs(env, p.sgx));
+      return o;
+    });
+  }
+
   Napi::Value VerifyTdxQuote(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       if (!info[0].IsObject()) tas::Fail(tas::kTdxArgument, "verifyTdxQuote input must be an object");
@@ -637,13 +672,16 @@ class TasNative : public Napi::Addon<TasNative> {
       Napi::Value skew = o.Get("crlSkewSeconds");
       if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = TdxSeconds(skew, "crlSkewSeconds");
       Napi::Value omit = o.Get("omitQuote");
-      const bool lean = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
+      const bool omit_quote = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
+      Napi::Value lean_v = o.Get("lean");
+      const bool lean = lean_v.IsBoolean() && lean_v.As<Napi::Boolean>().Value();
       std::shared_ptr<tas::TdxCaches> caches = tdx_caches_;
-      auto job = [in = std::move(in), caches, lean]() {
+      auto job = [in = std::move(in), caches, omit_quote, lean]() {
         TdxJob j;
         j.out = tas::VerifyTdxQuote(in, caches.get());
-        j.quote = std::make_shared<const tas::Bytes>(in.quote);
-        j.omit_quote = lean;
+        if (!omit_quote && !lean) j.quote = std::make_shared<const tas::Bytes>(in.quote);
+        j.omit_quote = omit_quote || lean;
+        j.lean = lean;
         return j;
       };
       return Queue<decltype(job), TdxJob>(info.Env(), std::move(job), &TdxOutcomeToJs);

@@ -87,8 +87,17 @@ install -m 0644 "$repo/systemd/tas.sysusers" "$root/usr/lib/sysusers.d/tas.conf"
 install -m 0644 "$repo/systemd/tas.tmpfiles" "$root/usr/lib/tmpfiles.d/tas.conf"
 install -m 0644 "$repo/systemd/drop-ins/"* "$root/usr/share/doc/tas/drop-ins/"
 install -m 0644 "$repo/packaging/copyright" "$root/usr/share/doc/tas/copyright"
-install -m 0644 "$repo/docs/plugins.md" "$repo/docs/policy.md" "$repo/docs/audit.md" "$root/usr/share/doc/tas/"
-gzip -9n "$root/usr/share/doc/tas/"*.md
+# The documentation, flat in /usr/share/doc/tas: docs/*.md (not DEVELOPING.md), the README and the
+# KMIP plugin's README (as kmip-plugin.md), with their relative links rewritten to that layout.
+doc="$root/usr/share/doc/tas"
+for f in "$repo"/docs/*.md; do
+  [ "$(basename "$f")" = DEVELOPING.md ] && continue
+  sed 's|(\.\./plugins/tas_kbm_kmip/README\.md)|(kmip-plugin.md)|g' "$f" > "$doc/$(basename "$f")"
+done
+sed 's|](docs/|](|g; s|(docs/)|(./)|g' "$repo/README.md" > "$doc/README.md"
+cp "$repo/plugins/tas_kbm_kmip/README.md" "$doc/kmip-plugin.md"
+chmod 0644 "$doc"/*.md
+gzip -9n "$doc/"*.md
 node "$lib/dist/src/main.js" --help >/dev/null # the man page is made from this binary's own help
 node --import tsx "$repo/packaging/manpage.ts" "$lib/dist/src/main.js" | gzip -9n > "$root/usr/share/man/man8/tas.8.gz"
 install -m 0644 "$repo/packaging/deb/lintian-overrides" "$root/usr/share/lintian/overrides/tas"

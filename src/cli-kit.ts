@@ -6,8 +6,10 @@
  * Exit codes (README "Exit codes"): 0 ok, 1 a check failed (e.g. `tas audit verify` found
  * tampering), 2 usage or configuration error, 3 startup failure or internal error.
  */
+import { chownSync, chmodSync, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
-import { ConfigError } from './config/load';
+import { ConfigError, getInstalledConfigFile, loadConfig, type Config } from './config/load';
 
 export const EXIT = { OK: 0, CHECK_FAILED: 1, USAGE: 2, STARTUP: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -26,15 +28,31 @@ export class CliError extends Error {
 /** reportError prints an error the way every command does and returns its exit code. */
 export function reportError(e: unknown): ExitCode {
   if (e instanceof ConfigError) {
-    process.stderr.write(`tas: ${e.message}\n`);
+    // One line per problem, each naming the setting: greppable, and readable in the journal.
+    for (const p of e.problems) process.stderr.write(`tas: ${p}\n`);
     return EXIT.USAGE;
   }
   if (e instanceof CliError) {
     process.stderr.write(`tas: ${e.message}\n`);
     return e.exitCode;
   }
-  process.stderr.write(`tas: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // Anything else is unexpected: one line for people, the stack only at debug level.
+  const err = e instanceof Error ? e : new Error(String(e));
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') {
+    // A file named on the command line (or in the configuration) that cannot be read.
+    process.stderr.write(`tas: ${err.message}\n`);
+    return EXIT.USAGE;
+  }
+  process.stderr.write(`tas: ${err.message}\n`);
+  if (debugWanted()) process.stderr.write(`${err.stack ?? ''}\n`);
+  else process.stderr.write('tas: (internal error; set TAS_OVERRIDE__logging__level=debug for the stack trace)\n');
   return EXIT.STARTUP;
+}
+
+/** debugWanted: the stack trace of an unexpected error is shown at log level debug or trace. */
+function debugWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(debug|trace)$/i.test(env.TAS_OVERRIDE__logging__level ?? '');
 }
 
 export interface CommandSpec<U> {
@@ -52,11 +70,17 @@ export function defineCommand<U>(spec: CommandSpec<U>): CommandModule<object, U>
     describe: spec.describe,
     builder: (spec.builder ?? ((y: Argv) => y)) as CommandModule<object, U>['builder'],
     handler: async (argv) => {
+      // A long job (a KDS prefetch waiting out a Retry-After) may, at times, have nothing but
+      // unref'd timers pending: node would then end the process mid-job with exit code 0. This
+      // ref'd timer keeps it alive until the command has finished and set its exit code.
+      const keepAlive = setInterval(() => undefined, 60_000);
       try {
         const code = await spec.run(argv);
         process.exitCode = code ?? EXIT.OK;
       } catch (e) {
         process.exitCode = reportError(e);
+      } finally {
+        clearInterval(keepAlive);
       }
     },
   };
@@ -74,4 +98,81 @@ export function group(command: string, describe: string, subs: ReadonlyArray<Com
     },
     handler: () => undefined,
   };
+}
+
+/**
+ * toolConfig loads the configuration for a command that does not serve (kds, pcs, policy,
+ * audit, verify): the same sources as `tas serve` (including /etc/tas/tas.yaml on an installed
+ * host), but the API keys are not required (PROTOCOL.md §5 "CLI on an installed host").
+ */
+export function toolConfig(configFile: string | undefined): Config {
+  return loadConfig({ ...(configFile !== undefined ? { configFile } : {}), keysOptional: true });
+}
+
+/** The system user of tas.service (User=tas in the unit, created by sysusers.d/tas.conf). */
+export const SERVICE_USER = 'tas';
+
+/** serviceAccount returns the uid and gid of the service user, or undefined when it does not exist. */
+export function serviceAccount(passwd = '/etc/passwd'): { uid: number; gid: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === SERVICE_USER && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return undefined;
+}
+
+/**
+ * handOverToService prepares a command that writes into the service's state or cache directory
+ * (`tas kds import|prefetch`, `tas policy import`). Run as root on an installed host, what it
+ * writes must belong to the service user with the service's modes (UMask=0077: directories 0700,
+ * files 0600), or the service (User=tas) could not read or replace it. Call before writing; call
+ * the returned function when done (also after a failure). Elsewhere (not root, a source checkout,
+ * no service user) it does nothing. Directories that existed before keep their owner; files and
+ * directories below them that root owns are handed over.
+ */
+export function handOverToService(cfg: Config, opts: { account?: { uid: number; gid: number } | undefined; euid?: number } = {}): () => void {
+  const euid = opts.euid ?? process.geteuid?.() ?? -1;
+  const account = 'account' in opts ? opts.account : serviceAccount();
+  if (euid !== 0 || account === undefined || getInstalledConfigFile() === undefined) return () => undefined;
+  if (cfg.get<string>('store.backend') !== 'embedded') return () => undefined;
+  const roots = [cfg.get<string>('store.state_dir'), cfg.get<string>('kds.cache_dir')];
+  const existed = new Map(roots.map((r) => [r, existsSync(r)]));
+  const previousUmask = process.umask(0o077);
+  return () => {
+    process.umask(previousUmask);
+    for (const r of roots) {
+      if (!existsSync(r)) continue;
+      give(r, existed.get(r) === false, account);
+    }
+  };
+}
+
+function give(path: string, self: boolean, to: { uid: number; gid: number }): void {
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return;
+  if (self && st.uid === 0) {
+    chownSync(path, to.uid, to.gid);
+    chmodSync(path, st.isDirectory() ? 0o700 : 0o600);
+  }
+  if (st.isDirectory()) for (const n of readdirSync(path)) give(join(path, n), true, to);
+}
+
+/** FORMATS: every command's output selection (`--format json|text`; `--json` is an alias). */
+export const FORMATS = ['text', 'json'] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** withFormat adds `--format text|json` (and the `--json` alias) to a command. */
+export function withFormat<T>(y: Argv<T>): Argv<T & { format: Format; json?: boolean }> {
+  return y
+    .option('format', { choices: FORMATS as unknown as string[], default: 'text', describe: 'Output format' })
+    .option('json', { type: 'boolean', describe: 'Same as --format json' })
+    .middleware((argv) => {
+      if (argv.json === true) (argv as { format: string }).format = 'json';
+    }) as never;
 }

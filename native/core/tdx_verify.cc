@@ -68,21 +68,27 @@ void CheckCrlWindow(const CrlEntry& c, int64_t at, int64_t skew, const std::stri
   if (at - skew >= c.next_update) Fail(kTdxCrlStale, what + " is past its nextUpdate");
 }
 
-std::string HashKey(const char* tag, std::initializer_list<const Bytes*> parts) {
+// Cache keys are the exact input bytes, length-prefixed (no digest to compute, and a hit means
+// byte equality: the map compares whole keys). Only verified inputs ever become entries, so the
+// caches cannot be filled with junk; BoundedCache bounds their number.
+void AppendExact(std::string& k, const uint8_t* p, size_t n) {
+  const uint64_t len = n;
+  k.append(reinterpret_cast<const char*>(&len), sizeof len);
+  k.append(reinterpret_cast<const char*>(p), n);
+}
+
+std::string ExactKey(const char* tag, std::initializer_list<const Bytes*> parts) {
   std::string k(tag);
-  for (const Bytes* b : parts) {
-    Sha256 d = Sha256Of(b->data(), b->size());
-    k.append(reinterpret_cast<const char*>(d.data()), d.size());
-  }
+  size_t total = k.size();
+  for (const Bytes* b : parts) total += 8 + b->size();
+  k.reserve(total);
+  for (const Bytes* b : parts) AppendExact(k, b->data(), b->size());
   return k;
 }
 
 std::string AnchorsKey(const std::vector<Bytes>& anchors) {
-  std::vector<Sha256> hs;
-  for (const auto& a : anchors) hs.push_back(Sha256Of(a.data(), a.size()));
-  std::sort(hs.begin(), hs.end());
   std::string k;
-  for (const auto& h : hs) k.append(reinterpret_cast<const char*>(h.data()), h.size());
+  for (const auto& a : anchors) AppendExact(k, a.data(), a.size());
   return k;
 }
 
@@ -138,9 +144,9 @@ void RequireCa(X509* x, bool ca, const char* code, const std::string& what) {
   }
 }
 
-std::shared_ptr<const CrlEntry> CheckedCrl(const Bytes& crl_bytes, const Bytes& issuer_der, int64_t at, int64_t skew, const CrlRules& rules,
-                                           const std::string& what, TdxCaches* caches) {
-  std::string key = caches ? HashKey("crl", {&crl_bytes, &issuer_der}) : std::string();
+std::shared_ptr<const CrlEntry> CheckedCrl(const Bytes& crl_bytes, const Bytes& issuer_der, const Sha256& issuer_sha, int64_t at, int64_t skew,
+                                           const CrlRules& rules, const std::string& what, TdxCaches* caches) {
+  std::string key = caches ? ExactKey("crl", {&crl_bytes}) + std::string(reinterpret_cast<const char*>(issuer_sha.data()), issuer_sha.size()) : std::string();
   if (caches) {
     if (auto hit = caches->crl.Get(key)) {
       CheckCrlWindow(*hit, at, skew, what);
@@ -163,11 +169,12 @@ void NotRevoked(const CrlEntry& crl, const CertSummary& c, const std::string& wh
 }
 
 std::shared_ptr<const PckEntry> VerifiedPck(const uint8_t* chain, size_t chain_len, const std::vector<Bytes>& anchors_in,
-                                            const std::string& anchors_key, int64_t at, TdxCaches* caches, bool* cached) {
+                                            const std::string& anchors_key, int64_t at, TdxCaches* caches, bool* cached, std::string* chain_key) {
   std::string key;
   if (caches) {
-    Sha256 h = Sha256Of(chain, chain_len);
-    key = "pck" + anchors_key + std::string(reinterpret_cast<const char*>(h.data()), h.size());
+    key = "pck" + anchors_key;
+    AppendExact(key, chain, chain_len);
+    *chain_key = key;
     if (auto hit = caches->pck.Get(key)) {
       CheckWindow(hit->leaf, at, "PCK");
       CheckWindow(hit->ca, at, "PCK CA");
@@ -218,7 +225,7 @@ std::shared_ptr<const PckEntry> VerifiedPck(const uint8_t* chain, size_t chain_l
 }  // namespace
 
 std::shared_ptr<const SignedJsonEntry> VerifyPcsJson(const PcsSignedJson& j, PcsJsonKind kind, const std::vector<Bytes>& anchors_in,
-                                                     const CrlEntry* root_crl, int64_t at, TdxCaches* caches) {
+                                                     const CrlEntry* root_crl, int64_t at, TdxCaches* caches, const std::string* anchors_key) {
   const bool tcb = kind == PcsJsonKind::kTcbInfo;
   const std::string what = tcb ? "tcbInfo" : "enclaveIdentity";
   const char* sig_code = tcb ? kTdxTcbInfoSignature : kTdxQeIdentitySignature;
@@ -228,7 +235,7 @@ std::shared_ptr<const SignedJsonEntry> VerifyPcsJson(const PcsSignedJson& j, Pcs
   std::string key;
   std::shared_ptr<const SignedJsonEntry> entry;
   if (caches) {
-    key = std::string(tcb ? "tcb" : "qei") + AnchorsKey(anchors_in) + HashKey("", {&j.body, &j.signature, &j.chain});
+    key = std::string(tcb ? "tcb" : "qei") + (anchors_key ? *anchors_key : AnchorsKey(anchors_in)) + ExactKey("", {&j.body, &j.signature, &j.chain});
     entry = caches->json.Get(key);
   }
   if (!entry) {
@@ -277,26 +284,39 @@ TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches) {
                             " zero padding bytes"});
 
   const std::string anchors_key = AnchorsKey(in.anchors);
-  out.pck = VerifiedPck(b + q.pck_chain.offset, q.pck_chain.length, in.anchors, anchors_key, in.at, caches, &out.pck_cached);
+  std::string chain_key;
+  out.pck = VerifiedPck(b + q.pck_chain.offset, q.pck_chain.length, in.anchors, anchors_key, in.at, caches, &out.pck_cached, &chain_key);
   const PckEntry& pck = *out.pck;
   out.checks.push_back({"pck_chain", true, pck.leaf.subject_cn + " <- " + pck.ca.subject_cn + " <- pinned " + pck.root.subject_cn});
 
-  auto root_crl = CheckedCrl(in.root_crl, pck.root_der, in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
+  auto root_crl = CheckedCrl(in.root_crl, pck.root_der, pck.root.sha256, in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
   NotRevoked(*root_crl, pck.ca, "PCK CA certificate");
   // The PCK CRL must come from the leaf's own issuer (ca=platform vs ca=processor, TDX.md §7.9).
-  auto pck_crl = CheckedCrl(in.pck_crl, pck.ca_der, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
+  auto pck_crl = CheckedCrl(in.pck_crl, pck.ca_der, pck.ca.sha256, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
   NotRevoked(*pck_crl, pck.leaf, "PCK certificate");
   out.root_crl = {root_crl->this_update, root_crl->next_update};
   out.pck_crl = {pck_crl->this_update, pck_crl->next_update};
   out.checks.push_back({"revocation", true, "root CA CRL and " + std::string(pck.processor_ca ? "Processor" : "Platform") + " CA CRL current; nothing revoked"});
 
-  if (!EcdsaP256Sha256Raw(pck.leaf_key, b + q.qe_report_span.offset, kQeReportSize, q.qe_report_signature.data())) {
-    Fail(kTdxQeReportSignature, "QE report signature does not verify with the PCK key");
+  // QE report, its signature, the attestation key and the QE auth data are the same bytes in every
+  // quote of a platform: once verified under this PCK chain they are cached by those exact bytes.
+  std::string qe_key;
+  std::shared_ptr<const QeEntry> qe;
+  if (caches) {
+    qe_key.reserve(chain_key.size() + 384 + 64 + 64 + q.qe_auth_data.length);
+    qe_key.append(chain_key);
+    qe_key.append(reinterpret_cast<const char*>(b + q.qe_report_span.offset), kQeReportSize);
+    qe_key.append(reinterpret_cast<const char*>(q.qe_report_signature.data()), 64);
+    qe_key.append(reinterpret_cast<const char*>(q.attestation_key.data()), 64);
+    qe_key.append(reinterpret_cast<const char*>(b + q.qe_auth_data.offset), q.qe_auth_data.length);
+    qe = caches->qe.Get(qe_key);
   }
-  out.checks.push_back({"qe_report_signature", true, "QE report signed by the PCK key"});
-
-  // REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes: all 64 bytes (TDX.md §3 V5).
-  {
+  out.qe_cached = qe != nullptr;
+  if (!qe) {
+    if (!EcdsaP256Sha256Raw(pck.leaf_key, b + q.qe_report_span.offset, kQeReportSize, q.qe_report_signature.data())) {
+      Fail(kTdxQeReportSignature, "QE report signature does not verify with the PCK key");
+    }
+    // REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes: all 64 bytes (TDX.md §3 V5).
     Bytes msg(q.attestation_key.begin(), q.attestation_key.end());
     msg.insert(msg.end(), b + q.qe_auth_data.offset, b + q.qe_auth_data.offset + q.qe_auth_data.length);
     Sha256 h = Sha256Of(msg.data(), msg.size());
@@ -305,21 +325,41 @@ TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches) {
     if (CRYPTO_memcmp(want, q.qe_report.report_data.data(), 64) != 0) {
       Fail(kTdxQeReportData, "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes");
     }
+    auto e = std::make_shared<QeEntry>();
+    e->attestation_key = EcKeyFromRawPoint(NID_X9_62_prime256v1, q.attestation_key.data(), 64, kTdxAttKey);
+    qe = e;
+    if (caches) caches->qe.Put(qe_key, qe);
   }
-  EcVerifyKey att = EcKeyFromRawPoint(NID_X9_62_prime256v1, q.attestation_key.data(), 64, kTdxAttKey);
+  out.checks.push_back({"qe_report_signature", true, std::string("QE report signed by the PCK key") + (out.qe_cached ? " (verified earlier, same bytes)" : "")});
   out.checks.push_back({"attestation_key_binding", true, "QE REPORTDATA commits to the attestation key and " + std::to_string(q.qe_auth_data.length) + " bytes of QE auth data"});
 
-  if (!EcdsaP256Sha256Raw(att, b, q.signed_region.length, q.signature.data())) {
+  if (!EcdsaP256Sha256Raw(qe->attestation_key, b, q.signed_region.length, q.signature.data())) {
     Fail(kTdxQuoteSignature, "quote signature does not verify with the attestation key");
   }
   out.checks.push_back({"quote_signature", true, "header and TD report signed by the attestation key (" + std::to_string(q.signed_region.length) + " bytes)"});
 
-  out.tcb_info = VerifyPcsJson(in.tcb_info, PcsJsonKind::kTcbInfo, in.anchors, root_crl.get(), in.at, caches);
+  out.tcb_info = VerifyPcsJson(in.tcb_info, PcsJsonKind::kTcbInfo, in.anchors, root_crl.get(), in.at, caches, &anchors_key);
   out.checks.push_back({"tcb_info_signature", true, "tcbInfo bytes signed by " + out.tcb_info->signer.subject_cn});
-  out.qe_identity = VerifyPcsJson(in.qe_identity, PcsJsonKind::kQeIdentity, in.anchors, root_crl.get(), in.at, caches);
+  out.qe_identity = VerifyPcsJson(in.qe_identity, PcsJsonKind::kQeIdentity, in.anchors, root_crl.get(), in.at, caches, &anchors_key);
   out.checks.push_back({"qe_identity_signature", true, "enclaveIdentity bytes signed by " + out.qe_identity->signer.subject_cn});
   ERR_clear_error();
   return out;
+}
+
+TdxPeek PeekTdxQuote(const uint8_t* data, size_t len) {
+  TdxPeek p;
+  p.quote = ParseTdxQuote(data, len);
+  std::vector<Bytes> pems = SplitPemChain(data + p.quote.pck_chain.offset, p.quote.pck_chain.length, 3, kTdxCertData);
+  X509Ptr leaf = Cert(pems[0], "PCK certificate");
+  p.leaf = Summary(leaf.get());
+  if (p.leaf.issuer_cn == kProcessorCaCn) {
+    p.processor_ca = true;
+  } else if (p.leaf.issuer_cn != kPlatformCaCn) {
+    Fail(kTdxCertShape, "PCK leaf issuer CN is '" + p.leaf.issuer_cn + "', expected a PCK Platform or Processor CA");
+  }
+  p.sgx = SgxExtensionOf(leaf.get(), kTdxSgxExt);
+  ERR_clear_error();
+  return p;
 }
 
 TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches* caches) {
@@ -333,7 +373,8 @@ TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches
   }
   if (issuer == nullptr) Fail(kTdxCrlSignature, "root CA CRL is not issued by a pinned root");
   TdxCollateralOutcome out;
-  auto root_crl = CheckedCrl(in.root_crl, CertDer(issuer), in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
+  Bytes issuer_der = CertDer(issuer);
+  auto root_crl = CheckedCrl(in.root_crl, issuer_der, Sha256Of(issuer_der.data(), issuer_der.size()), in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
   out.root_crl = {root_crl->this_update, root_crl->next_update};
   if (in.pck_crl) {
     if (!in.pck_crl_chain) Fail(kTdxArgument, "pckCrl needs pckCrlChain");
@@ -347,7 +388,8 @@ TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches
     if (cs.subject_cn != kPlatformCaCn && cs.subject_cn != kProcessorCaCn) Fail(kTdxCollateralChain, "PCK CRL issuer is not a PCK CA");
     RequireCa(ca.get(), true, kTdxCollateralChain, "PCK CRL issuer");
     NotRevoked(*root_crl, cs, "PCK CA certificate");
-    auto pck_crl = CheckedCrl(*in.pck_crl, CertDer(ca.get()), in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
+    Bytes ca_der = CertDer(ca.get());
+    auto pck_crl = CheckedCrl(*in.pck_crl, ca_der, cs.sha256, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
     out.pck_crl = CrlWindow{pck_crl->this_update, pck_crl->next_update};
     out.pck_ca = cs;
   }

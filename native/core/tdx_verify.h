@@ -52,16 +52,26 @@ struct SignedJsonEntry {
   CertSummary signer, root;
 };
 
+// QeEntry is a verified QE report of one platform: its signature by the PCK key and its
+// REPORTDATA binding to the attestation key (+ QE auth data). A Quoting Enclave keeps its
+// attestation key, so every quote of a platform carries byte-identical QE report data; the entry
+// is keyed by all of those bytes and the PCK chain, and holds the prepared attestation key.
+struct QeEntry {
+  EcVerifyKey attestation_key;
+};
+
 struct TdxCaches {
   BoundedCache<PckEntry> pck;
   BoundedCache<CrlEntry> crl;
   BoundedCache<SignedJsonEntry> json;
+  BoundedCache<QeEntry> qe;
   void Clear() {
     pck.Clear();
     crl.Clear();
     json.Clear();
+    qe.Clear();
   }
-  size_t Size() { return pck.Size() + crl.Size() + json.Size(); }
+  size_t Size() { return pck.Size() + crl.Size() + json.Size() + qe.Size(); }
 };
 
 // PcsSignedJson is one PCS response: the exact bytes of the `tcbInfo` / `enclaveIdentity` value as
@@ -91,6 +101,7 @@ struct TdxVerifyOutcome {
   TdxQuote quote;
   std::shared_ptr<const PckEntry> pck;
   bool pck_cached = false;
+  bool qe_cached = false;
   CrlWindow root_crl, pck_crl;
   std::shared_ptr<const SignedJsonEntry> tcb_info, qe_identity;
   std::vector<Check> checks;
@@ -99,6 +110,17 @@ struct TdxVerifyOutcome {
 // VerifyTdxQuote runs every check above or throws the first failure's TDX_ERR_* code. `caches` may
 // be null (no caching).
 TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches);
+
+// PeekTdxQuote parses a quote and reads its PCK leaf (issuer CA type, SGX extension) WITHOUT
+// verifying anything: it only tells the caller which collateral to fetch (FMSPC, ca=platform or
+// processor). VerifyTdxQuote proves all of it later.
+struct TdxPeek {
+  TdxQuote quote;
+  CertSummary leaf;
+  bool processor_ca = false;
+  SgxExtension sgx;
+};
+TdxPeek PeekTdxQuote(const uint8_t* data, size_t len);
 
 // Collateral verification without a quote (re-verifying cached collateral on load).
 struct TdxCollateralInput {
@@ -121,6 +143,6 @@ TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches
 
 // VerifyPcsJsonSignature checks one signed body alone against `anchors` (fuzzing, tools).
 std::shared_ptr<const SignedJsonEntry> VerifyPcsJson(const PcsSignedJson& j, PcsJsonKind kind, const std::vector<Bytes>& anchors,
-                                                     const CrlEntry* root_crl, int64_t at, TdxCaches* caches);
+                                                     const CrlEntry* root_crl, int64_t at, TdxCaches* caches, const std::string* anchors_key = nullptr);
 
 }  // namespace tas

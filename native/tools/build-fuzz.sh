@@ -16,7 +16,7 @@ libcrypto=$(ls /usr/lib/*/libcrypto.so.3 /lib/*/libcrypto.so.3 2>/dev/null | hea
 mkdir -p native/fuzz/out/obj
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Werror -isystem "$inc")
-core=(cert chain crl ossl report signature verify)
+core=(cert chain crl der ossl report sgx_ext signature tdx_quote tdx_verify verify)
 objs=()
 for c in "${core[@]}"; do
   o=native/fuzz/out/obj/$c.o
@@ -25,7 +25,7 @@ for c in "${core[@]}"; do
   fi
   objs+=("$o")
 done
-for t in report cert crl; do
+for t in report cert crl tdx_quote sgx_ext pcs; do
   "$CXX" "${flags[@]}" -fsanitize=fuzzer native/fuzz/fuzz_$t.cc "${objs[@]}" "$libcrypto" -o native/fuzz/out/fuzz_$t
 done
 echo native/fuzz/out

@@ -49,6 +49,12 @@ Description: hardened TEE attestation appliance (AMD SEV-SNP key release)
  5000, with TLS on by default.
 CONTROL
 
+# md5sums of every shipped file but the conffiles (dpkg tracks those itself), as dh_md5sums does:
+# dpkg --verify and debsums check installed files against it.
+(cd "$root" && find . -path ./DEBIAN -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum | sed 's|  \./|  |') \
+  | grep -vxFf <(sed 's|^/||; s|^|  |' "$root/DEBIAN/conffiles" | while read -r f; do md5sum "$root/$f" | sed "s|  $root/|  |"; done) > "$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/md5sums"
+
 deb="$out/tas_${version}_amd64.deb"
 dpkg-deb --build --root-owner-group -Zxz "$root" "$deb" >&2
 echo "$deb"

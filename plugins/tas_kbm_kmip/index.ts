@@ -3,7 +3,9 @@
  * TLS with tas's own TTLV codec. Config: a pykmip.conf-style `[client]` file (see config.ts).
  */
 import { KBM_API_VERSION, type KbmDeps, type KbmManifest, type KbmPlugin, type KeyBroker } from '../../src/kbm/types';
+import { KbmError } from '../../src/kbm/types';
 import { openKmipBroker } from './broker';
+import { KmipConfigError, loadKmipConfig } from './config';
 
 export { KmipBroker, openKmipBroker, toKbmError, type KmipBrokerHooks } from './broker';
 export { KmipClient, KmipClientError } from './client';
@@ -26,6 +28,15 @@ export const plugin: KbmPlugin = {
     if (h.ok) deps.log.info({ kbm: manifest.name }, h.detail ?? 'KMIP server reachable');
     else deps.log.warn({ kbm: manifest.name, authFailed: h.authFailed === true }, `KMIP server not ready: ${h.detail ?? ''}`);
     return broker;
+  },
+  check(configFile: string | undefined): void {
+    // The config and the certificate/key files it names; the server is not contacted.
+    try {
+      loadKmipConfig(configFile);
+    } catch (e) {
+      if (e instanceof KmipConfigError) throw new KbmError('config', e.message, { cause: e });
+      throw e;
+    }
   },
 };
 

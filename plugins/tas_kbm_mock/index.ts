@@ -142,19 +142,28 @@ export class MockBroker implements KeyBroker {
 export const plugin: KbmPlugin = {
   manifest,
   async open(configFile: string | undefined, deps: KbmDeps): Promise<KeyBroker> {
-    if (configFile === undefined || configFile === '') {
-      throw new KbmError('config', 'tas_kbm_mock needs TAS_KBM_CONFIG_FILE (a YAML/JSON map of key ids to secrets); it never invents secrets');
-    }
-    let text: string;
-    try {
-      text = readFileSync(configFile, 'utf8');
-    } catch (e) {
-      throw configError(configFile, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const cfg = parseMockConfig(text, configFile);
+    const cfg = readMockConfig(configFile);
     deps.log.info({ plugin: manifest.name, keys: cfg.secrets.size, form: cfg.form }, 'mock key broker loaded');
     return new MockBroker(cfg);
   },
+  check(configFile: string | undefined): void {
+    const cfg = readMockConfig(configFile);
+    for (const b of cfg.secrets.values()) b.fill(0);
+  },
 };
+
+/** readMockConfig reads and parses TAS_KBM_CONFIG_FILE (open and check). */
+function readMockConfig(configFile: string | undefined): MockConfig {
+  if (configFile === undefined || configFile === '') {
+    throw new KbmError('config', 'tas_kbm_mock needs TAS_KBM_CONFIG_FILE (a YAML/JSON map of key ids to secrets); it never invents secrets');
+  }
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch (e) {
+    throw configError(configFile, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseMockConfig(text, configFile);
+}
 
 export default plugin;

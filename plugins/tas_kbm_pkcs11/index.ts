@@ -19,7 +19,7 @@
  * go through pkcs11js' thread-pool variants so the event loop stays free.
  */
 import { constants, generateKeyPairSync, privateDecrypt, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
 import type { SecretKeyReply } from '../../src/attest/types';
 import { checkKeyId, KBM_API_VERSION, KbmError, type KbmDeps, type KbmHealth, type KbmManifest, type KbmPlugin, type KeyBroker } from '../../src/kbm/types';
@@ -631,15 +631,32 @@ export async function openPkcs11(cfg: Pkcs11Config, log: Logger, env: NodeJS.Pro
 export const plugin: KbmPlugin = {
   manifest,
   async open(configFile: string | undefined, deps: KbmDeps): Promise<KeyBroker> {
-    if (configFile === undefined || configFile === '') throw new KbmError('config', 'tas_kbm_pkcs11 needs TAS_KBM_CONFIG_FILE');
-    let text: string;
+    return openPkcs11(readPkcs11Config(configFile), deps.log);
+  },
+  check(configFile: string | undefined): void {
+    // The config, the PIN source and the library file; the token is not opened (a network HSM
+    // would be contacted, and wrong PINs count against the token).
+    const cfg = readPkcs11Config(configFile);
+    // A PIN passed as a systemd credential exists only inside the service; elsewhere it is not checked.
+    if ('file' in cfg.pinSource || process.env.CREDENTIALS_DIRECTORY) readPin(cfg.pinSource);
     try {
-      text = readFileSync(configFile, 'utf8');
+      accessSync(cfg.module, fsConstants.R_OK);
     } catch (e) {
-      throw new KbmError('config', `tas_kbm_pkcs11 config ${configFile}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new KbmError('config', `tas_kbm_pkcs11 config ${configFile}: module ${cfg.module}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return openPkcs11(parsePkcs11Config(text, configFile), deps.log);
   },
 };
+
+/** readPkcs11Config reads and parses TAS_KBM_CONFIG_FILE (open and check). */
+function readPkcs11Config(configFile: string | undefined): Pkcs11Config {
+  if (configFile === undefined || configFile === '') throw new KbmError('config', 'tas_kbm_pkcs11 needs TAS_KBM_CONFIG_FILE');
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch (e) {
+    throw new KbmError('config', `tas_kbm_pkcs11 config ${configFile}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parsePkcs11Config(text, configFile);
+}
 
 export default plugin;

@@ -2,16 +2,25 @@
  * The audit stream (docs/audit.md): one JSON line per security decision, numbered and hash-chained
  * so that a deleted, edited, reordered or truncated record shows (`tas audit verify`).
  *
- * Durability policy for `audit.file` (TAS_AUDIT_FILE): the file is opened O_APPEND and every record
- * is written with one synchronous write(2) before record() returns, so a crash of tas loses no
- * record and concurrent appenders never interleave. fdatasync(2) runs at most once per
- * FSYNC_DELAY_MS after records were written, and on close, so a power loss loses at most that
- * window. After a restart the chain continues from the last complete record of the file.
+ * Durability policy for `audit.file` (TAS_AUDIT_FILE): the file is opened O_APPEND. record() only
+ * queues the record; a writer hands queued records to the kernel with asynchronous write(2)s (the
+ * records that arrived while one write was under way go together in the next), so the event loop
+ * never blocks on the disk. The HTTP layer awaits whenWritten() before it sends any reply, so every
+ * decision a client saw answered is in the file (write(2) returned) first: a crash of tas loses
+ * only records whose requests were not answered yet. The chain (seq, prev, hash) is computed by the
+ * writer in queue order; a batch the kernel refused (disk full) is counted as failures and does not
+ * advance the chain. fdatasync(2) runs at most once per FSYNC_DELAY_MS after records were written,
+ * and on close, so a power loss loses at most that window. After a restart the chain continues
+ * from the last complete record of the file. Records to stdout are written synchronously.
+ *
+ * Each record is serialised once: every field is turned into JSON text one time, and the line and
+ * the canonical (RFC 8785) form the hash covers are two arrangements of the same pieces.
  */
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
 import type { Config } from '../config';
 import { onReopen } from '../log';
-import { AUDIT_VERSION, boundedString, recordHash, scrub, ZERO_HASH, type AuditRecord } from './record';
+import { AUDIT_VERSION, boundedString, canonicalJson, scrub, ZERO_HASH } from './record';
 import type { AuditEvent, AuditLog } from './types';
 
 export type { AuditEvent, AuditLog, AuditOutcome } from './types';
@@ -27,6 +36,8 @@ export interface AuditStream extends AuditLog {
   readonly seq: number;
   /** Records that could not be written (disk full, closed file); readiness reports them. */
   readonly failures: number;
+  /** whenWritten: undefined when every record so far was written, else a promise for that. */
+  whenWritten(): Promise<void> | undefined;
 }
 
 export interface AuditOptions {
@@ -44,6 +55,19 @@ export function openAudit(cfg: Config, opts: AuditOptions = {}): AuditStream {
   return file === undefined ? new Stream(undefined, opts) : new Stream(file, opts);
 }
 
+/** Pending is a queued record: every field already JSON text (serialised once). */
+interface Pending {
+  readonly time: string;
+  readonly event: string;
+  readonly outcome: string;
+  readonly reason: string;
+  readonly requestId: string;
+  readonly client: string;
+  readonly details: string;
+}
+
+const V_JSON = JSON.stringify(AUDIT_VERSION);
+
 class Stream implements AuditStream {
   seq = 0;
   failures = 0;
@@ -54,6 +78,14 @@ class Stream implements AuditStream {
   private closed = false;
   private readonly now: () => Date;
   private readonly writeOut: (line: string) => void;
+  /** File mode: records queued for the writer, and the writer's state. */
+  private queue: Pending[] = [];
+  private writing = false;
+  private reopenWanted = false;
+  /** Records queued so far, and records the writer finished with (written or failed). */
+  private queued = 0;
+  private finished = 0;
+  private waiters: Array<{ upTo: number; resolve: () => void }> = [];
 
   constructor(
     private readonly file: string | undefined,
@@ -73,36 +105,110 @@ class Stream implements AuditStream {
       this.failures++;
       return;
     }
+    let p: Pending;
     try {
-      const body: Omit<AuditRecord, 'hash'> = {
-        v: AUDIT_VERSION,
-        seq: this.seq + 1,
-        time: this.now().toISOString(),
-        event: String(ev.event).slice(0, 64),
-        outcome: ev.outcome,
-        reason: String(ev.reason || 'UNSPECIFIED').slice(0, 128),
-        request_id: boundedString(ev.requestId, 256),
-        client: boundedString(ev.client, 256),
-        details: (scrub(ev.details ?? {}) ?? {}) as Record<string, unknown>,
-        prev: this.prev,
-        ...(this.file === undefined ? { audit: true as const } : {}),
+      p = {
+        time: JSON.stringify(this.now().toISOString()),
+        event: JSON.stringify(String(ev.event).slice(0, 64)),
+        outcome: JSON.stringify(ev.outcome),
+        reason: JSON.stringify(String(ev.reason || 'UNSPECIFIED').slice(0, 128)),
+        requestId: JSON.stringify(boundedString(ev.requestId, 256)),
+        client: JSON.stringify(boundedString(ev.client, 256)),
+        // Canonical (sorted keys): the same text serves the line and the hashed form.
+        details: canonicalJson(scrub(ev.details ?? {}) ?? {}),
       };
-      const rec = { ...body, hash: recordHash(body) };
-      const line = `${JSON.stringify(rec)}\n`;
-      if (this.fd !== undefined) writeAll(this.fd, line);
-      else this.writeOut(line);
-      this.seq = rec.seq;
-      this.prev = rec.hash;
-      if (this.fd !== undefined) this.scheduleSync();
     } catch (e) {
-      // Never throw into request handling; the failure count feeds readiness and stderr says why.
       this.failures++;
       process.stderr.write(`tas: audit record not written: ${(e as Error).message}\n`);
+      return;
     }
+    if (this.fd === undefined) {
+      // stdout: synchronous, as the log lines it is mixed with.
+      try {
+        const { line, hash } = this.serialise(p, this.seq + 1, this.prev);
+        this.writeOut(line);
+        this.seq++;
+        this.prev = hash;
+      } catch (e) {
+        this.failures++;
+        process.stderr.write(`tas: audit record not written: ${(e as Error).message}\n`);
+      }
+      return;
+    }
+    this.queue.push(p);
+    this.queued++;
+    this.pump();
+  }
+
+  whenWritten(): Promise<void> | undefined {
+    if (this.finished >= this.queued) return undefined;
+    const upTo = this.queued;
+    return new Promise<void>((resolve) => this.waiters.push({ upTo, resolve }));
+  }
+
+  /**
+   * serialise builds the line and its hash from the pieces: the hash is SHA-256 over the RFC 8785
+   * form (members sorted by name; every value is already canonical JSON text), the line keeps the
+   * documented field order.
+   */
+  private serialise(p: Pending, seq: number, prev: string): { line: string; hash: string } {
+    const seqJson = String(seq);
+    const prevJson = `"${prev}"`;
+    const tagged = this.file === undefined;
+    const canonical = `{${tagged ? '"audit":true,' : ''}"client":${p.client},"details":${p.details},"event":${p.event},"outcome":${p.outcome},"prev":${prevJson},"reason":${p.reason},"request_id":${p.requestId},"seq":${seqJson},"time":${p.time},"v":${V_JSON}}`;
+    const hash = createHash('sha256').update(canonical, 'utf8').digest('hex');
+    const line = `{"v":${V_JSON},"seq":${seqJson},"time":${p.time},"event":${p.event},"outcome":${p.outcome},"reason":${p.reason},"request_id":${p.requestId},"client":${p.client},"details":${p.details},"prev":${prevJson},${tagged ? '"audit":true,' : ''}"hash":"${hash}"}\n`;
+    return { line, hash };
+  }
+
+  /** pump hands every queued record to the kernel in one write, unless a write is under way. */
+  private pump(): void {
+    if (this.writing || this.fd === undefined) return;
+    if (this.reopenWanted) this.swapFile();
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    let seq = this.seq;
+    let prev = this.prev;
+    let text = '';
+    for (const p of batch) {
+      const s = this.serialise(p, seq + 1, prev);
+      text += s.line;
+      seq++;
+      prev = s.hash;
+    }
+    this.writing = true;
+    writeFully(this.fd, Buffer.from(text, 'utf8'), (err) => {
+      this.writing = false;
+      if (err) {
+        // Never thrown into request handling; the failure count feeds readiness, stderr says why.
+        this.failures += batch.length;
+        process.stderr.write(`tas: audit record not written: ${err.message}\n`);
+      } else {
+        this.seq = seq;
+        this.prev = prev;
+        this.scheduleSync();
+      }
+      this.finished += batch.length;
+      this.settle();
+      this.pump();
+    });
+  }
+
+  private settle(): void {
+    if (this.waiters.length === 0) return;
+    const left: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (w.upTo <= this.finished) w.resolve();
+      else left.push(w);
+    }
+    this.waiters = left;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Records queued before close are still written; later ones count as failures.
+    await this.whenWritten();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.fd !== undefined) {
@@ -124,6 +230,14 @@ class Stream implements AuditStream {
   /** reopen (SIGUSR1): logrotate renamed the file; continue the chain in a new one. */
   private reopen(): void {
     if (this.closed || this.file === undefined || this.fd === undefined) return;
+    // Never swap the descriptor under a write in flight: the writer swaps between batches.
+    this.reopenWanted = true;
+    if (!this.writing) this.swapFile();
+  }
+
+  private swapFile(): void {
+    this.reopenWanted = false;
+    if (this.file === undefined || this.fd === undefined) return;
     const old = this.fd;
     this.fd = openSync(this.file, 'a+', 0o640);
     try {
@@ -213,3 +327,12 @@ function writeAll(fd: number, line: string): void {
 }
 
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** writeFully writes all of buf with asynchronous write(2)s (a short write continues). */
+function writeFully(fd: number, buf: Buffer, done: (err: NodeJS.ErrnoException | null) => void, off = 0): void {
+  write(fd, buf, off, buf.length - off, null, (err, n) => {
+    if (err) return done(err);
+    if (off + n < buf.length) return writeFully(fd, buf, done, off + n);
+    done(null);
+  });
+}

@@ -36,6 +36,25 @@ export function recordHash(rec: Omit<AuditRecord, 'hash'> | Record<string, unkno
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/**
+ * canonicalJson is RFC 8785 (JCS) text of a value that scrub() produced (null, booleans, finite
+ * numbers, strings, arrays, plain objects): members sorted by UTF-16 code units, values as
+ * ECMAScript JSON.stringify writes them. Equal to canonicalize() on that domain, without the
+ * intermediate copies (test/audit/audit.test.ts compares the two).
+ */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  let out = '';
+  for (const k of Object.keys(o).sort()) {
+    const x = o[k];
+    if (x === undefined) continue;
+    out += `${out ? ',' : ''}${JSON.stringify(k)}:${canonicalJson(x)}`;
+  }
+  return `{${out}}`;
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 const EVENT = /^[a-z][a-z0-9_.:-]{0,63}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

@@ -22,6 +22,12 @@ export interface AuditEvent {
 /** AuditLog appends records; it must not throw into request handling. */
 export interface AuditLog {
   record(ev: AuditEvent): void;
+  /**
+   * whenWritten is undefined when every record so far was handed to the kernel (write(2)
+   * returned), else a promise that settles when they were (or failed, counted). The HTTP layer
+   * awaits it before sending a reply: audit durability (docs/audit.md). Optional for test fakes.
+   */
+  whenWritten?(): Promise<void> | undefined;
   /** Flushes and closes the stream (file or stdout). */
   close(): Promise<void>;
 }

@@ -1,7 +1,8 @@
 /**
  * README generation: the configuration reference from the settings registry, the error table from
  * the error catalogue and the refused names of the original TAS. `npm run docs:config` rewrites
- * the blocks between the markers of README.md; test/readme.test.ts fails when they disagree.
+ * the blocks between the markers of README.md, docs/configuration.md and docs/errors.md;
+ * test/readme.test.ts and test/docs/links.test.ts fail when they disagree.
  *
  *   node --import tsx src/config/docs.ts --write   rewrite README.md
  *   node --import tsx src/config/docs.ts --check   exit 1 when README.md is out of date
@@ -93,10 +94,11 @@ export function originalNames(): string {
   return out.join('\n');
 }
 
-/** render replaces every generated block of `text`; throws when a marker is missing. */
-export function render(text: string): string {
+/** render replaces the generated blocks `names` (default: all) of `text`; throws when a marker is missing. */
+export function render(text: string, names: readonly string[] = Object.keys(BLOCKS)): string {
   let out = text;
-  for (const [name, gen] of Object.entries(BLOCKS)) {
+  for (const name of names) {
+    const gen = BLOCKS[name]!;
     const b = out.indexOf(begin(name));
     const e = out.indexOf(end(name));
     if (b < 0 || e < b) throw new Error(`README.md lacks the markers of the ${name} block:\n${begin(name)}\n${end(name)}`);
@@ -107,14 +109,24 @@ export function render(text: string): string {
 
 export const README = join(__dirname, '..', '..', 'README.md');
 
+/** Every file with generated blocks (the docs/ copies ship in /usr/share/doc/tas). */
+export const TARGETS: ReadonlyArray<{ file: string; blocks: readonly string[] }> = [
+  { file: README, blocks: Object.keys(BLOCKS) },
+  { file: join(__dirname, '..', '..', 'docs', 'configuration.md'), blocks: ['config-reference', 'original-names'] },
+  { file: join(__dirname, '..', '..', 'docs', 'errors.md'), blocks: ['error-table'] },
+];
+
 if (require.main === module) {
-  const text = readFileSync(README, 'utf8');
-  const next = render(text);
-  if (process.argv.includes('--write')) {
-    if (next !== text) writeFileSync(README, next);
-    process.stdout.write(next === text ? 'README.md is up to date\n' : 'README.md rewritten\n');
-  } else if (next !== text) {
-    process.stderr.write('README.md is out of date: run `npm run docs:config`\n');
-    process.exitCode = 1;
+  for (const t of TARGETS) {
+    const text = readFileSync(t.file, 'utf8');
+    const next = render(text, t.blocks);
+    const name = t.file.slice(join(__dirname, '..', '..').length + 1);
+    if (process.argv.includes('--write')) {
+      if (next !== text) writeFileSync(t.file, next);
+      process.stdout.write(next === text ? `${name} is up to date\n` : `${name} rewritten\n`);
+    } else if (next !== text) {
+      process.stderr.write(`${name} is out of date: run \`npm run docs:config\`\n`);
+      process.exitCode = 1;
+    }
   }
 }

@@ -8,8 +8,8 @@
  * wrong types and names of the original TAS that tas does not support stop startup with a message
  * naming the setting. The result is deep-frozen.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { maskUrlsDeep } from './mask';
 import { allSettings, isSecret, settingByEnv, settingByPath, type SettingSpec } from './registry';
@@ -73,13 +73,75 @@ export function mask(s: SettingSpec, v: unknown): unknown {
   return '***';
 }
 
+/** The configuration file of the installed product (PROTOCOL.md §5 fixed paths). */
+export const INSTALLED_CONFIG_FILE = '/etc/tas/tas.yaml';
+
+/** The repository or package root: the nearest directory above this file with a package.json. */
+function productRoot(): string {
+  let d = __dirname;
+  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+/**
+ * installedConfigFile is the file every `tas` command reads when neither --config nor
+ * TAS_CONFIG_FILE names one and it exists: /etc/tas/tas.yaml for the installed product; none in
+ * a source checkout (a `.git` at the root), which keeps its development defaults (./.tas/state)
+ * even on a host where the package is installed too. Tests inject a path with
+ * setInstalledConfigFile.
+ */
+let installedConfigFile: string | undefined = existsSync(join(productRoot(), '.git')) ? undefined : INSTALLED_CONFIG_FILE;
+
+/** setInstalledConfigFile replaces the installed-host default (tests); returns the previous one. */
+export function setInstalledConfigFile(path: string | undefined): string | undefined {
+  const prev = installedConfigFile;
+  installedConfigFile = path;
+  return prev;
+}
+
+/** The installed-host default config file in effect (undefined in a source checkout). */
+export function getInstalledConfigFile(): string | undefined {
+  return installedConfigFile;
+}
+
+/**
+ * The files the unit's LoadCredential= lines name, next to the installed configuration:
+ * `tas config check` reads the keys from them as the service would get them.
+ */
+export function serviceCredentialFiles(): Record<string, string> {
+  if (installedConfigFile === undefined) return {};
+  const dir = dirname(installedConfigFile);
+  return { TAS_API_KEY: join(dir, 'api-key'), TAS_MANAGEMENT_API_KEY: join(dir, 'management-api-key') };
+}
+
+/** configFileIn says which file a load reads: --config, else TAS_CONFIG_FILE, else the installed one when it exists. */
+export function configFileIn(opts: Pick<LoadOptions, 'configFile' | 'env'>): string | undefined {
+  const env = opts.env ?? process.env;
+  const explicit = opts.configFile ?? env.TAS_CONFIG_FILE;
+  if (explicit !== undefined && explicit !== '') return explicit;
+  return installedConfigFile !== undefined && existsSync(installedConfigFile) ? installedConfigFile : undefined;
+}
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
-  /** Explicit config file (--config); overrides TAS_CONFIG_FILE. */
+  /** Explicit config file (--config); overrides TAS_CONFIG_FILE and the installed default. */
   configFile?: string;
+  /**
+   * Commands that do not serve (kds, policy, audit, verify) do not need the API keys: their
+   * absence is no problem then (PROTOCOL.md §5 "CLI on an installed host").
+   */
+  keysOptional?: boolean;
+  /**
+   * Secrets read from these files (env name -> path) when no other source sets them and the file
+   * is readable: the LoadCredential= files of the unit, for `tas config check` outside systemd.
+   */
+  credentialFiles?: Record<string, string>;
   /** Values given on the command line (e.g. --host, --port); they rank with the environment. */
   cli?: Record<string, unknown>;
 }
+
+/** The API keys: required by `tas serve` and `tas config check` only. */
+const KEY_PATHS: readonly string[] = ['auth.client_keys', 'auth.management_keys'];
 
 /** Environment names that are not settings but are read by the loader. */
 const LOADER_ENV = new Set(['TAS_CONFIG_FILE']);
@@ -91,7 +153,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const raw = new Map<string, { value: unknown; source: Source; fromEnv: boolean }>();
 
   // 1. config file
-  const file = opts.configFile ?? env.TAS_CONFIG_FILE;
+  const file = configFileIn(opts);
   if (file !== undefined && file !== '') {
     let doc: unknown;
     try {
@@ -176,8 +238,20 @@ export function loadConfig(opts: LoadOptions = {}): Config {
           continue;
         }
         raw.set(s.path, { value: text, source: 'credential', fromEnv: true });
+        seen.add(s.path);
         break;
       }
+    }
+  }
+  const unreadableCredentials = new Map<string, string>();
+  for (const [name, path] of Object.entries(opts.credentialFiles ?? {})) {
+    const s = settingByEnv(name);
+    if (!s || seen.has(s.path) || raw.has(s.path)) continue;
+    try {
+      raw.set(s.path, { value: readSecretFile(path), source: 'credential', fromEnv: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') unreadableCredentials.set(s.path, `${path} is not readable by this user (${code ?? (e as Error).message}): run as root, as the service's credentials are`);
     }
   }
 
@@ -223,8 +297,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       sources[s.path] = 'default';
     }
     if (v === undefined) {
-      if (s.required) {
-        problems.push(`${label(s)} is required (see README "${s.section}")`);
+      if (s.required && !(opts.keysOptional && KEY_PATHS.includes(s.path))) {
+        const why = unreadableCredentials.get(s.path);
+        problems.push(why ? `${label(s)} is required: ${why}` : `${label(s)} is required (see README "${s.section}")`);
         missing.push(s.path);
       }
       continue;

@@ -11,7 +11,9 @@ import { claimLeaseMs, Pipeline, type AttestPorts, type Attester, type EvidenceV
 import { TasError } from '../errors';
 import { bodyLimit, clientAuth, managementAuth, policyAuth, type HttpServices, type RateLimitStore, type RouteModule, type StatusProvider } from '../http';
 import { parseWrappingKey } from '../kbm';
-import { openKeyBroker, type KbmService } from '../kbm';
+import { KBM_API_VERSION, KbmError, KbmService, openKeyBroker } from '../kbm';
+import { kbmUnconfigured, NO_KBM_REASON } from './preflight';
+import { serviceMetrics } from './metrics';
 import { CertIssuer, certSettings, openCertSigner } from '../cert';
 import { certifyRoutes } from '../http/certify';
 import type { CertCache } from '../kds';
@@ -78,8 +80,11 @@ export async function assemble(initial: Config): Promise<Assembly> {
     routes.push(policyRouteModule(policies, { managementAuth, policyAuth, bodyLimit: bodyLimit.management }) as RouteModule);
     status.push(policyStatusProvider(policies));
 
-    // Key broker plugin.
-    const kbm: KbmService = await openKeyBroker(cfg, ctx);
+    // Key broker plugin. None configured (the shipped /etc/tas/tas.yaml leaves it commented out):
+    // serve not ready and say why (readiness `kbm`, STATUS= in `systemctl status`) instead of
+    // exiting into a restart loop.
+    const kbm: KbmService = kbmUnconfigured(cfg) ? unconfiguredBroker(ctx) : await openKeyBroker(cfg, ctx);
+    if (kbmUnconfigured(cfg)) log.warn(NO_KBM_REASON);
     status.push({ name: 'key_broker', status: async () => ({ plugin: cfg.get<string>('kbm.plugin'), health: await kbm.health() }) });
 
     // Nonces. The claim lease outlives every timeout inside a claim (src/attest/lease.ts).
@@ -144,8 +149,10 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
     const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
+    const metrics = serviceMetrics(ctx.metrics);
+    const release = metrics.release((keyId: string, wk: Buffer) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)));
     const ports: AttestPorts = {
-      verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, snp as EvidenceVerifier]]),
+      verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, metrics.verifier(snp as EvidenceVerifier)]]),
       // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
       components: gpuComponentHook(undefined) as AttestPorts['components'],
       nonces: {
@@ -173,14 +180,14 @@ export async function assemble(initial: Config): Promise<Assembly> {
       broker: {
         // Parsed once per request: validateWrappingKey runs first, getSecret reuses its result.
         validateWrappingKey: (b) => void parsedKeys.set(b, parseWrappingKey(b)),
-        getSecret: (keyId, wk) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)),
+        getSecret: (keyId, wk) => release(keyId, wk),
       },
       requireBinding: (dialect) => {
         const v = ctx.config().get<boolean | undefined>('attest.require_binding');
         return v ?? dialect === 'policy-id';
       },
     };
-    const pipeline = new Pipeline(ports, ctx.audit, { leaseMs });
+    const pipeline = new Pipeline(ports, metrics.audit(ctx.audit), { leaseMs });
     attester.target = pipeline;
 
     // Workload certificates (PROTOCOL.md §2.2): routes and signer only when enabled.
@@ -227,4 +234,19 @@ export async function assemble(initial: Config): Promise<Assembly> {
       return handles;
     },
   };
+}
+
+/** unconfiguredBroker stands in when no key broker is configured: never ready, releases nothing. */
+function unconfiguredBroker(ctx: AppContext): KbmService {
+  const svc = new KbmService(
+    {
+      manifest: { name: 'none', apiVersion: KBM_API_VERSION, description: 'no key broker configured' },
+      getSecret: async () => { throw new KbmError('unavailable', NO_KBM_REASON, { retryAfterSeconds: 300 }); },
+      health: async () => ({ ok: false, detail: NO_KBM_REASON }),
+      close: async () => undefined,
+    },
+    ctx.log.child({ kbm: 'none' }),
+  );
+  ctx.readiness.register('kbm', () => svc.readiness());
+  return svc;
 }

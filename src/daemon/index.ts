@@ -6,7 +6,6 @@
  * listener is configured) management routes. With TAS_MANAGEMENT_HOST/PORT the management routes
  * move to their own listener, with mutual TLS when TAS_MANAGEMENT_CLIENT_CA_FILE is set.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -15,19 +14,14 @@ import '../config/all-settings';
 import { loadConfig, type Config, type LoadOptions } from '../config';
 import { UnavailableAttester } from '../attest';
 import type { AuditLog } from '../audit/types';
-import { buildServer, createEdge, isLoopbackHost, type Edge, type HttpServices, type RateLimitStore, type ServerLimits, type TlsOptions } from '../http';
+import { buildServer, createEdge, type Edge, type HttpServices, type RateLimitStore, type ServerLimits } from '../http';
 import type { AppContext } from './context';
 import { openAudit } from '../audit';
 import { createLogger } from '../log';
 import { createLifecycle, createReadiness } from './runtime';
+import { MTLS_WITHOUT_LISTENER, plaintextRefusal, readTls, StartupError } from './preflight';
 
-/** StartupError stops the daemon before it serves anything; the message says which setting to change. */
-export class StartupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StartupError';
-  }
-}
+export { StartupError } from './preflight';
 
 /** ListenFd is an inherited socket (systemd socket activation); name `management` selects the management listener. */
 export interface ListenFd {
@@ -69,18 +63,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-function readTls(cfg: Config, withCa: boolean): TlsOptions | undefined {
-  const cert = cfg.get<string | undefined>('server.tls.cert_file');
-  const key = cfg.get<string | undefined>('server.tls.key_file');
-  if (cert === undefined || key === undefined) return undefined;
-  const ca = withCa ? cfg.get<string | undefined>('management.client_ca_file') : undefined;
-  try {
-    return { cert: readFileSync(cert), key: readFileSync(key), ...(ca !== undefined ? { ca: readFileSync(ca) } : {}) };
-  } catch (e) {
-    throw new StartupError(`TLS files: ${(e as Error).message} (TAS_TLS_CERT_FILE / TAS_TLS_KEY_FILE / TAS_MANAGEMENT_CLIENT_CA_FILE)`);
-  }
-}
-
 function baseUrl(app: FastifyInstance, tls: boolean): string {
   const a = app.server.address();
   if (a === null || typeof a === 'string') return a ?? '';
@@ -100,8 +82,8 @@ async function listen(app: FastifyInstance, target: { fd: number } | { host: str
 
 /** refusePlaintext fails startup for plain HTTP on a non-loopback address unless explicitly allowed. */
 function refusePlaintext(cfg: Config, what: string, host: string): void {
-  if (isLoopbackHost(host) || cfg.get<boolean>('server.allow_plaintext')) return;
-  throw new StartupError(`${what}: plain HTTP on non-loopback address ${host} is refused: set TAS_TLS_CERT_FILE and TAS_TLS_KEY_FILE, or TAS_ALLOW_PLAINTEXT=true`);
+  const why = plaintextRefusal(cfg, what, host);
+  if (why) throw new StartupError(why);
 }
 
 /** startDaemon builds everything and starts listening. */
@@ -130,7 +112,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const tlsMain = readTls(config, false);
   const tlsMgmt = separateMgmt ? readTls(config, true) : undefined;
   if (config.get<string | undefined>('management.client_ca_file') !== undefined && !tlsMgmt?.ca) {
-    throw new StartupError('TAS_MANAGEMENT_CLIENT_CA_FILE needs TAS_TLS_CERT_FILE/TAS_TLS_KEY_FILE and a separate management listener');
+    throw new StartupError(MTLS_WITHOUT_LISTENER);
   }
   if (!tlsMain && mainFds.length === 0) refusePlaintext(config, 'main listener', config.get<string>('server.host'));
   if (!tlsMgmt && mgmtHost !== undefined && !mgmtFd) refusePlaintext(config, 'management listener', mgmtHost);

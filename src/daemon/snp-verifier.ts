@@ -94,6 +94,7 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
       const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence';
       const v = await d.verifier().verify({
         report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
+        parsed: peek.raw.parsed, // parsed once, in peek
       });
       if (fast) {
         const hit = [serialHex(certs.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));

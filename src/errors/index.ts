@@ -69,7 +69,7 @@ export const CATALOGUE = {
   POLICY_UNSIGNED: spec(400, 'Unsigned policies are not allowed by configuration', 'The policy has no signature and TAS_ENFORCE_SIGNED_POLICIES is true.'),
   POLICY_SIGNATURE_FAILED: spec(400, 'Policy signature verification failed', 'The signature does not verify with any key of TAS_POLICY_TRUST (tampered document, wrong key, or no trust configured).'),
   POLICY_SIGNED_DATA_UNSUPPORTED: spec(400, "The 'signed_data' field in the signature object is deprecated and no longer supported. Please re-sign the policy so that the signature covers all top-level fields.", 'Rules-only (first-dialect) signatures are accepted only through /policy/v0/store.'),
-  POLICY_FIRST_DIALECT_BODY: spec(400, "Request must contain 'policy_type', 'policy' and either 'policy_identifier' or 'key_id'", 'Malformed POST /policy/v0/store body (PROTOCOL.md §3.3); the log names the field.'),
+  POLICY_FIRST_DIALECT_BODY: spec(400, "Request must contain 'policy_type', 'policy' and either 'policy_identifier' or 'key_id'", 'Malformed POST /policy/v0/store body (docs/protocol.md §3.3); the log names the field.'),
   POLICY_KEY_BINDING_UNSIGNED: spec(403, 'Policy signature does not cover the key binding (TAS_ALLOW_UNSIGNED_KEY_BINDING is false)', 'A rules-only-signed (first-dialect) policy may release a key only when TAS_ALLOW_UNSIGNED_KEY_BINDING=true.'),
 
   // --- key broker ------------------------------------------------------------------------------------

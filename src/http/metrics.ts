@@ -28,15 +28,36 @@ function httpMetrics(registry: Registry, edge: Edge): HttpMetrics {
     }),
   };
   new Gauge({ name: 'tas_http_inflight', help: 'Requests currently holding an in-flight slot (TAS_MAX_INFLIGHT).', registers: [registry], collect() { this.set(edge.inflight.inflight); } });
-  new Gauge({ name: 'tas_http_inflight_refused', help: 'Requests refused because TAS_MAX_INFLIGHT was reached (since start).', registers: [registry], collect() { this.set(edge.inflight.refused); } });
-  new Gauge({
-    name: 'tas_http_connections_refused', help: 'Connections destroyed at accept by the per-peer caps (reason: open, header_incomplete), since start.',
-    labelNames: ['reason'], registers: [registry],
+  // Cumulative numbers are counters named _total (rate() works, resets show as restarts), advanced
+  // at scrape time to the edge's own running count.
+  const seen = new Map<string, number>();
+  const advance = (c: Counter<string>, key: string, now: number, labels?: Record<string, string>): void => {
+    const before = seen.get(key) ?? 0;
+    if (now > before) {
+      if (labels) c.inc(labels, now - before);
+      else c.inc(now - before);
+    }
+    seen.set(key, now);
+  };
+  new Counter({
+    name: 'tas_http_inflight_refused_total', help: 'Requests refused because TAS_MAX_INFLIGHT was reached.', registers: [registry],
     collect() {
-      for (const [reason, n] of Object.entries(edge.connectionStats.refused)) this.set({ reason }, n);
+      advance(this, 'inflight', edge.inflight.refused);
     },
   });
-  new Gauge({ name: 'tas_http_header_timeouts', help: 'Connections closed because their first request head did not arrive in time (since start).', registers: [registry], collect() { this.set(edge.connectionStats.headerTimeouts); } });
+  new Counter({
+    name: 'tas_http_connections_refused_total', help: 'Connections destroyed at accept by the per-peer caps (reason: open, header_incomplete).',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      for (const [reason, n] of Object.entries(edge.connectionStats.refused)) advance(this, `refused:${reason}`, n, { reason });
+    },
+  });
+  new Counter({
+    name: 'tas_http_header_timeouts_total', help: 'Connections closed because their first request head did not arrive in time.', registers: [registry],
+    collect() {
+      advance(this, 'header', edge.connectionStats.headerTimeouts);
+    },
+  });
   byRegistry.set(registry, m);
   return m;
 }

@@ -14,6 +14,7 @@ import type { AppContext } from '../daemon/context';
 import type { Attester } from '../attest/types';
 import { TasError, toWire } from '../errors';
 import { VERSION } from '../version';
+import { lazyChild, type Logger } from '../log';
 import { clientAddress, rateKey } from './address';
 import { clientAuth, managementAuth } from './auth';
 import { PeerConnectionLimiter } from './connections';
@@ -149,6 +150,9 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
     routerOptions: { maxParamLength: 512, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
     // Per-request lines come from the error mapping (refusals) and metrics; no URL/header dumps.
     logController: new LogController({ disableRequestLogging: true }),
+    // One logger per request at most, and only when the request writes a line (most write none).
+    childLoggerFactory: (logger, bindings, childOpts) =>
+      Object.keys(childOpts).length > 0 ? logger.child(bindings, childOpts) : lazyChild(logger as unknown as Logger, bindings),
     requestIdHeader: false,
     clientErrorHandler: clientError,
     frameworkErrors: (err, request, reply) => {
@@ -165,6 +169,14 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
   // Strict JSON: only application/json, one document, prototype poisoning refused (400).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  // Audit durability: no reply leaves before the audit records written so far were handed to the
+  // kernel (the writer is asynchronous; docs/audit.md). Usually nothing is pending: no promise then.
+  app.addHook('onSend', (_request, _reply, payload, done) => {
+    const pending = ctx.audit.whenWritten?.();
+    if (pending === undefined) done(null, payload);
+    else void pending.then(() => done(null, payload));
+  });
 
   installErrorHandling(app);
   installMetrics(app, ctx.metrics, edge);

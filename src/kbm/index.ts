@@ -169,18 +169,21 @@ export class KbmService {
   }
 
   /** #bounded makes a hung backend a 503 instead of a request that never ends. */
-  async #bounded<T>(p: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new KbmError('unavailable', `${what}: no answer from the key backend within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    // One timer and one promise per call (no Promise.race, no async frame): this runs per release.
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new KbmError('unavailable', `${what}: no answer from the key backend within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
   }
 
   /** timeoutMs bounds one backend call as seen from a request (it feeds the nonce claim lease). */
@@ -253,7 +256,11 @@ export class KbmService {
  * check (`kbm`) and its close hook. Any problem is thrown as KbmError('config') for startup to print.
  * An authentication failure at open does not stop startup: the daemon runs not-ready and says why.
  */
-export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmService> {
+/**
+ * resolvePlugin finds, checks and loads the configured plugin (discovery, uniqueness, ownership,
+ * manifest) without opening it: openKeyBroker and the startup preflight (`tas config check`) share it.
+ */
+export function resolvePlugin(cfg: Config): { plugin: KbmPlugin; candidate: PluginCandidate } {
   const prefix = cfg.get<string>('kbm.prefix');
   const name = cfg.get<string>('kbm.plugin');
   if (!name.startsWith(prefix)) throw new KbmError('config', `TAS_KBM_PLUGIN '${name}' does not start with TAS_PLUGIN_PREFIX '${prefix}'`);
@@ -266,7 +273,13 @@ export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmSe
   }
   if (hits.length > 1) throw new KbmError('config', `key broker plugin '${name}' exists more than once: ${hits.map((h) => h.entry).join(', ')}`);
   if (hits[0]!.dir !== SHIPPED_PLUGIN_DIR) checkNotWorldWritable(hits[0]!);
-  const plugin = loadPlugin(hits[0]!);
+  return { plugin: loadPlugin(hits[0]!), candidate: hits[0]! };
+}
+
+export async function openKeyBroker(cfg: Config, ctx: KbmContext): Promise<KbmService> {
+  const name = cfg.get<string>('kbm.plugin');
+  const { plugin, candidate } = resolvePlugin(cfg);
+  const hits = [candidate];
   const log = ctx.log.child({ kbm: name });
   let broker: KeyBroker;
   try {

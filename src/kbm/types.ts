@@ -81,6 +81,12 @@ export interface KbmPlugin {
    * problems throw KbmError('config'); they stop startup.
    */
   open(configFile: string | undefined, deps: KbmDeps): Promise<KeyBroker>;
+  /**
+   * check reads and validates the plugin's config (and the files it names) without contacting the
+   * backend: `tas config check` and the start of `tas serve` call it. Problems throw
+   * KbmError('config') with the message open() would give.
+   */
+  check?(configFile: string | undefined, deps: KbmDeps): Promise<void> | void;
 }
 
 /**

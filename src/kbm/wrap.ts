@@ -105,6 +105,14 @@ function tryDer(der: Buffer, type: 'pkcs1' | 'spki'): KeyObject | undefined {
   return again.equals(der) ? k : undefined;
 }
 
+/**
+ * DESCRIBED holds, for every WrappingKey that describe() built, private copies of what it found:
+ * checkWrappingKey then compares against those instead of exporting the key object again (a
+ * WrappingKey is parsed, checked and described once per request, not once per layer). Only this
+ * module can add to it, so a look-alike object still gets the full check.
+ */
+const DESCRIBED = new WeakMap<WrappingKey, { keyObject: KeyObject; n: Buffer; e: Buffer; bits: number }>();
+
 /** describe checks an RSA public KeyObject and builds the WrappingKey. */
 function describe(k: KeyObject, fail: (detail: string) => Error): WrappingKey {
   if (k.type !== 'public') throw fail('not a public key');
@@ -118,7 +126,9 @@ function describe(k: KeyObject, fail: (detail: string) => Error): WrappingKey {
   // An even or tiny exponent is not a usable RSA encryption key.
   if (e.length === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) throw fail('RSA public exponent is not an odd number >= 3');
   const fingerprint = createHash('sha256').update(k.export({ format: 'der', type: 'spki' })).digest('hex');
-  return Object.freeze({ keyObject: k, n, e, bits, fingerprint });
+  const wk = Object.freeze({ keyObject: k, n, e, bits, fingerprint });
+  DESCRIBED.set(wk, { keyObject: k, n: Buffer.from(n), e: Buffer.from(e), bits });
+  return wk;
 }
 
 /**
@@ -128,7 +138,10 @@ function describe(k: KeyObject, fail: (detail: string) => Error): WrappingKey {
 export function checkWrappingKey(wk: WrappingKey): WrappingKey {
   const fail = (d: string): KbmError => new KbmError('bad_wrapping_key', `wrapping key: ${d}`);
   if (typeof wk !== 'object' || wk === null || typeof wk.keyObject?.export !== 'function') throw fail('not a parsed key');
-  const fresh = describe(wk.keyObject, fail);
+  // Built by describe() here: its findings stand (KeyObjects are immutable); the fields the
+  // broker reads are compared with the private copies, so a changed n, e or bits still fails.
+  const known = DESCRIBED.get(wk);
+  const fresh = known !== undefined && known.keyObject === wk.keyObject ? known : describe(wk.keyObject, fail);
   if (!Buffer.isBuffer(wk.n) || !fresh.n.equals(wk.n) || !Buffer.isBuffer(wk.e) || !fresh.e.equals(wk.e) || fresh.bits !== wk.bits) {
     throw fail('modulus, exponent or size do not match the key object');
   }

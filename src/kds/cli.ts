@@ -6,13 +6,16 @@
  *             against the pinned roots and store them; works with TAS_KDS_OFFLINE=true
  *   status    what is cached (certificates and their expiry, CRL freshness per product)
  * Everything stored is verified first; the daemon re-verifies whatever it loads again.
- * Exit codes: 0 ok, 1 some items failed, 2 usage or configuration error, 3 internal error.
+ * The API keys are not needed; on an installed host the commands read /etc/tas/tas.yaml and, run as
+ * root, hand what they write to the service user (src/cli-kit.ts handOverToService).
+ * Exit codes: 0 ok; 1 `import` refused some files (a verdict on them); 2 usage or configuration
+ * error; 3 `prefetch` could not fetch some items (KDS down, refusing, answering errors: one FAIL
+ * line per item, with the reason) or an internal error.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { CliError, defineCommand, EXIT, group } from '../cli-kit';
-import { loadConfig } from '../config/load';
+import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig, withFormat } from '../cli-kit';
 import { isTasError } from '../errors';
 import { certInfo, parseVek } from '../native';
 import { loadSnpTrust, peekReport, PRODUCTS, type Product } from '../snp';
@@ -27,15 +30,33 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function open(configFile: string | undefined): Promise<Opened> {
-  const cfg = loadConfig(configFile !== undefined ? { configFile } : {});
-  const store = openStore(cfg, pino({ level: 'warn' }, pino.destination(2)));
+async function open(configFile: string | undefined, opts: { budgetMs?: number } = {}): Promise<Opened> {
+  const cfg = toolConfig(configFile);
+  const handOver = handOverToService(cfg);
+  let store: Store;
+  try {
+    store = openStore(cfg, pino({ level: 'warn' }, pino.destination(2)));
+  } catch (e) {
+    handOver();
+    throw e;
+  }
   const trust = loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') });
   // Loaded lazily: the composition helper lives in src/daemon (it joins kds, native and snp).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createCertCache } = require('../daemon/certs') as typeof import('../daemon/certs');
-  const { cache, fetcher } = createCertCache({ cfg, blobs: store, trust: () => trust, requestBudgetMs: 30_000 });
-  return { cache, store, close: async () => { await fetcher.close(); await store.close(); } };
+  const { cache, fetcher } = createCertCache({ cfg, blobs: store, trust: () => trust, requestBudgetMs: opts.budgetMs ?? 30_000 });
+  return {
+    cache,
+    store,
+    close: async () => {
+      try {
+        await fetcher.close();
+        await store.close();
+      } finally {
+        handOver();
+      }
+    },
+  };
 }
 
 const why = (e: unknown) => (isTasError(e) ? `${e.reason}: ${e.detail}` : (e as Error).message);
@@ -71,12 +92,14 @@ interface Target {
   label: string;
 }
 
-const prefetch = defineCommand<{ config?: string; product?: string; chipId?: string[]; tcb?: string[]; report?: string[]; crl: boolean }>({
+const prefetch = defineCommand<{ config?: string; product?: string; chipId?: string[]; tcb?: string[]; report?: string[]; crl: boolean; timeout: number; format: string }>({
   command: 'prefetch',
   describe: 'Fetch VCEKs (and CRLs) into the persistent cache for given chips/TCBs or reports',
   builder: (y) =>
-    y
-      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' })
+    withFormat(y)
+      .example('$0 kds prefetch --report vm1.bin --report vm2.bin', 'cache the VCEKs (and CRLs) of two VMs\' chips')
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' })
+      .option('timeout', { type: 'number', default: 30, describe: 'Seconds per item (retries included) before it counts as failed' })
       .option('product', { type: 'string', choices: PRODUCTS as unknown as string[], describe: 'Product of --chip-id' })
       .option('chip-id', { type: 'string', array: true, describe: 'CHIP_ID, 128 hex characters (repeatable; pairs with --tcb)' })
       .option('tcb', { type: 'string', array: true, describe: 'REPORTED_TCB as bl=N,tee=N,snp=N,ucode=N[,fmc=N] (one, or one per --chip-id)' })
@@ -84,7 +107,8 @@ const prefetch = defineCommand<{ config?: string; product?: string; chipId?: str
       .option('crl', { type: 'boolean', default: true, describe: 'Also fetch the CRLs of the products involved' }) as never,
   async run(argv) {
     const targets: Target[] = [];
-    const cfg = loadConfig(argv.config !== undefined ? { configFile: argv.config } : {});
+    if (!(argv.timeout > 0)) throw new CliError(EXIT.USAGE, '--timeout must be a positive number of seconds');
+    const cfg = toolConfig(argv.config);
     for (const file of argv.report ?? []) {
       const p = peekReport(readFileSync(file), { v2Product: cfg.get<Product | undefined>('snp.v2_product') });
       if (!p.product || !p.reportedTcb) throw new CliError(EXIT.USAGE, `${file}: ${p.productError?.detail ?? 'product unknown'}`);
@@ -102,8 +126,14 @@ const prefetch = defineCommand<{ config?: string; product?: string; chipId?: str
       });
     }
     if (!targets.length) throw new CliError(EXIT.USAGE, 'name chips (--product, --chip-id, --tcb) or --report files');
-    const o = await open(argv.config);
+    const o = await open(argv.config, { budgetMs: Math.round(argv.timeout * 1000) });
     let failed = 0;
+    const results: Array<{ item: string; ok: boolean; detail: string }> = [];
+    const say = (ok: boolean | 'warn', item: string, detail: string): void => {
+      results.push({ item, ok: ok !== false, detail });
+      if (argv.format === 'json') return;
+      process.stdout.write(`${ok === true ? 'ok  ' : ok === 'warn' ? 'warn' : 'FAIL'} ${item}${detail ? `${ok === true ? ' ' : ': '}${detail}` : ''}\n`);
+    };
     try {
       const products = new Set<Product>();
       for (let i = 0; i < targets.length; i++) {
@@ -112,10 +142,10 @@ const prefetch = defineCommand<{ config?: string; product?: string; chipId?: str
         try {
           const r = await o.cache.vcek(t.product, t.chip, t.tcb);
           products.add(t.product);
-          process.stdout.write(`ok   ${t.product} ${vcekCacheKey(t.product, t.chip, t.tcb)} (${r.source})\n`);
+          say(true, t.product, `${vcekCacheKey(t.product, t.chip, t.tcb)} (${r.source})`);
         } catch (e) {
           failed++;
-          process.stdout.write(`FAIL ${t.label}: ${why(e)}\n`);
+          say(false, t.label, why(e));
         }
       }
       progress(targets.length, targets.length, 'done');
@@ -123,17 +153,21 @@ const prefetch = defineCommand<{ config?: string; product?: string; chipId?: str
         for (const p of products) {
           try {
             const c = await o.cache.crl(p, 'VCEK');
-            process.stdout.write(c.der ? `ok   CRL ${p} VCEK\n` : `warn CRL ${p} VCEK: ${c.note}\n`);
+            if (c.der) say(true, `CRL ${p} VCEK`, '');
+            else say('warn', `CRL ${p} VCEK`, c.note ?? 'none');
           } catch (e) {
             failed++;
-            process.stdout.write(`FAIL CRL ${p}: ${why(e)}\n`);
+            say(false, `CRL ${p}`, why(e));
           }
         }
       }
     } finally {
       await o.close();
     }
-    return failed ? EXIT.CHECK_FAILED : EXIT.OK;
+    if (argv.format === 'json') process.stdout.write(`${JSON.stringify({ ok: failed === 0, failed, results }, null, 2)}\n`);
+    else if (failed) process.stderr.write(`tas: ${failed} of ${results.length} items could not be fetched (see the FAIL lines)\n`);
+    // Nothing fetched is a runtime failure (KDS down, refusing, erroring), not a verdict: exit 3.
+    return failed ? EXIT.STARTUP : EXIT.OK;
   },
 });
 
@@ -143,11 +177,17 @@ function files(path: string): string[] {
   return readdirSync(path).sort().map((f) => join(path, f)).filter((f) => statSync(f).isFile());
 }
 
-const importCmd = defineCommand<{ config?: string; paths: string[] }>({
+const importCmd = defineCommand<{ config?: string; paths: string[]; format: string }>({
   command: 'import <paths..>',
   describe: 'Verify and store VCEK/VLEK certificates and CRLs obtained elsewhere (files or directories)',
-  builder: (y) => y.positional('paths', { type: 'string', array: true }).option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }) as never,
+  builder: (y) =>
+    withFormat(y)
+      .example('$0 kds import /media/usb/amd-certs', 'verify and cache every certificate and CRL in a directory')
+      .positional('paths', { type: 'string', array: true })
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' }) as never,
   async run(argv) {
+    const json = argv.format === 'json';
+    const results: Array<{ file: string; ok: boolean; detail: string }> = [];
     const o = await open(argv.config);
     let ok = 0;
     let failed = 0;
@@ -158,11 +198,14 @@ const importCmd = defineCommand<{ config?: string; paths: string[] }>({
         progress(i, all.length, f);
         for (const der of pemToDer(readFileSync(f))) {
           try {
-            process.stdout.write(`ok   ${f}: ${await importOne(o.cache, der)}\n`);
+            const detail = await importOne(o.cache, der);
+            results.push({ file: f, ok: true, detail });
+            if (!json) process.stdout.write(`ok   ${f}: ${detail}\n`);
             ok++;
           } catch (e) {
             failed++;
-            process.stdout.write(`FAIL ${f}: ${why(e)}\n`);
+            results.push({ file: f, ok: false, detail: why(e) });
+            if (!json) process.stdout.write(`FAIL ${f}: ${why(e)}\n`);
           }
         }
       }
@@ -170,7 +213,8 @@ const importCmd = defineCommand<{ config?: string; paths: string[] }>({
     } finally {
       await o.close();
     }
-    process.stdout.write(`${ok} imported, ${failed} refused\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ ok: failed === 0, imported: ok, refused: failed, results }, null, 2)}\n`);
+    else process.stdout.write(`${ok} imported, ${failed} refused\n`);
     return failed ? EXIT.CHECK_FAILED : EXIT.OK;
   },
 });
@@ -221,7 +265,9 @@ const status = defineCommand<{ config?: string; format: string }>({
   command: 'status',
   describe: 'Show cached certificates and CRL freshness',
   builder: (y) =>
-    y.option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }).option('format', { choices: ['text', 'json'], default: 'text' }) as never,
+    withFormat(y)
+      .example('$0 kds status --format json', 'cached certificates and CRL freshness as JSON')
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' }) as never,
   async run(argv) {
     const o = await open(argv.config);
     try {

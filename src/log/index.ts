@@ -116,3 +116,39 @@ export function onReopen(fn: () => void): void {
     }
   });
 }
+
+type LevelMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+const LEVEL_METHODS: readonly LevelMethod[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * lazyChild is the per-request logger: it behaves as `parent.child(bindings)` but builds that
+ * child only when a line at an enabled level is actually written. Most requests log nothing, and
+ * building a pino child costs a bindings pass through every compiled redaction path; with the
+ * lazy form a request costs one small object, and at most one real child logger.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let real: Logger | undefined;
+  const get = (): Logger => (real ??= parent.child(bindings));
+  const lazy: Record<string | symbol, unknown> = {
+    child: (b: Record<string, unknown>, o?: Record<string, unknown>) => get().child(b, o),
+    isLevelEnabled: (l: string) => (real ?? parent).isLevelEnabled(l),
+    bindings: () => get().bindings(),
+    setBindings: (b: Record<string, unknown>) => get().setBindings(b),
+    flush: (cb?: (err?: Error) => void) => (real ?? parent).flush(cb),
+    silent: () => undefined,
+  };
+  for (const m of LEVEL_METHODS) {
+    lazy[m] = function logAt(...args: unknown[]): void {
+      const target = real ?? parent;
+      // The parent's level is read at call time: a SIGHUP level change applies to open requests too.
+      if (!target.isLevelEnabled(m)) return;
+      (get()[m] as (...a: unknown[]) => void)(...args);
+    };
+  }
+  Object.defineProperty(lazy, 'level', {
+    get: () => (real ?? parent).level,
+    set: (v: string) => void (get().level = v),
+    enumerable: true,
+  });
+  return lazy as unknown as Logger;
+}

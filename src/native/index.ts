@@ -299,6 +299,30 @@ export interface TdxVerifyInput {
   omitQuote?: boolean;
 }
 
+/**
+ * TdxVerifyLeanResult is verifyTdxQuoteLean's result: the same checks passed, but only what the
+ * per-request path needs comes back (the caller has the parsed quote from peekTdxQuote).
+ */
+export interface TdxVerifyLeanResult {
+  pckChainCached: boolean;
+  qeReportCached: boolean;
+  caType: 'platform' | 'processor';
+  pckSerialHex: string;
+  sgx: SgxExtension;
+  rootCrlNextUpdate: Date;
+  pckCrlNextUpdate: Date;
+}
+
+/** TdxPeek is an UNVERIFIED read of a quote: the parse plus the PCK leaf's CA type and SGX extension. */
+export interface TdxPeek {
+  quote: TdxQuote;
+  /** Which PCK CRL to fetch (`ca=platform|processor`), from the leaf's issuer CN. */
+  caType: 'platform' | 'processor';
+  leaf: CertSummary;
+  /** FMSPC (which TCB Info to fetch), PCE-ID, SVNs: unverified until verifyTdxQuote passes. */
+  sgx: SgxExtension;
+}
+
 /** SignedJsonResult names who signed a PCS body. */
 export interface SignedJsonResult { signer: CertSummary; rootSha256: Buffer }
 
@@ -325,6 +349,11 @@ export interface TdxVerifyResult {
   };
   /** True when the PCK chain's signatures/shape came from this addon instance's cache. */
   pckChainCached: boolean;
+  /**
+   * True when this platform's QE report (same bytes: report, PCK signature, attestation key, QE
+   * auth data, under the same PCK chain) was verified earlier: only the quote signature was checked.
+   */
+  qeReportCached: boolean;
   crls: { root: CrlWindow; pck: CrlWindow };
   tcbInfo: SignedJsonResult;
   qeIdentity: SignedJsonResult;
@@ -361,7 +390,8 @@ interface Binding {
   verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult>;
   verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
   parseTdxQuote(quote: Buffer): TdxQuote;
-  verifyTdxQuote(input: TdxVerifyInput): Promise<TdxVerifyResult>;
+  peekTdxQuote(quote: Buffer): TdxPeek;
+  verifyTdxQuote(input: TdxVerifyInput & { lean?: boolean }): Promise<TdxVerifyResult & TdxVerifyLeanResult>;
   verifyTdxCollateral(input: TdxCollateralInput): Promise<TdxCollateralResult>;
   clearCache(): void;
   cacheSize(): number;
@@ -539,6 +569,23 @@ export function parseTdxQuote(quote: Buffer): TdxQuote {
  */
 export function verifyTdxQuote(input: TdxVerifyInput): Promise<TdxVerifyResult> {
   return later(() => load().verifyTdxQuote(input));
+}
+
+/**
+ * verifyTdxQuoteLean runs exactly the checks of verifyTdxQuote and returns the lean result (the
+ * request path: about a third cheaper than building the full result).
+ */
+export function verifyTdxQuoteLean(input: Omit<TdxVerifyInput, 'omitQuote'>): Promise<TdxVerifyLeanResult> {
+  return later(() => load().verifyTdxQuote({ ...input, lean: true }));
+}
+
+/**
+ * peekTdxQuote parses a quote and reads its PCK leaf synchronously, verifying NOTHING: it tells the
+ * caller which collateral to fetch (FMSPC, PCK CA type). Rejects like parseTdxQuote, plus
+ * TDX_ERR_CERT_DATA / TDX_ERR_CERT_PARSE / TDX_ERR_CERT_SHAPE / TDX_ERR_SGX_EXT for the leaf.
+ */
+export function peekTdxQuote(quote: Buffer): TdxPeek {
+  return sync(() => load().peekTdxQuote(quote));
 }
 
 /** verifyTdxCollateral verifies PCS collateral alone (root CRL, PCK CRL + issuer chain, tcbInfo, QE identity). */

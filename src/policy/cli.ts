@@ -12,10 +12,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import pino from 'pino';
-import { CliError, defineCommand, EXIT, group } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig } from '../cli-kit';
 import { isProduct, verifySnpEvidence } from '../snp';
 import { openStore } from '../store';
-import { loadConfig } from '../config/load';
 import { isTasError } from '../errors';
 import { claimSchemaFor } from './claims-schema';
 import { repoFromStore } from './index';
@@ -150,9 +149,16 @@ const verify = defineCommand<{ policies: string[]; trust: string }>({
 
 /** openRepo opens the configured store (TAS_STORE) for the CLI; the caller closes it. */
 async function openRepo(configFile: string | undefined): Promise<{ repo: PolicyRepo; service: (trust: PolicyTrust) => PolicyService; close(): Promise<void> }> {
-  const cfg = loadConfig(configFile !== undefined ? { configFile } : {});
+  const cfg = toolConfig(configFile);
   const log = pino({ level: 'warn' }, pino.destination(2));
-  const store = openStore(cfg, log);
+  const handOver = handOverToService(cfg);
+  let store: ReturnType<typeof openStore>;
+  try {
+    store = openStore(cfg, log);
+  } catch (e) {
+    handOver();
+    throw e;
+  }
   const repo = repoFromStore(store);
   const settings = {
     enforceSigned: cfg.get<boolean>('policy.enforce_signed') ?? true,
@@ -161,22 +167,34 @@ async function openRepo(configFile: string | undefined): Promise<{ repo: PolicyR
   return {
     repo,
     service: (trust) => new PolicyService({ repo, trust, settings: () => settings }),
-    close: () => store.close(),
+    close: async () => {
+      try {
+        await store.close();
+      } finally {
+        handOver();
+      }
+    },
   };
 }
 
-const exportCmd = defineCommand<{ out: string; config?: string }>({
+const exportCmd = defineCommand<{ out?: string; config?: string }>({
   command: 'export',
-  describe: 'Write every stored policy (signatures kept) to a .json file or a directory (one file per policy)',
+  describe: 'Write every stored policy (signatures kept) to stdout, a .json file or a directory (one file per policy)',
   builder: (y) =>
     y
-      .option('out', { type: 'string', demandOption: true, describe: 'A .json file (array of documents) or a directory' })
-      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }) as never,
+      .example('$0 policy export --out /root/policies-backup', 'one file per stored policy, for a backup or another host')
+      .option('out', { type: 'string', describe: 'A .json file (array of documents) or a directory; default: the array on stdout' })
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' }) as never,
   run: async (argv) => {
     const h = await openRepo(argv.config);
     try {
       const all = await h.repo.list();
       const docs = all.map(({ id, document }) => ({ id, doc: JSON.parse(document) as unknown }));
+      if (argv.out === undefined || argv.out === '-') {
+        process.stdout.write(`${JSON.stringify(docs.map((d) => d.doc), null, 2)}\n`);
+        process.stderr.write(`exported ${docs.length} polic${docs.length === 1 ? 'y' : 'ies'}\n`);
+        return;
+      }
       if (argv.out.endsWith('.json')) {
         writeFileSync(argv.out, `${JSON.stringify(docs.map((d) => d.doc), null, 2)}\n`, { mode: 0o600 });
       } else {
@@ -215,7 +233,7 @@ const importCmd = defineCommand<{ sources: string[]; config?: string }>({
       .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }) as never,
   run: async (argv) => {
     const docs = readDocuments(argv.sources);
-    const cfg = loadConfig(argv.config !== undefined ? { configFile: argv.config } : {});
+    const cfg = toolConfig(argv.config);
     let trust: PolicyTrust;
     try {
       trust = PolicyTrust.fromPath(cfg.get<string | undefined>('policy.trust'));

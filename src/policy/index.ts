@@ -2,7 +2,7 @@
  * Public surface of the policy module: document schema, signatures and trust, the rule engine, the
  * PolicyService and its routes. The daemon calls attachPolicyService once at start.
  */
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { AppContext } from '../daemon/context';
 import type { PolicyStore } from '../store/types';
 import { PolicyService, type PolicyRepo, type PolicySettings } from './service';
@@ -83,19 +83,32 @@ export function policyStatusProvider(service: PolicyService): { name: string; st
  * on one registry (tests building several services) keeps the first.
  */
 function registerPolicyMetrics(ctx: AppContext, service: PolicyService): void {
-  const defs: Array<[string, string, () => number]> = [
-    ['tas_policy_signature_verifications', 'Policy signature verifications performed (cache misses).', () => service.stats.verifications],
-    ['tas_policy_verdict_cache_hits', 'Policy uses served from the verdict cache.', () => service.stats.cacheHits],
-    ['tas_policy_trusted_keys', 'Keys in the policy trust set (TAS_POLICY_TRUST).', () => service.trust.keys.length],
+  // Cumulative numbers are counters named _total (advanced to the service's count at scrape time).
+  const counters: Array<[string, string, () => number]> = [
+    ['tas_policy_signature_verifications_total', 'Policy signature verifications performed (cache misses).', () => service.stats.verifications],
+    ['tas_policy_verdict_cache_hits_total', 'Policy uses served from the verdict cache.', () => service.stats.cacheHits],
   ];
-  for (const [name, help, read] of defs) {
+  for (const [name, help, read] of counters) {
     if (ctx.metrics.getSingleMetric(name) !== undefined) continue;
-    new Gauge({
+    let seen = 0;
+    new Counter({
       name,
       help,
       registers: [ctx.metrics],
       collect() {
-        this.set(read());
+        const now = read();
+        if (now > seen) this.inc(now - seen);
+        seen = now;
+      },
+    });
+  }
+  if (ctx.metrics.getSingleMetric('tas_policy_trusted_keys') === undefined) {
+    new Gauge({
+      name: 'tas_policy_trusted_keys',
+      help: 'Keys in the policy trust set (TAS_POLICY_TRUST).',
+      registers: [ctx.metrics],
+      collect() {
+        this.set(service.trust.keys.length);
       },
     });
   }

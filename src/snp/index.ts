@@ -10,6 +10,7 @@ export type { TcbClaims, TcbParts } from './tcb';
 export { CLAIM_SCHEMA, buildClaims } from './claims';
 export type { Claims, ClaimSchemaNode, GuestPolicyClaims, PlatformInfoClaims, VersionClaims, U64 } from './claims';
 export { peekReport } from './peek';
+export { ParsedOnce } from './peek';
 export type { ReportPeek } from './peek';
 export { SnpVerifier, verifySnpEvidence, constantTimeEqual } from './verify';
 export type { SnpEvidence, SnpVerifierOptions, SnpVerification, SnpCheckResult, Check } from './verify';

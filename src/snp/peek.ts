@@ -5,13 +5,29 @@
  * CHIP_ID (SNP.md §3).
  */
 import { TasError } from '../errors';
-import { NativeError, nativeToTasError, parseReport } from '../native';
+import { NativeError, nativeToTasError, parseReport, type ParsedReport } from '../native';
 import { isAllZero, toHex } from './claims';
 import { detectProduct, type Product } from './product';
 import { decodeTcb, type TcbParts } from './tcb';
 
+/**
+ * ParsedOnce is a report parsed by peekReport, handed to SnpVerifier so the report is parsed once
+ * per request. It holds its own copy of the bytes it parsed: the verifier checks the signature over
+ * exactly those bytes, so the parsed fields can never describe other bytes than the signed ones
+ * (even if the caller's buffer were changed in between).
+ */
+export class ParsedOnce {
+  constructor(
+    /** peekReport's own copy of the report bytes (nobody else holds it). */
+    readonly bytes: Buffer,
+    readonly report: ParsedReport,
+  ) {}
+}
+
 /** ReportPeek is the unverified summary of a report. */
 export interface ReportPeek {
+  /** The parse itself, for SnpVerifier (SnpEvidence.parsed): one parse per request. */
+  readonly parsed: ParsedOnce;
   readonly version: number;
   /** undefined when the product cannot be decided (reason in productError). */
   readonly product: Product | undefined;
@@ -34,8 +50,10 @@ export interface ReportPeek {
  */
 export function peekReport(report: Buffer, opts: { v2Product?: Product | undefined; expected?: Product | undefined } = {}): ReportPeek {
   let r;
+  // A private copy: the parse and the later signature check see the same bytes (ParsedOnce).
+  const bytes = Buffer.from(report);
   try {
-    r = parseReport(report);
+    r = parseReport(bytes);
   } catch (e) {
     if (e instanceof NativeError) throw nativeToTasError(e);
     throw e;
@@ -56,6 +74,7 @@ export function peekReport(report: Buffer, opts: { v2Product?: Product | undefin
     hwIdForKds = toHex(product === 'Turin' ? r.chipId.subarray(0, 8) : r.chipId);
   }
   return {
+    parsed: new ParsedOnce(bytes, r),
     version: r.version,
     product,
     productError,

@@ -12,6 +12,7 @@ import { NativeError, nativeToTasError, parseReport, verify as nativeVerify, typ
 import { buildClaims, isAllZero, toHex, type Claims } from './claims';
 import { detectProduct, type Product, type ProductDecision } from './product';
 import { decodeTcb, firstExceeding, formatTcb, type TcbClaims } from './tcb';
+import { ParsedOnce } from './peek';
 import { anchorsFor, extraIntermediates, pinnedIntermediate, PINNED_ONLY, type SnpTrust } from './trust';
 
 export type { Check } from '../native';
@@ -30,6 +31,11 @@ export interface SnpEvidence {
   readonly at: Date;
   /** Product the caller expects; must agree with the report's CPUID (v3+), names it for v2. */
   readonly product?: Product | undefined;
+  /**
+   * The report as peekReport parsed it (ReportPeek.parsed): reused instead of parsing again. Used
+   * only when its bytes equal `report`; the signature is then checked over its own copy.
+   */
+  readonly parsed?: ParsedOnce | undefined;
 }
 
 /** SnpVerifierOptions configure an SnpVerifier. */
@@ -140,12 +146,19 @@ export class SnpVerifier {
 
     // 1. Parse (shape, version, MBZ, policy bit 17, SIGNING_KEY reserved values) — cheap, no crypto.
     let parsed: ParsedReport;
-    try {
-      parsed = parseReport(ev.report);
-    } catch (e) {
-      return refuse('report_parsed', toTas(e));
+    // The bytes whose parse we use are the bytes whose signature is checked (see ParsedOnce).
+    let report = ev.report;
+    if (ev.parsed instanceof ParsedOnce && ev.parsed.bytes.equals(ev.report)) {
+      parsed = ev.parsed.report;
+      report = ev.parsed.bytes;
+    } else {
+      try {
+        parsed = parseReport(ev.report);
+      } catch (e) {
+        return refuse('report_parsed', toTas(e));
+      }
     }
-    checks.push({ name: 'report_parsed', ok: true, detail: `version ${parsed.version}, ${ev.report.length} bytes` });
+    checks.push({ name: 'report_parsed', ok: true, detail: `version ${parsed.version}, ${report.length} bytes` });
 
     // 2. Product: signed CPUID (v3+), TAS_SNP_V2_PRODUCT for v2; Turin only from v3+.
     let decision: ProductDecision;
@@ -178,7 +191,7 @@ export class SnpVerifier {
     for (const intermediate of candidates) {
       try {
         result = await nativeVerify({
-          report: ev.report, leaf: ev.vek, intermediate, anchors, product, kind,
+          report, leaf: ev.vek, intermediate, anchors, product, kind,
           atSeconds: Math.floor(ev.at.getTime() / 1000),
           omitReport: true, // parsed above already
           ...(ev.crl ? { crl: ev.crl } : {}),

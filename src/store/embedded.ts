@@ -5,7 +5,7 @@
  * any instant leaves the old or the new file, never a torn one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { link, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -35,7 +35,97 @@ interface NonceEntry {
   readonly exp: number;
   owner: string | undefined;
   leaseEnd: number;
+  /** Counted in `live` (outstanding): true until the expiry heap saw its expiry pass. */
+  live: boolean;
 }
+
+/** HeapNode schedules one look at a nonce entry at time `at` (its expiry, or its lease end). */
+interface HeapNode {
+  readonly at: number;
+  readonly nonce: string;
+  readonly entry: NonceEntry;
+}
+
+/**
+ * ExpiryHeap is a binary min-heap on `at`. Nodes of entries that were consumed or replaced stay
+ * until their time comes (or a compaction drops them) and are skipped then: deleting from the
+ * middle of a heap would cost a lookup structure per nonce. `work` counts nodes visited (sift
+ * steps and pops) so tests can check the cost per operation without clocks.
+ */
+class ExpiryHeap {
+  private a: HeapNode[] = [];
+  work = 0;
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  peek(): HeapNode | undefined {
+    return this.a[0];
+  }
+
+  push(n: HeapNode): void {
+    const a = this.a;
+    let i = a.length;
+    a.push(n);
+    // Nonces are issued with one TTL, so a new node is usually the latest: this loop stops at once.
+    while (i > 0) {
+      this.work++;
+      const up = (i - 1) >> 1;
+      if (a[up]!.at <= n.at) break;
+      a[i] = a[up]!;
+      i = up;
+    }
+    a[i] = n;
+  }
+
+  pop(): HeapNode | undefined {
+    const a = this.a;
+    const top = a[0];
+    if (top === undefined) return undefined;
+    this.work++;
+    const last = a.pop()!;
+    if (a.length > 0) {
+      let i = 0;
+      for (;;) {
+        this.work++;
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && a[r]!.at < a[l]!.at ? r : l;
+        if (a[c]!.at >= last.at) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+
+  /** rebuild keeps only the nodes `keep` accepts, in O(n) (amortised against the pushes that made them stale). */
+  rebuild(keep: (n: HeapNode) => boolean): void {
+    const a = this.a.filter(keep);
+    this.work += this.a.length;
+    this.a = a;
+    for (let i = (a.length >> 1) - 1; i >= 0; i--) {
+      const n = a[i]!;
+      let j = i;
+      for (;;) {
+        const l = 2 * j + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && a[r]!.at < a[l]!.at ? r : l;
+        if (a[c]!.at >= n.at) break;
+        a[j] = a[c]!;
+        j = c;
+      }
+      a[j] = n;
+    }
+  }
+}
+
+/** Longest time a cached policy is served without checking its file, even with the watch healthy. */
+export const POLICY_RECHECK_MS = 1_000;
 
 /** ConsumedMarker records who consumed a nonce (Store.consume, Store.unconsume). */
 interface ConsumedMarker {
@@ -64,10 +154,32 @@ export class EmbeddedStore implements Store {
   private readonly policyDir: string;
   private readonly blobDir: string;
   private readonly nonces = new Map<string, NonceEntry>();
+  /**
+   * Nonce expiry without scans: `expiry` holds one node per entry at its expiry (and again at its
+   * lease end when it expires while claimed); `live` counts the entries whose expiry has not
+   * passed, so the outstanding cap is exact in O(1). Each operation pops only the nodes that are
+   * due: O(log n) per nonce over its life, never a scan on the request path.
+   */
+  private readonly expiry = new ExpiryHeap();
+  /**
+   * Mutable counters live in one object, not in fields: a store wrapped with Object.create (tests
+   * interpose on single methods that way) must share them, as it shares the maps.
+   */
+  private readonly st = { live: 0, policyEpoch: 0, nextWindowSweep: 0 };
   private readonly consumed = new Map<string, ConsumedMarker>();
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private generation = 0;
   private closed = false;
+  /**
+   * Policy files changed by anyone (another process's `tas policy import` included) are seen
+   * through an inotify watch on the policy directory: every event bumps st.policyEpoch, which voids
+   * every cached policy. While the watch is healthy a cached policy is served with no fs call; each
+   * entry is still re-checked with one stat at least every POLICY_RECHECK_MS (a lost inotify event,
+   * e.g. on queue overflow, is bounded in time). Without a watch every read stats its file.
+   */
+  private policyWatch: FSWatcher | undefined;
+  /** Counters for tests and status: policy reads answered from memory, and fs checks made. */
+  readonly policyReads = { cached: 0, stats: 0 };
 
   constructor(opts: EmbeddedOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -77,6 +189,17 @@ export class EmbeddedStore implements Store {
     // 0700: policies name key ids and the cache shows which platforms attest here.
     mkdirSync(this.policyDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.blobDir, { recursive: true, mode: 0o700 });
+    try {
+      this.policyWatch = watch(this.policyDir, { persistent: false }, () => void this.st.policyEpoch++);
+      this.policyWatch.on('error', (e) => {
+        opts.log?.warn({ err: e }, 'policy directory watch failed; every policy read checks its file again');
+        this.policyWatch?.close();
+        this.policyWatch = undefined;
+        this.st.policyEpoch++;
+      });
+    } catch (e) {
+      opts.log?.warn({ err: e }, 'cannot watch the policy directory; every policy read checks its file');
+    }
     // Temp files are leftovers of writes a crash interrupted; the old or new file is intact.
     for (const dir of [this.policyDir, this.blobDir]) {
       for (const f of readdirSync(dir)) {
@@ -98,15 +221,36 @@ export class EmbeddedStore implements Store {
     assertPositive('ttlMs', ttlMs);
     assertPositive('maxOutstanding', maxOutstanding);
     const now = this.now();
-    this.purge(now, false);
+    this.purge(now);
     if (this.nonces.has(nonce)) return 'exists';
-    if (this.nonces.size >= maxOutstanding) {
-      // The cheap front purge stops at the first live entry; scan fully before refusing.
-      this.purge(now, true);
-      if (this.outstanding(now) >= maxOutstanding) return 'capacity';
-    }
-    this.nonces.set(nonce, { exp: now + ttlMs, owner: undefined, leaseEnd: 0 });
+    // Exact: every entry whose expiry passed was counted out by purge(now) above.
+    if (this.st.live >= maxOutstanding) return 'capacity';
+    this.insert(nonce, now + ttlMs);
     return 'issued';
+  }
+
+  /** insert adds an issued nonce with expiry `exp` (issue, unconsume). */
+  private insert(nonce: string, exp: number): void {
+    const entry: NonceEntry = { exp, owner: undefined, leaseEnd: 0, live: true };
+    this.nonces.set(nonce, entry);
+    this.st.live++;
+    this.expiry.push({ at: exp, nonce, entry });
+    // Consumed nonces leave their nodes behind; drop them once they outnumber the entries.
+    if (this.expiry.size > 2 * this.nonces.size + 1024) this.expiry.rebuild((n) => this.nonces.get(n.nonce) === n.entry);
+  }
+
+  /** remove deletes an entry from the map, counting it out if it was still outstanding. */
+  private remove(nonce: string, e: NonceEntry): void {
+    this.nonces.delete(nonce);
+    if (e.live) {
+      e.live = false;
+      this.st.live--;
+    }
+  }
+
+  /** countedWork is the number of expiry-heap nodes visited so far (tests: cost without clocks). */
+  get countedWork(): number {
+    return this.expiry.work;
   }
 
   async claim(nonce: string, owner: string, leaseMs: number): Promise<ClaimResult> {
@@ -134,7 +278,7 @@ export class EmbeddedStore implements Store {
       return m !== undefined && m.owner === owner && m.keep > now;
     }
     if (e.owner !== owner) return false;
-    this.nonces.delete(nonce);
+    this.remove(nonce, e);
     // Past both its expiry and its lease the nonce is gone, as on Redis (whose key has expired).
     if (e.exp <= now && e.leaseEnd <= now) return false;
     this.consumed.set(nonce, { owner, exp: e.exp, keep: Math.max(e.leaseEnd, now + CONSUMED_MARKER_MIN_MS) });
@@ -149,13 +293,14 @@ export class EmbeddedStore implements Store {
     if (m === undefined || m.owner !== owner || m.keep <= now || this.nonces.has(nonce)) return false;
     this.consumed.delete(nonce);
     if (m.exp <= now) return false;
-    this.nonces.set(nonce, { exp: m.exp, owner: undefined, leaseEnd: 0 });
+    this.insert(nonce, m.exp);
     return true;
   }
 
   /**
    * purgeMarkers drops consumed-by-owner markers past their keep time, oldest first, stopping at
-   * the first live one (keep times are nearly in insertion order; purge(now, true) scans all).
+   * the first live one (keep times are nearly in insertion order: a marker kept longer only delays
+   * the ones behind it, and every marker is gone a lease after its keep time at the latest).
    */
   private purgeMarkers(now: number): void {
     for (const [k, m] of this.consumed) {
@@ -170,7 +315,7 @@ export class EmbeddedStore implements Store {
     const e = this.nonces.get(nonce);
     if (e === undefined || e.owner !== owner) return false;
     if (e.exp <= this.now()) {
-      this.nonces.delete(nonce);
+      this.remove(nonce, e);
       return true;
     }
     e.owner = undefined;
@@ -179,28 +324,27 @@ export class EmbeddedStore implements Store {
   }
 
   async count(): Promise<number> {
-    const now = this.now();
-    this.purge(now, false);
-    return this.outstanding(now);
+    this.purge(this.now());
+    return this.st.live;
   }
 
-  private outstanding(now: number): number {
-    let n = 0;
-    for (const e of this.nonces.values()) if (e.exp > now) n++;
-    return n;
-  }
-
-  /** purge drops nonces past their expiry and past any lease (front of insertion order, or all). */
-  private purge(now: number, full: boolean): void {
-    if (full) {
-      for (const [k, m] of this.consumed) if (m.keep <= now) this.consumed.delete(k);
-    } else {
-      this.purgeMarkers(now);
-    }
-    for (const [k, e] of this.nonces) {
-      const dead = e.exp <= now && e.leaseEnd <= now;
-      if (dead) this.nonces.delete(k);
-      else if (!full) break;
+  /**
+   * purge handles every heap node that is due: an entry whose expiry passed is counted out of
+   * `live`; one still under a claim's lease is looked at again when the lease ends; otherwise it
+   * is dropped. Consumed-by-owner markers past their keep time go too (oldest first).
+   */
+  private purge(now: number): void {
+    this.purgeMarkers(now);
+    for (let top = this.expiry.peek(); top !== undefined && top.at <= now; top = this.expiry.peek()) {
+      this.expiry.pop();
+      const e = top.entry;
+      if (this.nonces.get(top.nonce) !== e) continue; // consumed or replaced since
+      if (e.live && e.exp <= now) {
+        e.live = false;
+        this.st.live--;
+      }
+      if (e.leaseEnd > now) this.expiry.push({ at: e.leaseEnd, nonce: top.nonce, entry: e });
+      else this.nonces.delete(top.nonce);
     }
   }
 
@@ -232,6 +376,7 @@ export class EmbeddedStore implements Store {
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
+    this.st.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return 'created';
@@ -240,18 +385,31 @@ export class EmbeddedStore implements Store {
   /**
    * Parsed policy files by path, valid while the file's inode, size and mtime are unchanged: every
    * get_secret reads its policy, and one stat is far cheaper than open+read+parse. A file replaced
-   * by another process (atomic rename: a new inode) is re-read.
+   * by another process (atomic rename: a new inode) is re-read. With the directory watch healthy
+   * and no event since the entry was checked (`epoch`), not even the stat is needed.
    */
-  private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string }>();
+  private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string; epoch: number; checkedAt: number }>();
 
   async getPolicy(id: string): Promise<string | undefined> {
     const p = this.policyPath(id);
+    const hit = this.policyCache.get(p);
+    const now = this.now();
+    if (hit && this.policyWatch !== undefined && hit.epoch === this.st.policyEpoch && now - hit.checkedAt < POLICY_RECHECK_MS) {
+      this.policyReads.cached++;
+      return hit.doc;
+    }
+    // Read the epoch before the stat: an event during the stat voids what the stat saw.
+    const epoch = this.st.policyEpoch;
     let st: Stats;
     let text: string;
     try {
+      this.policyReads.stats++;
       st = await stat(p);
-      const hit = this.policyCache.get(p);
-      if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.doc;
+      if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) {
+        hit.epoch = epoch;
+        hit.checkedAt = now;
+        return hit.doc;
+      }
       text = await readFile(p, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -262,7 +420,7 @@ export class EmbeddedStore implements Store {
     }
     const doc = parsePolicyFile(text, id, p).doc;
     if (this.policyCache.size > 10_000) this.policyCache.clear();
-    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc });
+    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc, epoch, checkedAt: now });
     return doc;
   }
 
@@ -274,6 +432,7 @@ export class EmbeddedStore implements Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw this.ioError('delete policy', e);
     }
+    this.st.policyEpoch++;
     await this.syncDir(this.policyDir);
     this.generation++;
     return true;
@@ -354,8 +513,11 @@ export class EmbeddedStore implements Store {
     assertPositive('windowMs', windowMs);
     if (typeof key !== 'string' || key.length > RATE_KEY_MAX) throw new TasError('INTERNAL', 'bad rate-limit key');
     const now = this.now();
-    if (this.windows.size > 10_000) {
+    // Sweep finished windows when there are many, at most once per window length: a sweep visits
+    // every window, so it must not run on each hit (that would make each hit O(clients)).
+    if (this.windows.size > 10_000 && now >= this.st.nextWindowSweep) {
       for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
+      this.st.nextWindowSweep = now + windowMs;
     }
     let w = this.windows.get(key);
     if (w === undefined || w.resetAt <= now) {
@@ -380,7 +542,11 @@ export class EmbeddedStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.policyWatch?.close();
+    this.policyWatch = undefined;
     this.nonces.clear();
+    this.expiry.rebuild(() => false);
+    this.st.live = 0;
     this.consumed.clear();
     this.windows.clear();
   }

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { defineCommand, EXIT, reportError } from '../cli-kit';
+import { CliError, defineCommand, EXIT, reportError } from '../cli-kit';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
 import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, writeSecretFile } from '../config/keys';
 import { applyLogLevel, createLogger, type Logger } from '../log';
@@ -56,7 +56,18 @@ export async function serve(argv: ServeArgs): Promise<number> {
   };
   const { config, notes } = argv.dev ? loadDev(load) : { config: loadConfig(load), notes: [] };
 
+  // Every check `tas config check` makes, with the same words, before anything opens or binds.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { preflight } = require('../daemon/preflight') as typeof import('../daemon/preflight');
+  const pre = await preflight(config, { inheritedMain: fds.some((f) => f.name !== 'management'), inheritedManagement: fds.some((f) => f.name === 'management') });
+  if (pre.problems.length) {
+    for (const p of pre.problems) process.stderr.write(`tas: ${p}\n`);
+    status(`refusing to start: ${pre.problems[0]}${pre.problems.length > 1 ? ` (and ${pre.problems.length - 1} more)` : ''}`);
+    return EXIT.USAGE;
+  }
+
   const log = createLogger(config);
+  for (const w of pre.warnings) log.warn(w);
   const audit = openAudit(config);
   for (const n of notes) log.warn(n);
   if (fds.length) log.info({ sockets: fds }, 'socket activation: serving inherited sockets');
@@ -92,10 +103,13 @@ export async function serve(argv: ServeArgs): Promise<number> {
       },
     });
   } catch (e) {
-    log.error({ err: (e as Error).message }, 'startup failed');
-    audit.record({ event: 'startup', outcome: 'error', reason: 'STARTUP_FAILED', details: { error: (e as Error).message } });
+    const err = startupFailure(e, config);
+    log.error({ err: err.message }, 'startup failed');
+    log.debug({ stack: (e as Error).stack }, 'startup failure stack');
+    audit.record({ event: 'startup', outcome: 'error', reason: 'STARTUP_FAILED', details: { error: err.message } });
     await audit.close();
-    const code = reportError(e) === EXIT.USAGE ? EXIT.USAGE : EXIT.STARTUP;
+    status(`startup failed: ${err.message}`);
+    const code = reportError(err) === EXIT.USAGE ? EXIT.USAGE : EXIT.STARTUP;
     // A half-started dependency (a Redis connection, a KMIP socket) must not keep a failed
     // service alive: systemd has to see the exit code. The timer is unref'd, so a clean
     // shutdown exits earlier on its own.
@@ -143,6 +157,31 @@ export async function serve(argv: ServeArgs): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return EXIT.OK;
+}
+
+/**
+ * startupFailure turns what stopped startup into an error for people: a busy port names the
+ * address and suggests --port; a key broker that cannot be opened is a configuration error (2).
+ */
+function startupFailure(e: unknown, config: Config): Error {
+  const err = e as NodeJS.ErrnoException & { kind?: string };
+  if (err?.code === 'EADDRINUSE' || err?.code === 'EACCES') {
+    const where = err.code === 'EADDRINUSE' ? 'is already in use (another tas, or another service, listens there)' : 'may not be bound by this user (ports below 1024 need privileges)';
+    const a = err as { address?: string; port?: number };
+    const host = a.address ?? config.get<string>('server.host');
+    const port = a.port ?? config.get<number>('server.port');
+    const mgmt = config.get<number | undefined>('management.port') === port && config.get<string | undefined>('management.host') !== undefined;
+    const setting = mgmt ? 'TAS_MANAGEMENT_PORT (management.port)' : '--port or TAS_SERVER_PORT (server.port)';
+    return new CliError(EXIT.STARTUP, `port ${port} on ${host} ${where}: stop the other service, or choose another port with ${setting}`);
+  }
+  if (err?.name === 'KbmError' && err.kind === 'config') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { kbmProblem } = require('../daemon/preflight') as typeof import('../daemon/preflight');
+    return new CliError(EXIT.USAGE, kbmProblem(e, config.get<string>('kbm.plugin')));
+  }
+  if (err?.name === 'StoreOpenError') return new CliError(EXIT.USAGE, `TAS_STORE=${config.get<string>('store.backend')}: ${err.message}`);
+  if (err?.name === 'StartupError') return new CliError(EXIT.STARTUP, err.message);
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /**

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import '../../src/config/all-settings';
 import { loadConfig } from '../../src/config';
 import { runTas } from '../cli/in-process';
+import { canonicalJson } from '../../src/audit/record';
+import canonicalize from 'canonicalize';
 import { openAudit, recordHash, validateRecord, verifyAudit, ZERO_HASH, type AuditRecord } from '../../src/audit';
 
 const keys = { TAS_API_KEY: 'a'.repeat(64), TAS_MANAGEMENT_API_KEY: 'b'.repeat(64) };
@@ -177,6 +179,9 @@ describe('audit: stream and verification', () => {
     const a = openAudit(cfgFor(f));
     a.record({ event: 'e', outcome: 'allow', reason: 'R' });
     a.record({ event: 'e', outcome: 'allow', reason: 'R' });
+    // Records still queued when logrotate renames may land in either file (both verify as one
+    // chain); this test pins them to the old one.
+    await a.whenWritten();
     renameSync(f, `${f}.1`);
     process.kill(process.pid, 'SIGUSR1');
     for (let i = 0; i < 1000 && !existsSync(f); i++) await new Promise((r) => setTimeout(r, 5));
@@ -201,6 +206,9 @@ describe('audit: stream and verification', () => {
     try {
       assert.doesNotThrow(() => a.record({ event: 'get_secret', outcome: 'allow', reason: 'OK' }));
       a.record({ event: 'get_secret', outcome: 'allow', reason: 'OK' });
+      // The writer is asynchronous: the HTTP layer waits for this before replying.
+      await a.whenWritten();
+      assert.equal(a.whenWritten(), undefined, 'nothing pending once the writer is done');
     } finally {
       process.stderr.write = saved;
     }
@@ -213,5 +221,38 @@ describe('audit: stream and verification', () => {
   it('tas audit verify: exit 2 for a missing file or no file', async () => {
     assert.equal((await tasVerify(join(dir, 'nope'))).code, 2);
     assert.equal((await tasVerify()).code, 2);
+  });
+
+  it('each record is serialised once: the canonical text of details equals RFC 8785 (canonicalize) on every kind of value', () => {
+    const odd = {
+      z: 1, a: [1, 'two', null, true, { y: 2, b: -0.5e-7 }], 'é': 'ü\u2028\u0000"\\', '\u00e9x': 1e21, B: 123456789012345680000, '': {}, n: { m: { l: [] } },
+      surrogate: '\ud83d\ude00 \ud800', num: 0.1 + 0.2,
+    };
+    assert.equal(canonicalJson(odd), canonicalize(odd));
+    assert.equal(canonicalJson([]), canonicalize([]));
+    assert.equal(canonicalJson('x'), canonicalize('x'));
+  });
+
+  it('file records are written by an asynchronous writer: whenWritten() settles once write(2) returned; the chain is kept across batches', async () => {
+    const f = join(dir, 'w.log');
+    const a = openAudit(cfgFor(f), { reopenOnSignal: false });
+    assert.equal(a.whenWritten(), undefined, 'nothing pending at first');
+    for (let i = 0; i < 50; i++) a.record({ event: 'get_nonce', outcome: 'allow', reason: 'ISSUED', details: { i, nested: { b: 1, a: 2 } } });
+    const pending = a.whenWritten();
+    assert.ok(pending instanceof Promise, 'records queued: a promise to wait for');
+    await pending;
+    assert.equal(lines(f).length, 50, 'all written once whenWritten settled');
+    assert.equal(a.seq, 50);
+    for (let i = 0; i < 10; i++) {
+      a.record({ event: 'get_secret', outcome: 'deny', reason: 'X', details: { i } });
+      await a.whenWritten();
+    }
+    await a.close();
+    const recs = lines(f).map((l) => JSON.parse(l) as AuditRecord);
+    assert.deepEqual(recs.map((r) => r.seq), Array.from({ length: 60 }, (_, i) => i + 1));
+    recs.forEach((r) => assert.equal(r.hash, recordHash(r)));
+    assert.deepEqual(verifyAudit([f]).problems, []);
+    a.record({ event: 'late', outcome: 'allow', reason: 'R' });
+    assert.equal(a.failures, 1, 'a record after close is counted, not written');
   });
 });

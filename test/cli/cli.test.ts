@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli';
 import { runTas } from './in-process';
+import { FakeAmd } from '../support/fake-amd';
 
 const ROOT = join(__dirname, '..', '..');
 const K1 = 'c'.repeat(64);
@@ -96,7 +97,9 @@ describe('cli: tas', () => {
   });
 
   it('config check: flags trusted test roots', async () => {
-    const r = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: dir }, () => runTas('config', 'check'));
+    // A directory serve would accept: one (fake) ARK. An empty one is refused (test/cli/config-matrix).
+    await (await FakeAmd.create({ product: 'Milan' })).writeTrustDir(join(dir, 'arks'));
+    const r = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: join(dir, 'arks') }, () => runTas('config', 'check'));
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /snp\.extra_trust_dir.*TEST ROOTS TRUSTED/);
     assert.match(r.out, /WARNING: snp\.extra_trust_dir set/);

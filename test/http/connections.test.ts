@@ -142,7 +142,7 @@ describe('http: per-peer connection caps', () => {
     assert.ok(status.edge.connections.refused.open >= 1 && status.edge.connections.refused.header_incomplete >= 2, JSON.stringify(status.edge));
     assert.ok(!JSON.stringify(status).includes('127.0.0.'), 'no peer address in the status');
     const metrics = await (await fetch(`${d.urls.main}/metrics`)).text();
-    assert.match(metrics, /tas_http_connections_refused\{reason="header_incomplete"\} [1-9]/);
+    assert.match(metrics, /tas_http_connections_refused_total\{reason="header_incomplete"\} [1-9]/);
   });
 });
 

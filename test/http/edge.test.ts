@@ -139,7 +139,7 @@ describe('http: in-flight cap (TAS_MAX_INFLIGHT)', () => {
       att.release();
       assert.equal((await e).statusCode, 200);
       const m = await t.app.inject({ url: '/metrics' });
-      assert.match(m.body, /tas_http_inflight_refused 1/);
+      assert.match(m.body, /tas_http_inflight_refused_total 1/);
     } finally {
       await t.app.close();
     }

@@ -78,6 +78,23 @@ describe('kbm/wrap: parseWrappingKey', () => {
       assert.throws(() => checkWrappingKey(forged as never), (e: unknown) => isKbmError(e) && e.kind === 'bad_wrapping_key');
     }
   });
+
+  it('checkWrappingKey on a parsed key reuses the parse (no re-export), yet still catches a modulus or exponent changed in place', () => {
+    const { wk: mine } = clientKey(2048);
+    let exports = 0;
+    const real = mine.keyObject.export.bind(mine.keyObject);
+    (mine.keyObject as { export: typeof real }).export = ((o: never) => (exports++, real(o))) as typeof real;
+    for (let i = 0; i < 5; i++) assert.equal(checkWrappingKey(mine), mine);
+    assert.equal(exports, 0, 'described once, at parse');
+    mine.n[mine.n.length - 1] ^= 2;
+    assert.throws(() => checkWrappingKey(mine), (e: unknown) => isKbmError(e) && e.kind === 'bad_wrapping_key');
+    mine.n[mine.n.length - 1] ^= 2;
+    mine.e[mine.e.length - 1] ^= 2;
+    assert.throws(() => checkWrappingKey(mine), (e: unknown) => isKbmError(e) && e.kind === 'bad_wrapping_key');
+    mine.e[mine.e.length - 1] ^= 2;
+    delete (mine.keyObject as { export?: unknown }).export; // the shared test key is used again below
+    assert.equal(checkWrappingKey(mine), mine);
+  });
 });
 
 describe('kbm/wrap: reply forms', () => {

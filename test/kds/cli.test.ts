@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { crlPath, vcekPath } from '../../src/kds';
 import { agentKeys, createLab, decryptReply, getNonce, getSecret, policyDoc, reportData, SECRET, storePolicy, tcbOf, type Lab } from '../support/lab';
 import { CLIENT_KEY, MGMT_KEY } from '../support/daemon';
+import { freePort } from '../systemd/harness';
 
 const MAIN = resolve(__dirname, '../../src/main.ts');
 
@@ -87,5 +88,69 @@ describe('kds: tas kds prefetch / import / status (offline hosts)', function () 
     const r = await tas(['kds', 'import', drop], { TAS_STATE_DIR: join(lab.dir, 'pinned-only') });
     assert.equal(r.code, 1);
     assert.match(r.out, /0 imported, 1 refused/);
+  });
+});
+
+describe('kds: tas kds prefetch when KDS fails (exit non-zero, one FAIL line per item, with the reason)', function () {
+  this.timeout(180_000);
+  let lab: Lab;
+  let env: Record<string, string>;
+  before(async () => {
+    lab = await createLab({ products: ['Genoa'] });
+    env = { TAS_STATE_DIR: join(lab.dir, 'prefetch-state'), TAS_SNP_EXTRA_TRUST_DIR: lab.env.TAS_SNP_EXTRA_TRUST_DIR!, TAS_API_KEY: '', TAS_MANAGEMENT_API_KEY: '' };
+  });
+  after(async () => lab?.close());
+
+  const tcbArg = (): string => {
+    const t = tcbOf(lab.kits.Genoa);
+    return `bl=${t.bootloader},tee=${t.tee},snp=${t.snp},ucode=${t.microcode}`;
+  };
+  const otherChip = 'ab'.repeat(64);
+  const failLines = (out: string): string[] => out.split('\n').filter((l) => l.startsWith('FAIL '));
+
+  it('KDS refusing connections: exit 3, a FAIL line naming the connection failure; no API keys needed', async () => {
+    const r = await tas(['kds', 'prefetch', '--timeout', '3', '--product', 'Genoa', '--chip-id', otherChip, '--tcb', tcbArg()], { ...env, TAS_KDS_BASE_URL: `http://127.0.0.1:${await freePort()}` });
+    assert.equal(r.code, 3, r.out + r.err);
+    assert.equal(failLines(r.out).length, 1, r.out);
+    assert.match(failLines(r.out)[0]!, /^FAIL abababababababab…: KDS_UNAVAILABLE: .*(ECONNREFUSED|request failed)/);
+    assert.match(r.err, /1 of 1 items could not be fetched/);
+  });
+
+  it('KDS answering 503 (with and without Retry-After): exit 3, one FAIL line per item', async () => {
+    lab.kds.fault('/vcek/', { status: 503, retryAfter: '120' });
+    try {
+      const r = await tas(['kds', 'prefetch', '--timeout', '3', '--product', 'Genoa', '--chip-id', otherChip, '--chip-id', 'cd'.repeat(64), '--tcb', tcbArg(), '--format', 'json'], { ...env, TAS_KDS_BASE_URL: lab.kds.url });
+      assert.equal(r.code, 3, r.out + r.err);
+      const doc = JSON.parse(r.out) as { ok: boolean; failed: number; results: Array<{ ok: boolean; detail: string }> };
+      assert.equal(doc.ok, false);
+      assert.equal(doc.failed, 2);
+      for (const x of doc.results) assert.match(x.detail, /HTTP 503, Retry-After 120/);
+      lab.kds.clearFaults();
+      lab.kds.fault('/vcek/', { status: 503 });
+      const r2 = await tas(['kds', 'prefetch', '--timeout', '2', '--product', 'Genoa', '--chip-id', otherChip, '--tcb', tcbArg()], { ...env, TAS_KDS_BASE_URL: lab.kds.url });
+      assert.equal(r2.code, 3, r2.out + r2.err);
+      assert.match(failLines(r2.out).join('\n'), /KDS_UNAVAILABLE: .*HTTP 503/);
+    } finally {
+      lab.kds.clearFaults();
+    }
+  });
+
+  it('KDS stopped mid-run: the first chip is cached, the rest fail with a reason each, exit 3', async () => {
+    const kit = lab.kits.Genoa;
+    // The second chip's request hangs until the test stops the whole KDS under it.
+    lab.kds.fault(`/vcek/v1/Genoa/${otherChip}`, { hang: true });
+    const seen = lab.kds.total(`/vcek/v1/Genoa/${otherChip}`);
+    const run = tas(['kds', 'prefetch', '--timeout', '4', '--product', 'Genoa', '--chip-id', kit.chipId.toString('hex'), '--chip-id', otherChip, '--tcb', tcbArg()], { ...env, TAS_KDS_BASE_URL: lab.kds.url });
+    for (let i = 0; i < 600 && lab.kds.total(`/vcek/v1/Genoa/${otherChip}`) === seen; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(lab.kds.total(`/vcek/v1/Genoa/${otherChip}`) > seen, 'the second request reached KDS');
+    await lab.kds.stop();
+    const r = await run;
+    assert.equal(r.code, 3, r.out + r.err);
+    assert.match(r.out, /^ok {3}Genoa vcek\/Genoa\//m);
+    const fails = failLines(r.out);
+    assert.ok(fails.length >= 1, r.out);
+    assert.match(fails[0]!, /^FAIL abababababababab…: KDS_UNAVAILABLE: /);
+    for (const f of fails) assert.match(f, /^FAIL [^:]+: \S+/, 'each failure says why');
+    assert.match(r.err, /items could not be fetched/);
   });
 });

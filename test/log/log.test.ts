@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import '../../src/config/all-settings';
 import { loadConfig } from '../../src/config';
-import { applyLogLevel, createLogger } from '../../src/log';
+import { applyLogLevel, createLogger, lazyChild } from '../../src/log';
 
 const keys = { TAS_API_KEY: 'a'.repeat(64), TAS_MANAGEMENT_API_KEY: 'b'.repeat(64) };
 
@@ -106,6 +106,34 @@ describe('log: pino JSON lines', () => {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('lazyChild (per-request logger): builds no pino child while nothing is logged, at most one when lines are, with bindings and redaction', () => {
+    const { log, lines } = captured({ TAS_OVERRIDE__logging__level: 'warn' });
+    let children = 0;
+    const child = log.child.bind(log);
+    log.child = ((b: Record<string, unknown>, o?: Record<string, unknown>) => (children++, child(b, o as never))) as typeof log.child;
+    const req = lazyChild(log, { reqId: 'req-1' });
+    req.info({ a: 1 }, 'below the level');
+    req.debug('below the level');
+    assert.equal(children, 0, 'no child for lines below the level');
+    assert.equal(lines.length, 0);
+    assert.equal(req.level, 'warn');
+    assert.equal(req.isLevelEnabled('info'), false);
+    req.warn({ headers: { 'x-api-key': 'k'.repeat(40) }, nonce: 'n'.repeat(64) }, 'refused');
+    req.error('again');
+    assert.equal(children, 1, 'exactly one child, reused');
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0]!.reqId, 'req-1');
+    assert.equal(lines[1]!.reqId, 'req-1');
+    assert.deepEqual(lines[0]!.headers, { 'x-api-key': '[redacted]' });
+    assert.equal(lines[0]!.nonce, '[redacted]');
+    // A reloaded level applies to the loggers of requests already under way.
+    applyLogLevel(log, loadConfig({ env: { ...keys, TAS_OVERRIDE__logging__level: 'info' } }));
+    const later = lazyChild(log, { reqId: 'req-2' });
+    later.info('now enabled');
+    assert.equal(lines.at(-1)!.reqId, 'req-2');
+    assert.equal(lines.at(-1)!.msg, 'now enabled');
   });
 
   it('masks the userinfo of URLs in every field and in the message (also inside errors)', () => {

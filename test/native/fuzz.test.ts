@@ -1,14 +1,16 @@
 /**
- * libFuzzer targets over the native parsing core (report, certificate + AMD extensions + chain,
- * CRL), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
- * fuzzes each target for a bounded time (about 60 s in total) from the committed seed corpus,
+ * libFuzzer targets over the native parsing core (SNP: report, certificate + AMD extensions +
+ * chain, CRL; TDX: quote parser + full verification against a genuine vector's collateral, SGX
+ * extension decoder + PEM chain splitter, PCS signed-body path), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
+ * fuzzes each target for a bounded time (15-25 s each, about 115 s in total) from the committed seed corpus,
  * printing executions and coverage. Any crash, sanitizer report or leak fails the test; the
  * crashing input is kept under test/.tmp/fuzz-artifacts/ for copying into regressions/.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { INTEL_ROOT_DER, TDX_VECTORS, signedJson } from '../support/tdx-vectors.js';
 
 const ROOT = join(__dirname, '..', '..');
 const OUT = join(ROOT, 'native', 'fuzz', 'out');
@@ -16,13 +18,37 @@ const TARGETS: Array<{ name: string; seconds: number; maxLen: number }> = [
   { name: 'report', seconds: 15, maxLen: 2048 },
   { name: 'cert', seconds: 25, maxLen: 4096 },
   { name: 'crl', seconds: 20, maxLen: 4096 },
+  { name: 'tdx_quote', seconds: 25, maxLen: 8192 },
+  { name: 'sgx_ext', seconds: 15, maxLen: 4096 },
+  { name: 'pcs', seconds: 15, maxLen: 8192 },
 ];
-const env = { ...process.env, TAS_FUZZ_ROOTS: join(ROOT, 'test', 'fixtures', 'amd-roots', 'milan'), ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
+/** TDX_DIR holds one genuine vector's collateral in the shapes the TDX fuzz targets read. */
+const TDX_DIR = join(ROOT, 'test', '.tmp', 'fuzz-tdx');
+const TDX_VECTOR = TDX_VECTORS.find((v) => v.name === 'dcapqvl-b0c06f-v4-uptodate')!;
+const env = {
+  ...process.env,
+  TAS_FUZZ_ROOTS: join(ROOT, 'test', 'fixtures', 'amd-roots', 'milan'),
+  TAS_FUZZ_TDX_DIR: TDX_DIR,
+  TAS_FUZZ_TDX_AT: String(TDX_VECTOR.at),
+  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 
 describe('native fuzzing (libFuzzer, ASan+UBSan)', function () {
-  this.timeout(600_000); // explicit budget: clang build (~1 min on a busy 2-core box) + ~60 s of fuzzing
+  this.timeout(900_000); // explicit budget: clang build (~1-2 min on a busy 2-core box) + ~115 s of fuzzing (each target <= 60 s)
 
   before(() => {
+    mkdirSync(TDX_DIR, { recursive: true });
+    const w = (n: string, b: Buffer): void => writeFileSync(join(TDX_DIR, n), b);
+    const tcb = signedJson(TDX_VECTOR.tcbInfoJson, 'tcbInfo', TDX_VECTOR.tcbInfoChain);
+    const qe = signedJson(TDX_VECTOR.qeIdentityJson, 'enclaveIdentity', TDX_VECTOR.qeIdentityChain);
+    w('root.der', INTEL_ROOT_DER);
+    w('root_ca_crl.der', TDX_VECTOR.rootCrl);
+    w('pck_crl.der', TDX_VECTOR.pckCrl);
+    w('tcb_info.body', tcb.bodyBytes);
+    w('tcb_info.sig', tcb.signature);
+    w('tcb_info_issuer_chain.pem', tcb.chain);
+    w('qe_identity.body', qe.bodyBytes);
+    w('qe_identity.sig', qe.signature);
+    w('qe_identity_issuer_chain.pem', qe.chain);
     const b = spawnSync('bash', [join(ROOT, 'native', 'tools', 'build-fuzz.sh')], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(b.status, 0, `fuzzer build failed:\n${b.stdout}\n${b.stderr}`);
   });

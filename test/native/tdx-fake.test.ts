@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTdxQuote, verifyTdxQuote, verifyTdxCollateral, clearChainCache, NativeError, type TdxVerifyInput } from '../../src/native/index.js';
+import { parseTdxQuote, peekTdxQuote, verifyTdxQuote, verifyTdxCollateral, clearChainCache, NativeError, type TdxVerifyInput } from '../../src/native/index.js';
 import { FakeIntel, sgxExtension } from '../support/fake-intel/index.js';
 import { INTEL_ROOT_DER, signedJson } from '../support/tdx-vectors.js';
 
@@ -76,6 +76,15 @@ describe('native TDX: fake Intel DCAP kit', () => {
     });
   }
 
+  it('the QE report is verified once per platform: a later quote with other TD fields only checks its own signature', async () => {
+    const first = await verifyTdxQuote(input(kit, kit.quote({ reportData: randomBytes(64) })));
+    const second = await verifyTdxQuote(input(kit, kit.quote({ version: 5, reportData: randomBytes(64) })));
+    assert.deepEqual([first.qeReportCached, second.qeReportCached], [false, true]);
+    // Other QE auth data is other bytes: verified afresh.
+    const third = await verifyTdxQuote(input(kit, kit.quote({ qeAuthData: Buffer.from('other') })));
+    assert.equal(third.qeReportCached, false);
+  });
+
   it('any QE auth data length verifies (0, 1, 300 bytes), zero-valued included', async () => {
     for (const qeAuthData of [Buffer.alloc(0), Buffer.from([9]), randomBytes(300), Buffer.alloc(32)]) {
       await verifyTdxQuote(input(kit, kit.quote({ qeAuthData })));
@@ -85,6 +94,7 @@ describe('native TDX: fake Intel DCAP kit', () => {
   it('a PCK Processor CA platform verifies with the Processor CA CRL, not with a Platform CA CRL', async () => {
     const proc = FakeIntel.create({ caType: 'processor' });
     const quote = proc.quote({ version: 5 });
+    assert.equal(peekTdxQuote(quote).caType, 'processor');
     const r = await verifyTdxQuote(input(proc, quote));
     assert.equal(r.pck.caType, 'processor');
     assert.equal(r.pck.ca.subjectCN, 'Intel SGX PCK Processor CA');
@@ -144,7 +154,10 @@ describe('native TDX: fake Intel DCAP kit', () => {
       FakeIntel.create({ sgx: { fmspc: '90C06F00' } }), // 4-byte FMSPC
       FakeIntel.create({ sgx: { tcbComponents: [256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] } }), // SVN > 255
     ];
-    for (const v of variants) await refused(verifyTdxQuote(input(v, v.quote())), 'TDX_ERR_SGX_EXT');
+    for (const v of variants) {
+      await refused(verifyTdxQuote(input(v, v.quote())), 'TDX_ERR_SGX_EXT');
+      assert.throws(() => peekTdxQuote(v.quote()), (e: unknown) => e instanceof NativeError && e.code === 'TDX_ERR_SGX_EXT');
+    }
     // The encoder itself is sound: the default extension decodes (covered above) and is DER.
     assert.equal(sgxExtension(kit.sgx)[0], 0x30);
   });

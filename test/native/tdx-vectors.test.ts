@@ -5,7 +5,7 @@
  * root, re-signed body types) are in tdx-fake.test.ts.
  */
 import assert from 'node:assert/strict';
-import { parseTdxQuote, verifyTdxQuote, verifyTdxCollateral, clearChainCache, tdxCacheSize, NativeError, catalogueCodeFor, type TdxVerifyInput } from '../../src/native/index.js';
+import { parseTdxQuote, peekTdxQuote, verifyTdxQuote, verifyTdxQuoteLean, verifyTdxCollateral, clearChainCache, tdxCacheSize, NativeError, catalogueCodeFor, type TdxVerifyInput } from '../../src/native/index.js';
 import { TDX_VECTORS, tdxInput, signedJson, INTEL_ROOT_DER, rawJsonSpan } from '../support/tdx-vectors.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -102,6 +102,8 @@ describe('native TDX: genuine vectors', () => {
         // A second run is served from the caches and says so.
         const again = await verifyTdxQuote(tdxInput(v, { omitQuote: true }));
         assert.equal(again.pckChainCached, true);
+        assert.equal(r.qeReportCached, false);
+        assert.equal(again.qeReportCached, true);
         assert.equal((again as { quote?: unknown }).quote, undefined);
         assert.ok(tdxCacheSize() >= 5);
       });
@@ -112,6 +114,24 @@ describe('native TDX: genuine vectors', () => {
         await verifyTdxQuote(tdxInput(v));
         await expectTdx(verifyTdxQuote(tdxInput(v, { at: now })), 'TDX_ERR_CRL_STALE');
         await expectTdx(verifyTdxQuote(tdxInput(v, { at: v.validWindow[1] + 86400 * 400 })), 'TDX_ERR_CRL_STALE');
+      });
+
+      it('peekTdxQuote reads FMSPC, PCE-ID and the CA type without verifying; the lean verification agrees', async () => {
+        const p = peekTdxQuote(v.quote);
+        const ext = v.expected.pck.ext;
+        assert.equal(hex(p.sgx.fmspc), ext.fmspc);
+        assert.equal(hex(p.sgx.pceId), ext.pceid);
+        assert.equal(p.caType, 'platform');
+        assert.equal(p.leaf.subjectCN, 'Intel SGX PCK Certificate');
+        assert.equal(p.quote.version, v.expected.quote.version);
+        const lean = await verifyTdxQuoteLean(tdxInput(v));
+        assert.equal(lean.caType, 'platform');
+        assert.equal(lean.pckSerialHex, p.leaf.serialHex);
+        assert.deepEqual(lean.sgx.tcbComponents, ext.sgx_tcb_comp_svn);
+        assert.equal(lean.pckCrlNextUpdate.getTime() / 1000 > v.at, true);
+        assert.equal((lean as unknown as { checks?: unknown }).checks, undefined);
+        // Lean or not, a failure is the same failure.
+        await expectTdx(verifyTdxQuoteLean(tdxInput(v, { quote: flip(v.quote, 0x1c) })), 'TDX_ERR_QUOTE_SIGNATURE');
       });
 
       it('collateral verifies alone (verifyTdxCollateral) at verify_at', async () => {

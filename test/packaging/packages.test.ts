@@ -48,6 +48,16 @@ describe('packages: lintian and rpmlint', function () {
     const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
     for (const p of ['./usr/lib/tas/dist/src/main.js', './usr/lib/tas/build/Release/tas_native.node', './usr/lib/systemd/system/tas.service', './usr/share/man/man8/tas.8.gz', './usr/lib/sysusers.d/tas.conf'])
       assert.ok(files.includes(p), `${p} missing from the .deb`);
+    // The documentation stands alone in the package (test/docs/links.test.ts checks the links).
+    for (const d of ['README', 'protocol', 'policy', 'configuration', 'operations', 'plugins', 'kmip-plugin', 'fleet', 'audit', 'metrics', 'errors'])
+      assert.ok(files.includes(`./usr/share/doc/tas/${d}.md.gz`), `${d}.md.gz missing from /usr/share/doc/tas`);
+    // md5sums of every file but the conffile (lintian: no-md5sums-control-file), and an addon
+    // linked with -z now (lintian: hardening-no-bindnow); lintian --pedantic shows neither tag.
+    const md5 = execFileSync('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./md5sums`], { encoding: 'utf8' });
+    assert.match(md5, /^[0-9a-f]{32} {2}usr\/lib\/tas\/build\/Release\/tas_native\.node$/m);
+    assert.doesNotMatch(md5, /etc\/tas\/tas\.yaml/);
+    const pedantic = spawnSync('lintian', ['--pedantic', '--fail-on', 'none', deb], { encoding: 'utf8' });
+    assert.doesNotMatch(`${pedantic.stdout}${pedantic.stderr}`, /no-md5sums-control-file|hardening-no-bindnow/);
     assert.ok(!/node_modules\/(typescript|mocha|tsx|eslint)\//.test(files), 'dev dependencies shipped');
   });
 

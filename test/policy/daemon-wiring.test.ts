@@ -53,7 +53,7 @@ describe('policy service wiring (settings, SIGHUP trust reload)', () => {
     assert.equal(st.trust_generation, 2);
     assert.equal(st.signature_verifications, 2);
     const metrics = await ctx.metrics.metrics();
-    assert.match(metrics, /tas_policy_signature_verifications 2/);
+    assert.match(metrics, /tas_policy_signature_verifications_total 2/);
     assert.match(metrics, /tas_policy_trusted_keys 1/);
 
     // Enforcement follows the current configuration.

@@ -221,4 +221,28 @@ describe('snp: fake AMD chains', function () {
     assert.equal(peekReport(kits.Milan.signReport({ version: 2 }), { v2Product: 'Milan' }).product, 'Milan');
     assert.throws(() => peekReport(Buffer.alloc(100)), (e: unknown) => e instanceof TasError && e.code === 'TEE_EVIDENCE_MALFORMED');
   });
+
+  it('the report is parsed once: peekReport\'s parse is reused, and only for the very bytes it parsed (the signature covers what the claims say)', async () => {
+    const k = kits.Genoa;
+    const report = k.signReport({ reportData: Buffer.alloc(64, 0x11) });
+    const peek = peekReport(report);
+    const again = await v.verify(ev(k, { report }));
+    const once = await v.verify(ev(k, { report, parsed: peek.parsed }));
+    assert.deepEqual(once.claims, again.claims);
+    assert.deepEqual(once.checks, again.checks);
+    // The caller's buffer changed after peek (REPORT_DATA flipped): the peek's parse is not used
+    // for other bytes; the changed bytes are parsed and their signature fails.
+    const changed = Buffer.from(report);
+    changed[0x50] ^= 0xff;
+    const r = await failure(v.verify(ev(k, { report: changed, parsed: peek.parsed })));
+    assert.deepEqual(r, { code: 'TEE_VERIFICATION_FAILED', reason: 'SNP_ERR_REPORT_SIGNATURE' });
+    // peek keeps its own copy: changing the caller's buffer does not change the parsed bytes.
+    const mine = Buffer.from(report);
+    const p2 = peekReport(mine);
+    mine[0x50] ^= 0xff;
+    assert.ok(p2.parsed.bytes.equals(report));
+    const other = k.signReport({ reportData: Buffer.alloc(64, 0x22) });
+    const res = await v.verify(ev(k, { report: other, parsed: peek.parsed }));
+    assert.equal(res.claims.report_data, Buffer.alloc(64, 0x22).toString('hex'), 'a parse of other bytes is ignored');
+  });
 });

@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import '../../src/config/all-settings';
@@ -93,6 +94,116 @@ describe('embedded store: persistence', () => {
       assert.ok(list.some((p) => p.id === `p${done}`), 'the last acknowledged write is there');
     }
     assert.ok(checked >= 16, `checked ${checked} files`);
+  });
+
+  it('policy reads: no fs call per read while the directory watch is quiet; a change by another store (another process) applies before the next read', async () => {
+    const a = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
+    const other = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c2') });
+    try {
+      assert.equal(await other.putPolicy('p', '{"v":1}'), 'created');
+      assert.equal(await a.getPolicy('p'), '{"v":1}');
+      const before = { ...a.policyReads };
+      for (let i = 0; i < 200; i++) assert.equal(await a.getPolicy('p'), '{"v":1}');
+      assert.equal(a.policyReads.stats - before.stats, 0, 'no stat while nothing changed');
+      assert.equal(a.policyReads.cached - before.cached, 200);
+      // Another store deletes and re-creates the policy (what `tas policy import` does from its own
+      // process): once that call returned, the next read sees the change.
+      assert.equal(await other.deletePolicy('p'), true);
+      assert.equal(await a.getPolicy('p'), undefined, 'a deleted policy is gone at once');
+      assert.equal(await other.putPolicy('p', '{"v":2}'), 'created');
+      assert.equal(await a.getPolicy('p'), '{"v":2}');
+      // A change behind the store's back by plain file replacement (new inode) is seen too.
+      const file = join(dir, 'policies', 'policy.p.json');
+      writeFileSync(`${file}.new`, JSON.stringify({ format: 1, id: 'p', doc: '{"v":3}' }));
+      renameSync(`${file}.new`, file);
+      // The kernel queued the event at once; the loop delivers it on its next poll. A request passes
+      // several polls between arriving and reading its policy (body, verification on the pool);
+      // two I/O round trips stand for them here.
+      await stat(file);
+      await stat(file);
+      assert.equal(await a.getPolicy('p'), '{"v":3}');
+    } finally {
+      await a.close();
+      await other.close();
+    }
+  });
+
+  it('policy reads: without a working watch (closed store watch), each read checks its file again', async () => {
+    const a = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: (() => { let t = 0; return () => (t += 2_000); })() });
+    try {
+      await a.putPolicy('q', '{"q":1}');
+      assert.equal(await a.getPolicy('q'), '{"q":1}');
+      const s0 = a.policyReads.stats;
+      // The fake clock advances 2 s per read: past POLICY_RECHECK_MS every time, so every read stats.
+      for (let i = 0; i < 5; i++) assert.equal(await a.getPolicy('q'), '{"q":1}');
+      assert.equal(a.policyReads.stats - s0, 5, 'the periodic re-check bounds a lost inotify event');
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('nonce expiry never scans: 200 k outstanding nonces do not change the counted work of get_nonce by more than a small constant factor', async () => {
+    let t = 0;
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: () => t });
+    let seq = 0;
+    const nonce = () => (seq++).toString(16).padStart(64, '0');
+    const ttl = 120_000;
+    /** workPerIssue: heap nodes visited per issue() over `n` calls, the clock moving 1 ms per call. */
+    const workPerIssue = async (n: number, cap: number): Promise<{ work: number; results: Set<string> }> => {
+      const w0 = s.countedWork;
+      const results = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        t += 1;
+        results.add(await s.issue(nonce(), ttl, cap));
+      }
+      return { work: (s.countedWork - w0) / n, results };
+    };
+    const small = await workPerIssue(2_000, 1_000_000);
+    // Fill to 200 k outstanding, then keep issuing: below the cap, and at the cap (refusals).
+    t += ttl; // the first 2 000 expire
+    const fillAt = t;
+    for (let i = 0; i < 200_000; i++) await s.issue(nonce(), ttl, 1_000_000);
+    assert.equal(await s.count(), 200_000);
+    const big = await workPerIssue(2_000, 1_000_000);
+    const atCap = await workPerIssue(2_000, 202_000);
+    assert.deepEqual([...atCap.results].sort(), ['capacity'], 'the cap is exact: 202 000 outstanding, none expired yet');
+    assert.equal(await s.count(), 202_000);
+    // Expiry keeps pace with issue: while the clock moves, each issue pops the nodes that are due.
+    t = fillAt + ttl; // the 200 k fill expires now; the 2 000 issued after it expire during the next 2 000 issues
+    const draining = await workPerIssue(2_000, 1_000_000);
+    assert.equal(await s.count(), 2_000, 'only the nonces issued while draining are left');
+    console.log(`      heap nodes visited per get_nonce: ${small.work.toFixed(2)} (2 k outstanding), ${big.work.toFixed(2)} (200 k), ${atCap.work.toFixed(2)} (at the 202 k cap), ${draining.work.toFixed(2)} amortised while 200 k expire`);
+    assert.ok(big.work <= 3 * small.work + 4, `200 k outstanding: ${big.work} vs ${small.work}`);
+    assert.ok(atCap.work <= 3 * small.work + 4, `at the cap: ${atCap.work} vs ${small.work}`);
+    // Expiring 200 k nodes costs O(log n) each, spread over the issues that find them due.
+    assert.ok(draining.work <= 100 * Math.log2(200_000) + 100, `draining: ${draining.work}`);
+    await s.close();
+  });
+
+  it('nonce expiry: a claimed nonce past its expiry stays until its lease ends, counted out of the cap; consumed nonces leave no work behind', async () => {
+    let t = 0;
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: () => t });
+    const n = (i: number) => i.toString(16).padStart(64, 'a');
+    assert.equal(await s.issue(n(1), 1_000, 2), 'issued');
+    assert.equal(await s.issue(n(2), 1_000, 2), 'issued');
+    assert.equal(await s.issue(n(3), 1_000, 2), 'capacity');
+    assert.equal(await s.claim(n(1), 'o', 5_000), 'claimed');
+    t = 1_500; // both expired; n(1) is still under its lease
+    assert.equal(await s.count(), 0);
+    assert.equal(await s.issue(n(3), 1_000, 2), 'issued', 'expired nonces do not count, even under a lease');
+    assert.equal(await s.issue(n(1), 1_000, 2), 'exists', 'the leased nonce is still there for its holder');
+    assert.equal(await s.consume(n(1), 'o'), true, 'its holder may still consume it within the lease');
+    t = 10_000;
+    assert.equal(await s.count(), 0);
+    // Many issued-and-consumed nonces: their heap nodes are dropped, not kept for their TTL.
+    for (let i = 0; i < 20_000; i++) {
+      const x = n(100 + i);
+      assert.equal(await s.issue(x, 3_600_000, 10), 'issued');
+      assert.equal(await s.claim(x, 'o', 1000), 'claimed');
+      assert.equal(await s.consume(x, 'o'), true);
+    }
+    assert.equal(await s.count(), 0);
+    await s.close();
   });
 
   it('cleans stale temp files at open', async () => {

@@ -175,4 +175,38 @@ describe('systemd: STATUS= for degraded dependencies', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('tas serve with no key broker configured: serving but not ready, the reason in STATUS= and /readyz, no exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tas-nokbm-'));
+    const sock = join(dir, 'notify.sock');
+    const l = new NotifyListener(sock);
+    await l.bound();
+    const port = await freePort();
+    const child = spawn(process.execPath, tasArgs('serve', '--port', String(port)), {
+      cwd: dir,
+      // The shipped /etc/tas/tas.yaml leaves kbm commented out: no TAS_KBM_PLUGIN, no TAS_KBM_CONFIG_FILE.
+      env: { PATH: process.env.PATH ?? '', NOTIFY_SOCKET: sock, TAS_API_KEY: KEY, TAS_MANAGEMENT_API_KEY: MKEY, TAS_STATE_DIR: join(dir, 'state') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = new Lines(child.stdout!);
+    const err = new Lines(child.stderr!);
+    try {
+      const first = await Promise.race([
+        l.waitMsg(/^READY=1/, 'READY', 100_000),
+        exited(child).then((c) => {
+          throw new Error(`tas serve exited ${c} (a restart loop under systemd):\n${out.text()}\n${err.text()}`);
+        }),
+      ]);
+      assert.equal(first.pid, child.pid);
+      const st = await l.waitMsg(/^STATUS=.*degraded: .*kbm: no key broker configured/, 'STATUS= naming the missing key broker', 60_000);
+      assert.match(st.msg, /set kbm\.plugin and kbm\.config_file/);
+      const r = await get(`http://127.0.0.1:${port}/readyz`);
+      assert.equal(r.status, 503);
+      assert.match(r.body, /kbm/);
+      assert.equal(child.exitCode, null, 'still running');
+    } finally {
+      child.kill('SIGKILL');
+      l.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -214,6 +214,7 @@ export class FakeIntel {
   readonly attestationPublic: Buffer;
   readonly sgx: SgxExtensionSpec;
   readonly caType: 'platform' | 'processor';
+  private readonly qeMemo = new Map<string, { report: Buffer; signature: Buffer }>();
 
   private constructor(o: FakeIntelOptions) {
     this.now = o.now ?? new Date();
@@ -426,8 +427,17 @@ export class FakeIntel {
       signed = Buffer.concat([header, desc, body]);
     }
     const authData = o.qeAuthData ?? Buffer.from(Array.from({ length: 32 }, (_, i) => i));
-    const qe = this.qeReport({ isvSvn: o.qeIsvSvn, mrSigner: o.qeMrSigner, authData });
-    const qeSig = rawSign(this.pck.key, qe);
+    // Like a real Quoting Enclave, the QE report and its PCK signature are made once per attestation
+    // key (and auth data) and then carried unchanged by every quote.
+    const memoKey = `${o.qeIsvSvn ?? ''}/${o.qeMrSigner?.toString('hex') ?? ''}/${authData.toString('hex')}`;
+    let memo = this.qeMemo.get(memoKey);
+    if (!memo) {
+      const report = this.qeReport({ isvSvn: o.qeIsvSvn, mrSigner: o.qeMrSigner, authData });
+      memo = { report, signature: rawSign(this.pck.key, report) };
+      this.qeMemo.set(memoKey, memo);
+    }
+    const qe = memo.report;
+    const qeSig = memo.signature;
     const chain = Buffer.from(this.pckChainPem + '\0', 'latin1');
     const authLen = Buffer.alloc(2);
     authLen.writeUInt16LE(authData.length, 0);
