@@ -38,7 +38,7 @@ export function buildCli(args: readonly string[]) {
     .strict()
     .demandCommand(1, 'name a command (see --help)')
     .epilog('Exit codes: 0 ok, 1 check failed, 2 usage or configuration error, 3 startup failure.')
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(Math.min(110, process.stdout.columns || Number(process.env.COLUMNS) || 100))
     .exitProcess(false)
     .fail((msg, err) => {
       // Usage errors (unknown option, missing argument) stop here with exit 2; errors thrown by

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { CliError, defineCommand, EXIT, group } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, withFormat } from '../cli-kit';
 
 /** newKey returns one fresh API key. */
 export function newKey(): string {
@@ -34,6 +34,7 @@ export function writeSecretFile(path: string, text: string, overwrite: boolean):
 }
 
 interface GenerateArgs {
+  format: string;
   dir: string;
   force: boolean;
   rotate: boolean;
@@ -43,7 +44,8 @@ const generate = defineCommand<GenerateArgs>({
   command: 'generate',
   describe: 'Write new client and management API keys to files (mode 0600) for TAS_API_KEY_FILE / TAS_MANAGEMENT_API_KEY_FILE',
   builder: (y) =>
-    y
+    withFormat(y)
+      .example('$0 keys generate --rotate', 'adds a new key in front of the ones in /etc/tas (both valid until the old line is removed)')
       .option('dir', { type: 'string', default: DEFAULT_KEY_DIR, describe: 'Directory of the key files' })
       .option('force', { type: 'boolean', default: false, describe: 'Replace existing key files' })
       .option('rotate', { type: 'boolean', default: false, describe: 'Add a new key in front of the existing ones (both stay valid until you remove the old line and send SIGHUP)' }) as never,
@@ -59,6 +61,10 @@ const generate = defineCommand<GenerateArgs>({
       let text = `${newKey()}\n`;
       if (argv.rotate && existsSync(f)) text += readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => `${l}\n`).join('');
       writeSecretFile(f, text, argv.force || argv.rotate);
+    }
+    if (argv.format === 'json') {
+      process.stdout.write(`${JSON.stringify({ ok: true, files: { TAS_API_KEY_FILE: files[0], TAS_MANAGEMENT_API_KEY_FILE: files[1] } }, null, 2)}\n`);
+      return EXIT.OK;
     }
     process.stdout.write(
       [

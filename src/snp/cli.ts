@@ -109,6 +109,7 @@ export const verifyCommand = defineCommand<VerifyArgs>({
   describe: 'Verify an SEV-SNP report and its VCEK/VLEK offline against the pinned AMD roots',
   builder: (y) =>
     y
+      .example('$0 verify --report vm.bin --cert vcek.der --format text', 'verifies offline against the pinned AMD roots; prints the claims')
       .option('report', { type: 'string', demandOption: true, describe: 'Raw 1184-byte ATTESTATION_REPORT file' })
       .option('cert', { type: 'string', demandOption: true, describe: 'VCEK or VLEK (DER or PEM)' })
       .option('ask', { type: 'string', describe: 'ASK (VCEK) or ASVK (VLEK), DER or PEM; default the pinned one' })

@@ -36,7 +36,8 @@ export const serveCommand = defineCommand<ServeArgs>({
   describe: 'Run the attestation service (systemd: Type=notify, socket activation supported)',
   builder: (y) =>
     y
-      .option('config', { type: 'string', describe: 'Config file (YAML or JSON); default $TAS_CONFIG_FILE' })
+      .example('$0 serve --dev --port 5001', 'development: generated keys and a mock key broker, on port 5001')
+      .option('config', { type: 'string', describe: 'Config file (YAML or JSON); default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed' })
       .option('host', { type: 'string', describe: 'Listen address (server.host); ignored under socket activation' })
       .option('port', { type: 'number', describe: 'Listen port (server.port); ignored under socket activation' })
       .option('dev', {
