@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, defineCommand, EXIT, reportError } from '../cli-kit';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
-import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, writeSecretFile } from '../config/keys';
+import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, keepPrivate, writeSecretFile } from '../config/keys';
 import { applyLogLevel, createLogger, type Logger } from '../log';
 import { openAudit, type AuditStream } from '../audit';
 import { listenFds, ready, reloading, startWatchdog, status, stopping, type ListenFd } from './index';
@@ -210,7 +210,8 @@ function loadDev(load: LoadOptions): { config: Config; notes: string[] } {
   }
   if (config.get<string>('kbm.plugin') === 'tas_kbm_mock' && config.get<string | undefined>('kbm.config_file') === undefined) {
     const file = resolve(DEV_KBM_FILE);
-    if (!existsSync(file)) {
+    if (existsSync(file)) keepPrivate(file);
+    else {
       writeSecretFile(file, `# development secrets of \`tas serve --dev\` (tas_kbm_mock); never use them in production\nsecrets:\n  dev-key-1: { value_hex: "${randomBytes(32).toString('hex')}" }\n`, false);
     }
     env.TAS_KBM_CONFIG_FILE = file;
