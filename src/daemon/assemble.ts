@@ -194,7 +194,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
 
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
-    const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
+    const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log, trust: () => trust });
     const tdx = tdxEvidenceVerifier({ verifier: () => tdxVerifier, cache: collateral, update: () => ctx.config().get<CollateralUpdate>('tdx.collateral_update') });
     const metrics = serviceMetrics(ctx.metrics);
     const release = metrics.release((keyId: string, wk: Buffer) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)));

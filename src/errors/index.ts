@@ -77,6 +77,7 @@ export const CATALOGUE = {
   KBM_UNAVAILABLE: spec(503, 'Secret retrieval failed', 'The key backend is unavailable; the nonce stays valid for a retry.', true),
   KBM_WRAPPING_KEY_INVALID: spec(400, 'Invalid wrapping key', 'wrapping-key is not an RSA public key of at least 2048 bits (PKCS#1 DER, SPKI DER or PEM).'),
   KBM_NOT_BOUND: spec(404, 'Secret retrieval failed', 'No stored policy whose signature covers this key id passed.'),
+  KBM_KEY_DENIED: spec(404, 'Secret retrieval failed', 'The key backend accepted our credentials but refused this key to them (e.g. KMIP PermissionDenied); other keys are unaffected and the broker stays ready. Fix the key\'s access rights.'),
   KBM_AUTH_FAILED: spec(503, 'Secret retrieval failed', 'The key backend refused our credentials; not retried automatically (see /readyz).', true),
 
   // --- certificates / KDS ----------------------------------------------------------------------------

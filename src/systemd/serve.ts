@@ -119,6 +119,8 @@ export async function serve(argv: ServeArgs): Promise<number> {
   }
 
   audit.record({ event: 'startup', outcome: 'allow', reason: 'SERVING', details: { urls: daemon.urls, selftest } });
+  // READY only once the startup record was handed to the kernel (the audit writer is asynchronous).
+  await audit.whenWritten();
   const base = `serving ${daemon.urls.main}${daemon.urls.management ? `, management ${daemon.urls.management}` : ''}`;
   ready(selftest === 'passed' ? base : `${base}; self-test unavailable`);
   const stopWatchdog = startWatchdog();

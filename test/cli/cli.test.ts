@@ -104,6 +104,11 @@ describe('cli: tas', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /snp\.extra_trust_dir.*TEST ROOTS TRUSTED/);
     assert.match(r.out, /WARNING: snp\.extra_trust_dir set/);
+    // ARKs only: say which intermediates come from KDS cert_chain, and that offline they are missing.
+    const all = `${r.out}\n${r.err}`;
+    assert.match(all, /no ASK of Milan \(VCEK chains\), ASVK of Milan \(VLEK chains\): taken from .*cert_chain at first use/);
+    const off = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: join(dir, 'arks'), TAS_KDS_OFFLINE: 'true' }, () => runTas('config', 'check'));
+    assert.match(`${off.out}\n${off.err}`, /TAS_KDS_OFFLINE=true keeps tas from taking them .*cannot verify until the files are added/);
   });
 
   it('config check: exit 2 naming every problem', async () => {
