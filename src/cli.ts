@@ -11,7 +11,8 @@ import { configCommand } from './config/cli';
 import { keysCommand } from './config/keys';
 import { auditCommand } from './audit/cli';
 import { policyCommand } from './policy/cli';
-import { verifyCommand } from './snp/cli';
+import { verifyCommand } from './verify';
+import { pcsCommand } from './tdx/cli';
 import { kdsCommand } from './kds/cli';
 import { gpuCommand } from './gpu/cli';
 import { certCommand } from './cert/cli';
@@ -25,6 +26,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   policyCommand,
   verifyCommand,
   kdsCommand,
+  pcsCommand,
   gpuCommand,
   certCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
@@ -33,14 +35,14 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
 export function buildCli(args: readonly string[]) {
   let y = yargs([...args])
     .scriptName('tas')
-    .usage('$0 <command> [options]\n\nA hardened TEE attestation appliance (AMD SEV-SNP).')
+    .usage('$0 <command> [options]\n\nA hardened TEE attestation appliance (AMD SEV-SNP, Intel TDX).')
     .version(VERSION)
     .help()
     .alias('h', 'help')
     .strict()
     .demandCommand(1, 'name a command (see --help)')
     .epilog('Exit codes: 0 ok, 1 check failed, 2 usage or configuration error, 3 startup failure.')
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(Math.min(110, process.stdout.columns || Number(process.env.COLUMNS) || 100))
     .exitProcess(false)
     .fail((msg, err) => {
       // Usage errors (unknown option, missing argument) stop here with exit 2; errors thrown by

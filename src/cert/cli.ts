@@ -13,8 +13,7 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import pino from 'pino';
-import { CliError, defineCommand, EXIT, group } from '../cli-kit';
-import { loadConfig } from '../config/load';
+import { CliError, defineCommand, EXIT, group, toolConfig } from '../cli-kit';
 import { makeIssuing, makeRoot, newCaKey, suiteForKey, writeExclusive } from './ca';
 import { pem, unpem } from './der';
 import { viewCertificate } from './profile';
@@ -56,6 +55,7 @@ const init = defineCommand<InitArgs>({
   describe: 'Create or import the offline root and create the issuing CA key with the signer plugin',
   builder: (y) =>
     y
+      .example('$0 cert init --new-root --root-key /root/root-ca.key --root-cert /root/root-ca.crt', 'a new offline root and an issuing CA key held by the signer plugin')
       .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' })
       .option('plugin', { type: 'string', describe: 'Signer plugin (default TAS_CERT_PLUGIN)' })
       .option('root-key', { type: 'string', demandOption: true, describe: 'Root CA private key (PEM): written with --new-root, else read' })
@@ -69,7 +69,7 @@ const init = defineCommand<InitArgs>({
       .option('ca-days', { type: 'number', default: 365 })
       .option('format', { choices: ['text', 'json'], default: 'text' }) as never,
   async run(argv) {
-    const cfg = loadConfig(argv.config !== undefined ? { configFile: argv.config } : {});
+    const cfg = toolConfig(argv.config);
     if (argv.keyType === 'RSA' && argv.keySize < 3072) throw new CliError(EXIT.USAGE, '--key-size must be at least 3072');
     if (!(argv.caDays > 0 && argv.rootDays >= argv.caDays)) throw new CliError(EXIT.USAGE, '--ca-days must be positive and not exceed --root-days');
     let rootKey;
@@ -122,9 +122,13 @@ const init = defineCommand<InitArgs>({
 const show = defineCommand<{ config?: string; format: string }>({
   command: 'show',
   describe: 'Open the signer, self-test it and show the CA chain and where its key lives',
-  builder: (y) => y.option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }).option('format', { choices: ['text', 'json'], default: 'text' }) as never,
+  builder: (y) =>
+    y
+      .example('$0 cert show --format json', 'the CA chain and where its key lives, as JSON')
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' })
+      .option('format', { choices: ['text', 'json'], default: 'text' }) as never,
   async run(argv) {
-    const cfg = loadConfig(argv.config !== undefined ? { configFile: argv.config } : {});
+    const cfg = toolConfig(argv.config);
     const plugin = findSignerPlugin(cfg);
     let signer;
     try {

@@ -12,5 +12,7 @@ import '../attest/settings';
 import '../policy/settings';
 import '../kds/settings';
 import '../snp/settings';
+import '../pcs/settings';
+import '../tdx/settings';
 import '../cert/settings';
 import '../gpu/settings';

@@ -9,12 +9,13 @@
  * Exit codes: 0 ok, 1 a check failed (verification, rule, refused import), 2 usage, 3 internal.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import pino from 'pino';
-import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig, withFormat } from '../cli-kit';
 import { isProduct, verifySnpEvidence } from '../snp';
 import { openStore } from '../store';
+import { writeSecretFile } from '../config/keys';
 import { isTasError } from '../errors';
 import { claimSchemaFor } from './claims-schema';
 import { repoFromStore } from './index';
@@ -65,6 +66,7 @@ const keygen = defineCommand<{ out: string; bits: number; force: boolean }>({
   describe: 'Generate an RSA policy-signing key pair: <out>.key.pem (0600) and <out>.pub.pem',
   builder: (y) =>
     y
+      .example('$0 policy keygen --out /root/policy-signer', 'writes policy-signer.key.pem and policy-signer.pub.pem')
       .option('out', { type: 'string', demandOption: true, describe: 'Path prefix of the two files' })
       .option('bits', { type: 'number', default: 3072, choices: [3072, 4096], describe: 'RSA modulus size' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite existing files' }) as never,
@@ -73,8 +75,11 @@ const keygen = defineCommand<{ out: string; bits: number; force: boolean }>({
     const pubPath = `${argv.out}.pub.pem`;
     if (!argv.force && (existsSync(keyPath) || existsSync(pubPath))) throw new CliError(EXIT.USAGE, `${keyPath} or ${pubPath} exists (use --force)`);
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: argv.bits });
-    writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: argv.force ? 'w' : 'wx' });
-    writeFileSync(pubPath, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: argv.force ? 'w' : 'wx' });
+    // The private key through writeSecretFile (new 0600 file, O_EXCL, renamed into place): --force
+    // must not keep an existing file's loose mode nor follow a link planted at the path.
+    writeSecretFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, argv.force);
+    writeSecretFile(pubPath, publicKey.export({ type: 'spki', format: 'pem' }) as string, argv.force);
+    chmodSync(pubPath, 0o644); // public: readable by whoever configures TAS_POLICY_TRUST
     const fp = new PolicyTrust(loadTrust(pubPath).keys).keys[0]!.fingerprint;
     process.stdout.write(`private key ${keyPath} (0600), public key ${pubPath}\nfingerprint (SHA-256 of SPKI) ${fp}\nput ${pubPath} into TAS_POLICY_TRUST\n`);
   },
@@ -87,6 +92,7 @@ const sign = defineCommand<{ policy: string; key: string; padding: string; salt:
   describe: 'Sign a policy document (RFC 8785 JCS of the whole document minus signature, RSA SHA-384)',
   builder: (y) =>
     y
+      .example('$0 policy sign web.json --key /root/policy-signer.key.pem', 'adds the signature to web.json')
       .positional('policy', { type: 'string', describe: 'Policy JSON file' })
       .option('key', { type: 'string', demandOption: true, describe: 'Private key (PEM)' })
       .option('padding', { type: 'string', default: 'pss', choices: ['pss', 'pkcs1'], describe: 'RSASSA-PSS (MGF1-SHA-384) or PKCS#1 v1.5' })
@@ -116,16 +122,25 @@ const sign = defineCommand<{ policy: string; key: string; padding: string; salt:
 
 // --- verify ----------------------------------------------------------------------------------------
 
-const verify = defineCommand<{ policies: string[]; trust: string }>({
+const verify = defineCommand<{ policies: string[]; trust: string; format: string }>({
   command: 'verify <policies..>',
   describe: 'Verify policy signatures against trusted keys',
   builder: (y) =>
-    y
+    withFormat(y)
+      .example('$0 policy verify web.json --trust /etc/tas/policy-trust', 'checks the signature with the keys the service trusts')
       .positional('policies', { type: 'string', array: true, describe: 'Policy JSON files' })
       .option('trust', { type: 'string', demandOption: true, describe: 'PEM key/certificate file or directory (like TAS_POLICY_TRUST)' }) as never,
   run: (argv) => {
     const trust = trustFrom(argv.trust);
     let failed = 0;
+    const json = argv.format === 'json';
+    const results: Array<{ file: string; ok: boolean; detail: string }> = [];
+    const ow = process.stdout.write.bind(process.stdout);
+    const say = (line: string): void => {
+      const m = /^(OK|FAIL) +([^:]+): (.*)$/.exec(line.trimEnd());
+      if (m) results.push({ file: m[2]!, ok: m[1] === 'OK', detail: m[3]! });
+      if (!json) ow(line);
+    };
     for (const f of argv.policies) {
       try {
         const raw = readJson(f);
@@ -134,13 +149,14 @@ const verify = defineCommand<{ policies: string[]; trust: string }>({
         const v = verifyDocumentSignature(doc, trust.keys);
         if (!v.ok) throw new Error(v.reason);
         const note = isLegacySigned(doc) ? ' (rules only: key binding NOT signed; first-dialect routes only)' : '';
-        process.stdout.write(`OK   ${f}: policy ${doc.metadata.policy_id}, ${doc.signature!.padding}, key ${v.key.fingerprint}${note}\n`);
+        say(`OK   ${f}: policy ${doc.metadata.policy_id}, ${doc.signature!.padding}, key ${v.key.fingerprint}${note}\n`);
       } catch (e) {
         if (e instanceof CliError && e.exitCode === EXIT.USAGE) throw e;
         failed++;
-        process.stdout.write(`FAIL ${f}: ${why(e)}\n`);
+        say(`FAIL ${f}: ${why(e)}\n`);
       }
     }
+    if (json) ow(`${JSON.stringify({ ok: failed === 0, results }, null, 2)}\n`);
     return failed ? EXIT.CHECK_FAILED : EXIT.OK;
   },
 });
@@ -229,6 +245,7 @@ const importCmd = defineCommand<{ sources: string[]; config?: string }>({
   describe: 'Re-verify each policy with TAS_POLICY_TRUST and store it in the configured store (existing ids are kept)',
   builder: (y) =>
     y
+      .example('$0 policy import /root/policies-backup', 're-verifies and stores every policy of an export')
       .positional('sources', { type: 'string', array: true, describe: 'Files (document or array) or directories of .json files' })
       .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }) as never,
   run: async (argv) => {
@@ -315,14 +332,15 @@ interface TestArgs {
   at?: string;
   claims?: string;
   trust?: string;
-  json: boolean;
+  format: string;
 }
 
 const test = defineCommand<TestArgs>({
   command: 'test',
   describe: 'Evaluate a policy against a report (verified offline) or a claims JSON; prints every rule with its verdict',
   builder: (y) =>
-    y
+    withFormat(y)
+      .example('$0 policy test --policy web.json --report vm.bin --cert vcek.der', 'every rule of web.json with its verdict for this report')
       .option('policy', { type: 'string', demandOption: true, describe: 'Policy JSON file' })
       .option('report', { type: 'string', describe: 'Attestation report (raw 1184 bytes or base64)' })
       .option('cert', { type: 'string', describe: 'VCEK/VLEK certificate (PEM or DER) for --report' })
@@ -331,8 +349,7 @@ const test = defineCommand<TestArgs>({
       .option('product', { type: 'string', describe: 'Milan, Genoa or Turin (version-2 reports do not say)' })
       .option('at', { type: 'string', describe: 'Verification time (ISO 8601; default now)' })
       .option('claims', { type: 'string', describe: 'Claims JSON (instead of --report), e.g. from `tas verify`' })
-      .option('trust', { type: 'string', describe: 'Also verify the policy signature against these keys' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the evaluation as JSON' }) as never,
+      .option('trust', { type: 'string', describe: 'Also verify the policy signature against these keys' }) as never,
   run: async (argv) => {
     if ((argv.report === undefined) === (argv.claims === undefined)) throw new CliError(EXIT.USAGE, 'give either --report (with --cert) or --claims');
     if (argv.report !== undefined && argv.cert === undefined) throw new CliError(EXIT.USAGE, '--report needs --cert (the VCEK or VLEK)');
@@ -378,7 +395,7 @@ const test = defineCommand<TestArgs>({
       }
     }
     const r = evaluate(rules, claims);
-    if (argv.json) {
+    if (argv.format === 'json') {
       process.stdout.write(`${show({ policy_id: doc.metadata.policy_id, ok: r.ok, results: r.results, failures: r.failures })}\n`);
     } else {
       for (const x of r.results) {

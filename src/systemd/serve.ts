@@ -2,7 +2,7 @@
  * `tas serve`: the service process. Order matters for systemd (Type=notify):
  *   1. take inherited sockets (LISTEN_FDS) before anything can spawn a child;
  *   2. load and validate the configuration (exit 2 on problems, naming the setting);
- *   3. run the startup self-test (src/snp selfTest(); exit 3 when it fails);
+ *   3. run the startup self-test (src/snp selfTest() and src/tdx tdxSelfTest(); exit 3 when either fails);
  *   4. start the daemon (src/daemon startDaemon) and listen;
  *   5. only then READY=1, then WATCHDOG=1 pings and STATUS= lines for degraded dependencies.
  * SIGHUP reloads (RELOADING=1 ... READY=1), SIGTERM/SIGINT drain and stop (STOPPING=1).
@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, defineCommand, EXIT, reportError } from '../cli-kit';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
-import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, writeSecretFile } from '../config/keys';
+import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, keepPrivate, writeSecretFile } from '../config/keys';
 import { applyLogLevel, createLogger, type Logger } from '../log';
 import { openAudit, type AuditStream } from '../audit';
 import { listenFds, ready, reloading, startWatchdog, status, stopping, type ListenFd } from './index';
@@ -36,7 +36,8 @@ export const serveCommand = defineCommand<ServeArgs>({
   describe: 'Run the attestation service (systemd: Type=notify, socket activation supported)',
   builder: (y) =>
     y
-      .option('config', { type: 'string', describe: 'Config file (YAML or JSON); default $TAS_CONFIG_FILE' })
+      .example('$0 serve --dev --port 5001', 'development: generated keys and a mock key broker, on port 5001')
+      .option('config', { type: 'string', describe: 'Config file (YAML or JSON); default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed' })
       .option('host', { type: 'string', describe: 'Listen address (server.host); ignored under socket activation' })
       .option('port', { type: 'number', describe: 'Listen port (server.port); ignored under socket activation' })
       .option('dev', {
@@ -118,6 +119,8 @@ export async function serve(argv: ServeArgs): Promise<number> {
   }
 
   audit.record({ event: 'startup', outcome: 'allow', reason: 'SERVING', details: { urls: daemon.urls, selftest } });
+  // READY only once the startup record was handed to the kernel (the audit writer is asynchronous).
+  await audit.whenWritten();
   const base = `serving ${daemon.urls.main}${daemon.urls.management ? `, management ${daemon.urls.management}` : ''}`;
   ready(selftest === 'passed' ? base : `${base}; self-test unavailable`);
   const stopWatchdog = startWatchdog();
@@ -209,7 +212,8 @@ function loadDev(load: LoadOptions): { config: Config; notes: string[] } {
   }
   if (config.get<string>('kbm.plugin') === 'tas_kbm_mock' && config.get<string | undefined>('kbm.config_file') === undefined) {
     const file = resolve(DEV_KBM_FILE);
-    if (!existsSync(file)) {
+    if (existsSync(file)) keepPrivate(file);
+    else {
       writeSecretFile(file, `# development secrets of \`tas serve --dev\` (tas_kbm_mock); never use them in production\nsecrets:\n  dev-key-1: { value_hex: "${randomBytes(32).toString('hex')}" }\n`, false);
     }
     env.TAS_KBM_CONFIG_FILE = file;
@@ -248,6 +252,19 @@ async function runSelfTest(log: Logger): Promise<'passed' | 'failed' | 'unavaila
   try {
     const r = await fn();
     if (r === false) throw new Error('selfTest() returned false');
+    // Self-tests report {ok, checks}: a failed check must stop the start, not only `false`.
+    const failedChecks = (x: unknown): string | undefined => {
+      const o = x as { ok?: unknown; checks?: Array<{ name: string; ok: boolean; detail: string }> } | null;
+      if (!o || typeof o !== 'object' || o.ok !== false) return undefined;
+      return (o.checks ?? []).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join('; ') || 'failed';
+    };
+    const snpFail = failedChecks(r);
+    if (snpFail) throw new Error(`SEV-SNP self-test: ${snpFail}`);
+    // Intel TDX: the pinned root and one genuine quote with its collateral (src/tdx/selftest.ts).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { tdxSelfTest } = require('../tdx/selftest') as typeof import('../tdx/selftest');
+    const tdxFail = failedChecks(await tdxSelfTest());
+    if (tdxFail) throw new Error(`Intel TDX self-test: ${tdxFail}`);
     log.info('startup self-test passed');
     return 'passed';
   } catch (e) {

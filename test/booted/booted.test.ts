@@ -173,6 +173,42 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     assert.match(sh('node --version').out, /^v(2[0-9])\./);
   });
 
+  it('as root with no extra environment: config check, kds import/status, policy export work; the cache belongs to tas', function () {
+    // Genuine AMD VCEKs (test/fixtures/snp-vectors), verified against the pinned roots on import.
+    mkdirSync(join(root, 'root/amd-certs'), { recursive: true });
+    copyFileSync(join(REPO, 'test/fixtures/snp-vectors/mstav-genoa-v3/vcek.pem'), join(root, 'root/amd-certs/genoa-vcek.pem'));
+    copyFileSync(join(REPO, 'test/fixtures/snp-vectors/mstav-milan-v3/vcek.pem'), join(root, 'root/amd-certs/milan-vcek.pem'));
+    const check = sh('cd /root && tas config check');
+    assert.match(check.out, /^configuration OK \(file \/etc\/tas\/tas\.yaml\)/m);
+    assert.match(check.out, /auth\.client_keys\s+TAS_API_KEY\s+\["\*\*\*"\]\s+credential/);
+    assert.match(check.out, /warning: no key broker configured/);
+    const imp = sh('cd /root && tas kds import /root/amd-certs');
+    assert.match(imp.out, /2 imported, 0 refused/);
+    const status = sh('cd /root && tas kds status --format json');
+    assert.equal(Object.keys((JSON.parse(status.out) as { certificates: Record<string, string> }).certificates).length, 2);
+    const owners = sh("find /var/cache/tas -mindepth 1 -printf '%u:%g %m %p\\n'").out.trim().split('\n');
+    assert.ok(owners.length >= 2, owners.join('\n'));
+    for (const o of owners) assert.match(o, /^tas:tas (700|600) \/var\/cache\/tas\//, `owned by the service: ${o}`);
+    assert.ok(!existsSync(join(root, 'root/.tas')), 'no development state under the working directory');
+    const exp = sh('cd /root && tas policy export');
+    assert.deepEqual(JSON.parse(exp.out), []);
+  });
+
+  it('first start with no key broker configured: running, not ready, the reason in systemctl status (no restart loop)', async function () {
+    sh('systemctl start tas.service');
+    let s: Record<string, string> = {};
+    for (let i = 0; i < 120; i++) {
+      s = show('tas.service', 'ActiveState,NRestarts,StatusText');
+      if (/no key broker configured/.test(s.StatusText ?? '')) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(s.ActiveState, 'active', journal());
+    assert.equal(s.NRestarts, '0');
+    assert.match(s.StatusText ?? '', /degraded: .*kbm: no key broker configured: set kbm\.plugin and kbm\.config_file/);
+    assert.match(sh('systemctl status tas.service --no-pager', { allowFail: true }).out, /Status: ".*no key broker configured/);
+    sh('systemctl stop tas.service');
+  });
+
   it('serves a full attestation through socket activation under the shipped unit: signed policy, fake AMD report, fake KDS, key from a SoftHSM2 token', async function () {
     // Configuration edits an administrator would make: a SoftHSM2 token owned by tas under the
     // state directory (the shipped softhsm.conf drop-in points SOFTHSM2_CONF at /etc/tas), its PIN

@@ -234,6 +234,14 @@ describe('certify: attested workload certificates end to end (SNP, tas_cert_loca
     assert.equal(certRecords(lab).at(-1)!.reason, 'CSR_SUBJECT_INVALID');
   });
 
+  it('two concurrent requests with one nonce: exactly one certificate is issued, the other gets 403', async () => {
+    const csr = makeCsr(newKey('ec-p256'));
+    const nonce = await alphaNonce(base);
+    const report = lab.kits.Genoa.signReport({ reportData: bindingReportData(nonce, csr.bindingKey) });
+    const rs = await Promise.all([0, 1, 2].map(() => postCertify(base, { nonce, evidence: report, csr: csr.pem, domain: 'web' })));
+    assert.deepEqual(rs.map((r) => r.status).sort(), [200, 403, 403]);
+  });
+
   it('GET /alphav1/nonce needs the client key; the bundle needs none', async () => {
     assert.equal((await fetch(`${base}/alphav1/nonce`)).status, 401);
     assert.equal((await fetch(`${base}/alphav1/ca-bundle`)).status, 200);

@@ -148,6 +148,36 @@ describe('cert/csr: parse, proof of possession, key policy, subject and SANs', (
     for (const [v, ok] of [['a+b@c.d', true], ['.a@c.d', false], ['a@b@c', false], ['a@1.2.3.4', false]] as const) assert.equal(isEmailSafe(v), ok, v);
   });
 
+  it('mutated CSRs (byte flips, truncations, insertions) only ever give a CSR or a 400 CERT_CSR_INVALID, never another error', () => {
+    const c = makeCsr(newKey('ec-p256'), { sans: 'DNS:a.example,IP:10.1.2.3,email:a@b.example,URI:x:y' });
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    let refused = 0;
+    for (let i = 0; i < 3000; i++) {
+      const b = Buffer.from(c.der);
+      const kind = rnd(3);
+      let input: Buffer;
+      if (kind === 0) {
+        for (let k = 0; k <= rnd(3); k++) b[rnd(b.length)] = rnd(256);
+        input = b;
+      } else if (kind === 1) input = b.subarray(0, rnd(b.length));
+      else {
+        const at = rnd(b.length);
+        input = Buffer.concat([b.subarray(0, at), Buffer.from([rnd(256)]), b.subarray(at)]);
+      }
+      try {
+        sanitizeCsr(input, OPTS);
+      } catch (e) {
+        assert.equal((e as { code?: string }).code, 'CERT_CSR_INVALID', `mutation ${i}: ${(e as Error).stack}`);
+        refused++;
+      }
+    }
+    assert.ok(refused > 2500, `most mutations are refused (${refused})`);
+  });
+
   it('csrSignature refuses PSS with SHA-1 defaults', () => {
     const node = der.parse(der.seq(der.oid(OID.rsassaPss), der.seq()));
     assert.throws(() => csrSignature(node), /SHA-1 defaults|hash and MGF1/);
