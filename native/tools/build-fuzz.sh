@@ -25,7 +25,7 @@ for c in "${core[@]}"; do
   fi
   objs+=("$o")
 done
-for t in report cert crl tdx_quote sgx_ext pcs; do
+for t in report cert crl verify tdx_quote sgx_ext pcs; do
   "$CXX" "${flags[@]}" -fsanitize=fuzzer native/fuzz/fuzz_$t.cc "${objs[@]}" "$libcrypto" -o native/fuzz/out/fuzz_$t
 done
 echo native/fuzz/out

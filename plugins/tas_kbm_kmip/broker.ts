@@ -32,9 +32,10 @@ export function toKbmError(e: unknown, keyId: string): KbmError {
         return new KbmError('unavailable', `KMIP protocol error: ${e.message}`, { cause: e });
       case 'operation':
         if (e.resultReason === ResultReason.ItemNotFound) return new KbmError('not_found', `KMIP: no object for ${JSON.stringify(keyId)}: ${e.message}`, { cause: e });
-        // Permission denied on one object: an authorisation problem, reported as such (not sticky:
-        // one key's access list must not take the whole broker down).
-        if (e.resultReason === ResultReason.PermissionDenied) return new KbmError('auth_failed', `KMIP server denied access to ${JSON.stringify(keyId)}: ${e.message}`, { cause: e });
+        // Permission denied on one object: the server accepted our credentials and refused this key.
+        // A per-request refusal (`denied`), never `auth_failed`, which latches the whole broker: one
+        // key's access list must not stop every release of every key until a restart.
+        if (e.resultReason === ResultReason.PermissionDenied) return new KbmError('denied', `KMIP server denied access to ${JSON.stringify(keyId)}: ${e.message}`, { cause: e });
         return new KbmError('unavailable', `KMIP server: ${e.message}`, { cause: e });
     }
   }

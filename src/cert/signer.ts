@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import type { AppContext } from '../daemon/context';
 import { TasError } from '../errors';
-import { checkNotWorldWritable, discoverPlugins, pluginDirs, SHIPPED_PLUGIN_DIR } from '../kbm';
+import { checkPluginPermissions, discoverPlugins, pluginDirs, SHIPPED_PLUGIN_DIR } from '../kbm';
 import { OID, suiteFitsKey, verifyWithSuite, SIGNATURE_SUITES, type SignatureSuite } from './alg';
 import { pem } from './der';
 import { buildTbs, keyIdentifier, name, newSerial, viewCertificate } from './profile';
@@ -114,7 +114,7 @@ export function findSignerPlugin(cfg: Config, nameOverride?: string): CertSigner
     throw new CertSignerError('config', hits.length ? `certificate signer plugin '${want}' exists more than once: ${hits.map((h) => h.entry).join(', ')}` : `certificate signer plugin '${want}' not found in ${dirs.join(', ')}`);
   }
   const c = hits[0]!;
-  if (c.dir !== SHIPPED_PLUGIN_DIR) checkNotWorldWritable(c);
+  if (c.dir !== SHIPPED_PLUGIN_DIR) checkPluginPermissions(c);
   let mod: unknown;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -12,4 +12,6 @@ import '../attest/settings';
 import '../policy/settings';
 import '../kds/settings';
 import '../snp/settings';
+import '../pcs/settings';
+import '../tdx/settings';
 import '../cert/settings';

@@ -12,7 +12,7 @@ import { settingByPath } from './registry';
 import { ConfigError, loadConfig, serviceCredentialFiles, type Config } from './load';
 
 /** Settings that make tas trust test roots: flagged loudly wherever the configuration is shown. */
-export const TEST_ROOT_SETTINGS = ['snp.extra_trust_dir'];
+export const TEST_ROOT_SETTINGS = ['snp.extra_trust_dir', 'tdx.extra_trust_dir'];
 
 interface CheckArgs {
   config?: string;

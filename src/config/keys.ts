@@ -3,8 +3,8 @@
  * in base64url: 64 characters, the minimum length PROTOCOL.md asks for, with 384 bits of entropy.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, closeSync, constants as fsc, existsSync, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CliError, defineCommand, EXIT, group, withFormat } from '../cli-kit';
 
 /** newKey returns one fresh API key. */
@@ -18,19 +18,42 @@ export const CLIENT_KEY_FILE = 'api-key';
 export const MANAGEMENT_KEY_FILE = 'management-api-key';
 
 /**
- * writeSecretFile writes `text` to `path` with mode 0600. Without `overwrite` an existing file is
- * refused (O_EXCL); with it the file is replaced atomically (temporary file + rename).
+ * writeSecretFile writes `text` to `path` with mode 0600. The bytes go to a new file with a random
+ * name in the target directory, created with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 (then fchmod
+ * 0600 whatever the umask), written and fsynced; only then does it take the name `path`: by rename
+ * when `overwrite` (atomic, and a symlink or a loose mode at `path` is replaced, not followed or
+ * kept), by link otherwise (which fails if `path` exists, as O_EXCL would). So no reader ever sees
+ * a partial key, nothing planted at a predictable temporary path is followed, and the result is
+ * always a regular 0600 file.
  */
-export function writeSecretFile(path: string, text: string, overwrite: boolean): void {
+export function writeSecretFile(path: string, text: string | Buffer, overwrite: boolean): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const target = overwrite ? `${path}.tmp-${process.pid}` : path;
-  const fd = openSync(target, overwrite ? 'w' : 'wx', 0o600);
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(12).toString('hex')}.tmp`);
+  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0), 0o600);
   try {
-    writeSync(fd, text);
+    try {
+      fchmodSync(fd, 0o600);
+      writeSync(fd, typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (overwrite) renameSync(tmp, path);
+    else linkSync(tmp, path);
   } finally {
-    closeSync(fd);
+    rmSync(tmp, { force: true });
   }
-  if (overwrite) renameSync(target, path);
+}
+
+/**
+ * keepPrivate sets an existing secret file back to 0600 when group or others may read or write it
+ * (a file copied in by hand, an older tas). Returns the mode it had when it changed it.
+ */
+export function keepPrivate(path: string): number | undefined {
+  const mode = lstatSync(path).mode & 0o777;
+  if ((mode & 0o077) === 0) return undefined;
+  chmodSync(path, 0o600);
+  return mode;
 }
 
 interface GenerateArgs {
@@ -58,6 +81,8 @@ const generate = defineCommand<GenerateArgs>({
       if (existing.length) throw new CliError(EXIT.USAGE, `refusing to overwrite ${existing.join(', ')} (use --force to replace, --rotate to add a key)`);
     }
     for (const f of files) {
+      // Read through the link check: --rotate keeps the old keys, never a symlink's target.
+      if (argv.rotate && existsSync(f) && lstatSync(f).isSymbolicLink()) throw new CliError(EXIT.USAGE, `${f} is a symbolic link: refusing to rotate through it`);
       let text = `${newKey()}\n`;
       if (argv.rotate && existsSync(f)) text += readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => `${l}\n`).join('');
       writeSecretFile(f, text, argv.force || argv.rotate);
@@ -92,6 +117,7 @@ export const DEV_KBM_FILE = '.tas/dev-kbm-mock.yaml';
  */
 export function devKeys(file: string): { client: string; management: string; created: boolean } {
   if (existsSync(file)) {
+    keepPrivate(file);
     const vars = Object.fromEntries(
       readFileSync(file, 'utf8')
         .split('\n')

@@ -19,6 +19,11 @@ import { certifyRoutes } from '../http/certify';
 import type { CertCache } from '../kds';
 import { createCertCache } from './certs';
 import { snpEvidenceVerifier } from './snp-verifier';
+import { createCollateralCache } from './collateral';
+import { tdxEvidenceVerifier } from './tdx-verifier';
+import type { CollateralCache, CollateralUpdate } from '../pcs';
+import { TdxVerifier } from '../tdx/verify';
+import { loadTdxTrust, tdxTestRootsWarning, tdxTrustStatus, type TdxTrust } from '../tdx/trust';
 import { gpuComponentHook } from '../gpu';
 import { registerTrustMetrics } from '../snp/metrics';
 import { NonceService, nonceRoutes } from '../nonce';
@@ -32,6 +37,7 @@ export interface Handles {
   store: Store;
   nonces: NonceService;
   cache: CertCache;
+  collateral: CollateralCache;
 }
 
 export interface Assembly {
@@ -133,7 +139,47 @@ export async function assemble(initial: Config): Promise<Assembly> {
         if (t !== undefined) this.set((t - Date.now()) / 1000);
       },
     });
-    registerTrustMetrics(ctx.metrics, () => trust);
+    // TDX trust: the pinned Intel root, plus explicit extra (test/lab) roots, loudly.
+    let tdxTrust: TdxTrust = loadTdxTrust({ extraTrustDir: cfg.get<string | undefined>('tdx.extra_trust_dir') });
+    const tdxWarn = tdxTestRootsWarning(tdxTrust);
+    if (tdxWarn) log.warn(tdxWarn);
+    const tdxVerifierFor = (c: Config, t: TdxTrust) => new TdxVerifier({ trustRoots: () => [...t.roots], minEvalNumber: () => c.get<number>('tdx.min_tcb_eval_number') });
+    let tdxVerifier = tdxVerifierFor(cfg, tdxTrust);
+    ctx.lifecycle.onReload((c) => {
+      tdxTrust = loadTdxTrust({ extraTrustDir: c.get<string | undefined>('tdx.extra_trust_dir') });
+      tdxVerifier = tdxVerifierFor(c, tdxTrust);
+      const w = tdxTestRootsWarning(tdxTrust);
+      if (w) log.warn(w);
+    });
+    status.push({ name: 'tdx_trust_roots', status: () => tdxTrustStatus(tdxTrust) });
+    registerTrustMetrics(ctx.metrics, () => ({ testRoots: trust.testRoots || tdxTrust.testRoots }));
+
+    // Intel PCS collateral cache (like KDS's, with its own metrics and status).
+    const pcsCalls = new Counter({ name: 'tas_pcs_requests_total', help: 'Upstream Intel PCS attempts by HTTP status (or error)', labelNames: ['status'], registers: [ctx.metrics] });
+    const pcsEvents = new Counter({ name: 'tas_pcs_cache_total', help: 'Intel collateral cache lookups by outcome', labelNames: ['outcome'], registers: [ctx.metrics] });
+    const { cache: collateral, fetcher: pcsFetcher } = createCollateralCache({
+      cfg, blobs: st, trust: () => tdxTrust,
+      fetcher: { onAttempt: (s) => pcsCalls.inc({ status: s }) },
+      onEvent: (kind) => pcsEvents.inc({ outcome: kind }),
+    });
+    new Gauge({
+      name: 'tas_pcs_collateral_next_update_seconds', help: 'Seconds until the earliest cached Intel collateral nextUpdate (TCB Info, QE identity, CRLs)', registers: [ctx.metrics],
+      collect() {
+        const t = collateral.earliestNextUpdate();
+        if (t !== undefined) this.set((t - Date.now()) / 1000);
+      },
+    });
+    ctx.lifecycle.onClose(() => pcsFetcher.close());
+    ctx.lifecycle.onReload(() => collateral.clearMemory());
+    status.push({
+      name: 'pcs',
+      status: () => ({
+        base_url: cfg.get<string>('pcs.base_url'), offline: cfg.get<boolean>('pcs.offline'),
+        collateral_update: ctx.config().get<string>('tdx.collateral_update'),
+        memory_entries: collateral.memorySize(), stats: collateral.stats,
+        earliest_next_update: collateral.earliestNextUpdate() ? new Date(collateral.earliestNextUpdate()!).toISOString() : null,
+      }),
+    });
     ctx.lifecycle.onClose(() => fetcher.close());
     status.push({
       name: 'kds',
@@ -148,11 +194,12 @@ export async function assemble(initial: Config): Promise<Assembly> {
 
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
-    const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log });
+    const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log, trust: () => trust });
+    const tdx = tdxEvidenceVerifier({ verifier: () => tdxVerifier, cache: collateral, update: () => ctx.config().get<CollateralUpdate>('tdx.collateral_update') });
     const metrics = serviceMetrics(ctx.metrics);
     const release = metrics.release((keyId: string, wk: Buffer) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)));
     const ports: AttestPorts = {
-      verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, metrics.verifier(snp as EvidenceVerifier)]]),
+      verifiers: new Map<TeeType, EvidenceVerifier>([[snp.tee, metrics.verifier(snp as EvidenceVerifier)], [tdx.tee, metrics.verifier(tdx as EvidenceVerifier)]]),
       // component-evidence (GPUs, PROTOCOL.md §2.1): bound into REPORT_DATA; appraised under a GPU policy.
       components: gpuComponentHook(undefined) as AttestPorts['components'],
       nonces: {
@@ -201,7 +248,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
         status: async () => ({ plugin: cfg.get<string>('cert.plugin'), ready: (await signer.readiness()) ?? 'ok', ...(await signer.signer.describe?.()) }),
       });
     }
-    handles = { store: st, nonces, cache };
+    handles = { store: st, nonces, cache, collateral };
   }
 
   function toPort(p: UsablePolicy): AttestPolicy & { compiled: UsablePolicy } {

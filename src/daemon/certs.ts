@@ -8,7 +8,7 @@ import type { Config } from '../config';
 import { CertCache, KdsFetcher, type FetcherOptions } from '../kds';
 import { certInfo, NativeError, nativeToTasError, verifyChain, verifyCrl } from '../native';
 import { anchorsFor, pinnedArk, pinnedIntermediate, type Product, type SnpTrust } from '../snp';
-import { extraIntermediates } from '../snp/trust';
+import { extraIntermediates, needsChainIntermediates } from '../snp/trust';
 import type { BlobStore } from '../store';
 
 export interface CertCacheOptions {
@@ -33,24 +33,40 @@ export function createCertCache(o: CertCacheOptions): { cache: CertCache; fetche
     ...o.fetcher,
   });
   const toTas = (e: unknown) => (e instanceof NativeError ? nativeToTasError(e) : e);
+  // Set below: verifyLeaf may need the cache's KDS cert_chain intermediates (extra roots given as ARKs only).
+  const ref: { cache?: CertCache } = {};
   const verifyLeaf = async (leaf: Buffer, product: Product, kind: 'VCEK' | 'VLEK') => {
     const trust = o.trust();
     const anchors = anchorsFor(trust, product);
     let last: unknown;
-    for (const intermediate of [pinnedIntermediate(product, kind), ...extraIntermediates(trust, product, kind)]) {
-      try {
-        const r = await verifyChain({ leaf, intermediate, anchors, product, kind, atSeconds: Math.floor(now() / 1000) });
-        return { notAfter: r.vek.notAfter, intermediate };
-      } catch (e) {
-        last = e;
+    const tryAll = async (candidates: Buffer[]) => {
+      for (const intermediate of candidates) {
+        try {
+          const r = await verifyChain({ leaf, intermediate, anchors, product, kind, atSeconds: Math.floor(now() / 1000) });
+          return { notAfter: r.vek.notAfter, intermediate };
+        } catch (e) {
+          last = e;
+        }
       }
+      return undefined;
+    };
+    const known = [pinnedIntermediate(product, kind), ...extraIntermediates(trust, product, kind), ...(ref.cache?.knownChainIntermediates(product, kind) ?? [])];
+    const hit = await tryAll(known);
+    if (hit) return hit;
+    // An extra root configured without its ASK/ASVK: take the intermediate from KDS cert_chain.
+    // It is trusted only through the chain check against the ARK, as AMD's pinned ones are.
+    const c = ref.cache;
+    if (c && needsChainIntermediates(trust, product, kind) && c.knownChainIntermediates(product, kind).length === 0) {
+      const fromKds = await tryAll(await c.chainIntermediates(product, kind));
+      if (fromKds) return fromKds;
     }
     throw toTas(last);
   };
   // Serials worth looking up in a CRL: every intermediate we would chain through, and the leaves'
   // serial 0 (AMD issues every VCEK/VLEK with serial 0; a CRL listing it revokes them all).
   const serialsOf = (product: Product, kind: 'VCEK' | 'VLEK'): string[] =>
-    [pinnedIntermediate(product, kind), ...extraIntermediates(o.trust(), product, kind)].map((c) => serialHex(c)).concat('00');
+    [pinnedIntermediate(product, kind), ...extraIntermediates(o.trust(), product, kind), ...(ref.cache?.knownChainIntermediates(product, kind) ?? [])]
+      .map((c) => serialHex(c)).concat('00');
   const checkCrl = async (crl: Buffer, product: Product, kind: 'VCEK' | 'VLEK') => {
     let last: unknown;
     for (const ark of [pinnedArk(product), ...anchorsFor(o.trust(), product).slice(1)]) {
@@ -69,6 +85,7 @@ export function createCertCache(o: CertCacheOptions): { cache: CertCache; fetche
     ...(o.requestBudgetMs ? { requestBudgetMs: o.requestBudgetMs } : {}),
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
   });
+  ref.cache = cache;
   return { cache, fetcher };
 }
 

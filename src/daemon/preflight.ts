@@ -20,6 +20,7 @@ import { isLoopbackHost, type TlsOptions } from '../http';
 import { checkManifest, isKbmError, KBM_HELPERS, resolvePlugin } from '../kbm';
 import { PolicyTrust } from '../policy/trust';
 import { loadSnpTrust, testRootsWarning } from '../snp';
+import { missingIntermediates } from '../snp/trust';
 import { checkStoreConfig } from '../store';
 
 /** StartupError stops the daemon before it serves anything; the message says which setting to change. */
@@ -166,8 +167,19 @@ async function kbmProblems(cfg: Config, connect: boolean, warnings: string[]): P
 function trustProblems(cfg: Config, warnings: string[]): string[] {
   const out: string[] = [];
   try {
-    const w = testRootsWarning(loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') }));
+    const trust = loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') });
+    const w = testRootsWarning(trust);
     if (w) warnings.push(w);
+    // Extra roots given as ARKs only: their ASK/ASVK come from KDS cert_chain (verified to the ARK).
+    // Say which, and that nothing can verify under them while KDS cannot be asked.
+    const missing = missingIntermediates(trust);
+    if (missing.length > 0) {
+      const what = missing.map((m) => `${m.role} of ${m.product} (${m.kind} chains)`).join(', ');
+      const base = cfg.get<string>('kds.base_url');
+      warnings.push(cfg.get<boolean>('kds.offline')
+        ? `TAS_SNP_EXTRA_TRUST_DIR has no ${what}, and TAS_KDS_OFFLINE=true keeps tas from taking them from ${base} cert_chain: reports under those roots cannot verify until the files are added (ask-<product>.pem, asvk-<product>.pem) or the cache holds the cert_chain`
+        : `TAS_SNP_EXTRA_TRUST_DIR has no ${what}: taken from ${base} cert_chain at first use and verified to the directory's ARK`);
+    }
   } catch (e) {
     const m = (e as Error).message;
     out.push(m.startsWith('TAS_SNP_EXTRA_TRUST_DIR') ? `${m}: fix or unset it` : `TAS_SNP_EXTRA_TRUST_DIR (snp.extra_trust_dir): ${m}: fix or unset it`);

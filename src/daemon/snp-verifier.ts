@@ -8,7 +8,8 @@ import type { EvidenceVerifier, VerifiedEvidence } from '../attest';
 import { TasError } from '../errors';
 import { parseTeeCertificates, type CertCache, type EvidenceCerts } from '../kds';
 import { certInfo, NativeError } from '../native';
-import { peekReport, type Product, type SnpVerifier } from '../snp';
+import { peekReport, type Product, type SnpTrust, type SnpVerifier } from '../snp';
+import { needsChainIntermediates } from '../snp/trust';
 import { normSerial, serialHex } from './certs';
 
 /** SnpPeek is what peek read of the report: enough to find its certificates. */
@@ -24,6 +25,8 @@ export interface SnpPeek {
 export interface SnpEndorsements {
   readonly leaf: Buffer;
   readonly intermediate?: Buffer;
+  /** More untrusted intermediate candidates (KDS cert_chain, for extra roots given as ARKs only). */
+  readonly candidates?: readonly Buffer[];
   /** Where the leaf came from: `evidence` (tee-certificates), `memory`, `persistent`, `kds`. */
   readonly source: string;
 }
@@ -34,6 +37,8 @@ export interface SnpVerifierDeps {
   cache: CertCache;
   v2Product(): Product | undefined;
   log: Logger;
+  /** The SNP trust in force (extra roots without their ASK/ASVK take it from KDS cert_chain). */
+  trust?(): SnpTrust;
 }
 
 /** classify sorts evidence certificates (a PEM bundle does not say which is which). */
@@ -75,7 +80,11 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
         const c = classify(parseTeeCertificates(tee));
         const leaf = peek.signingKey === 'VCEK' ? c.vcek : c.vlek;
         if (!leaf) throw new TasError('TEE_VERIFICATION_FAILED', `tee-certificates hold no ${peek.signingKey}`, { reason: 'SNP_ERR_SIGNER_KIND' });
-        return { leaf, ...(c.intermediate ? { intermediate: c.intermediate } : {}), source: 'evidence' };
+        // No intermediate sent, and an extra root configured without its own: the KDS cert_chain's.
+        const candidates = !c.intermediate && d.trust && needsChainIntermediates(d.trust(), peek.product, peek.signingKey)
+          ? await cache.chainIntermediates(peek.product, peek.signingKey)
+          : undefined;
+        return { leaf, ...(c.intermediate ? { intermediate: c.intermediate } : {}), ...(candidates ? { candidates } : {}), source: 'evidence' };
       }
       if (peek.signingKey === 'VLEK') {
         throw new TasError('TEE_VERIFICATION_FAILED', 'a VLEK report needs its VLEK in tee-certificates (KDS does not serve VLEKs publicly)', { reason: 'VLEK_NOT_SUPPLIED' });
@@ -91,9 +100,13 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
       // The cache verified the CRL (ARK signature, freshness) when it loaded it and noted which
       // known intermediates and leaves it revokes; with an intermediate the cache vouched for, a
       // request only looks serials up. Intermediates from the evidence get the full native check.
-      const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence';
+      // An intermediate learned from KDS cert_chain (extra roots given as ARKs only) may be newer
+      // than the CRL's serial list: it always gets the full native CRL check.
+      const learned = certs.intermediate !== undefined && cache.knownChainIntermediates(product, peek.signingKey).some((c) => c.equals(certs.intermediate!));
+      const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence' && !learned;
       const v = await d.verifier().verify({
         report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
+        ...(certs.candidates ? { candidates: certs.candidates } : {}),
         parsed: peek.raw.parsed, // parsed once, in peek
       });
       if (fast) {

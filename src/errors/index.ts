@@ -44,7 +44,7 @@ export const CATALOGUE = {
   AUTH_CLIENT_CERT: spec(401, 'Unauthorized', 'The management listener requires a client certificate signed by TAS_MANAGEMENT_CLIENT_CA_FILE.'),
 
   // --- attestation -------------------------------------------------------------------------------
-  TEE_TYPE_UNSUPPORTED: spec(400, 'Unsupported TEE type', 'tee-type is not one tas verifies (intel-tdx is not supported yet).'),
+  TEE_TYPE_UNSUPPORTED: spec(400, 'Unsupported TEE type', 'tee-type is not one tas verifies.'),
   TEE_VERIFICATION_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'The verifier for this TEE is not available (yet); retry later.', true),
   TEE_VERIFICATION_FAILED: spec(400, 'TEE verification failed', 'Evidence, certificates, REPORT_DATA binding or policy rules did not verify; the audit record says which.'),
   TEE_EVIDENCE_MALFORMED: spec(400, 'TEE verification failed', 'tee-evidence is not a well-formed report (size, base64, version).'),
@@ -77,10 +77,12 @@ export const CATALOGUE = {
   KBM_UNAVAILABLE: spec(503, 'Secret retrieval failed', 'The key backend is unavailable; the nonce stays valid for a retry.', true),
   KBM_WRAPPING_KEY_INVALID: spec(400, 'Invalid wrapping key', 'wrapping-key is not an RSA public key of at least 2048 bits (PKCS#1 DER, SPKI DER or PEM).'),
   KBM_NOT_BOUND: spec(404, 'Secret retrieval failed', 'No stored policy whose signature covers this key id passed.'),
+  KBM_KEY_DENIED: spec(404, 'Secret retrieval failed', 'The key backend accepted our credentials but refused this key to them (e.g. KMIP PermissionDenied); other keys are unaffected and the broker stays ready. Fix the key\'s access rights.'),
   KBM_AUTH_FAILED: spec(503, 'Secret retrieval failed', 'The key backend refused our credentials; not retried automatically (see /readyz).', true),
 
   // --- certificates / KDS ----------------------------------------------------------------------------
   KDS_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No VCEK/VLEK or fresh CRL could be obtained (KDS down or throttled, nothing cached).', true),
+  PCS_UNAVAILABLE: spec(503, 'TEE verification unavailable', 'No fresh Intel collateral (TCB Info, QE identity, PCK or root CA CRL) could be obtained (PCS down, throttled or offline, nothing fresh cached).', true),
 
   // --- certify (PROTOCOL.md §2.2: 400 malformed input or renewal refused, 403 nonce or attestation) ---
   CERT_REQUEST_INVALID: spec(400, 'Invalid certify request', 'A certify field is missing or malformed (policy-domain, renew_cert, gpu-evidence, evidence digest caps); the log names it.'),

@@ -18,6 +18,15 @@ import type { Edge } from './edge';
 export class KeyRing {
   private readonly hmacKey = crypto.randomBytes(32);
   private digests: Buffer[] = [];
+  /** generation changes with every replace(): verdicts cached under an older one are void. */
+  private gen = 0;
+  /**
+   * Accepted keys per keep-alive connection (keyed by its socket): a later request on the same
+   * connection presenting the same key is accepted by one constant-time compare instead of the
+   * HMAC and the loop over every configured key. Keyed by generation, so SIGHUP rotation bites on
+   * the very next request; entries go with their sockets.
+   */
+  private readonly perConnection = new WeakMap<object, { gen: number; key: Buffer }>();
 
   constructor(readonly name: string, keys: readonly string[], minLength: number) {
     this.replace(keys, minLength);
@@ -30,6 +39,11 @@ export class KeyRing {
       if (k.length < minLength) throw new Error(`${this.name}: key number ${i + 1} is shorter than ${minLength} characters`);
     });
     this.digests = keys.map((k) => this.digest(k));
+    this.gen++;
+  }
+
+  get generation(): number {
+    return this.gen;
   }
 
   get size(): number {
@@ -45,6 +59,23 @@ export class KeyRing {
       const eq = crypto.timingSafeEqual(d, k);
       ok = eq || ok;
     }
+    return ok;
+  }
+
+  /**
+   * matchesOn is matches() for a request on connection `conn`, remembering an accepted key for the
+   * connection's later requests. The cached compare is constant-time in the content; it reveals
+   * only whether the length equals that of a key this same connection already presented.
+   */
+  matchesOn(conn: object, presented: string): boolean {
+    const c = this.perConnection.get(conn);
+    if (c !== undefined && c.gen === this.gen) {
+      const p = Buffer.from(presented, 'utf8');
+      if (p.length === c.key.length && crypto.timingSafeEqual(p, c.key)) return true;
+    }
+    const ok = this.matches(presented);
+    if (ok) this.perConnection.set(conn, { gen: this.gen, key: Buffer.from(presented, 'utf8') });
+    else if (c !== undefined) this.perConnection.delete(conn);
     return ok;
   }
 
@@ -80,7 +111,7 @@ function check(edge: Edge, request: FastifyRequest, scope: Scope): void {
   const clientHeader = scope !== 'management' ? singleHeader(request, 'x-api-key') : undefined;
   const mgmtHeader = scope !== 'client' ? singleHeader(request, 'x-management-api-key') : undefined;
   let ok: boolean;
-  if (scope === 'client') ok = clientHeader !== undefined && edge.clientKeys.matches(clientHeader);
+  if (scope === 'client') ok = clientHeader !== undefined && edge.clientKeys.matchesOn(request.raw.socket, clientHeader);
   else {
     // Both headers are checked when both are sent (no short-circuit): the result is "either is a management key".
     const a = mgmtHeader !== undefined && edge.managementKeys.matches(mgmtHeader);

@@ -104,8 +104,9 @@ function createNodeServer(handler: FastifyServerFactoryHandler, tls: TlsOptions 
     headerGraceMs: limits.headerGraceMs,
     proxyOpen: limits.maxConnectionsPerProxy,
     proxyHeaderIncomplete: limits.maxHeaderIncompletePerProxy,
-    // A backstop behind Node's headersTimeout (checked every connectionsCheckingInterval, answers 408).
-    headerTimeoutMs: limits.headersTimeoutMs + limits.connectionsCheckingIntervalMs,
+    // A backstop behind Node's headersTimeout (checked every connectionsCheckingInterval, answers
+    // 408): far enough behind that a busy event loop never lets it pre-empt Node's answer.
+    headerTimeoutMs: 2 * limits.headersTimeoutMs + limits.connectionsCheckingIntervalMs,
   }, () => edge.trustedProxies, edge.connectionStats);
   let lastRefusalLog = 0;
   server.on('connection', (socket: Socket) => {
@@ -194,10 +195,15 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
 
   // Probes: no auth, no rate limit (orchestrators poll them; bind the listener where operators choose).
   app.get('/healthz', { config: { rateLimit: false } }, async () => ({ status: 'ok' }));
+  // /readyz needs no key: on a listener the VMs reach it names the failed dependencies only (their
+  // reasons can quote hosts, users and backend errors); the reasons are on /management/status, and
+  // on /readyz of a separate management listener (an operators' network, optionally mTLS).
   app.get('/readyz', { config: { rateLimit: false } }, async (_request, reply) => {
     const r = await ctx.readiness.check();
     if (r.ready) return { status: 'ready' };
-    return reply.code(503).header('retry-after', '5').send({ status: 'not ready', failed: r.failed });
+    const names = Object.keys(r.failed).sort();
+    const body = role === 'management' ? { status: 'not ready', failed: names, reasons: maskUrlsDeep(r.failed) } : { status: 'not ready', failed: names };
+    return reply.code(503).header('retry-after', '5').send(body);
   });
   app.get('/metrics', { config: { rateLimit: false } }, async (_request, reply) => {
     return reply.type(ctx.metrics.contentType).send(await ctx.metrics.metrics());
@@ -221,6 +227,8 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
           },
         },
       };
+      const r = await ctx.readiness.check();
+      out.readiness = { ready: r.ready, failed: r.failed };
       for (const p of services.status ?? []) {
         try {
           out[p.name] = await p.status();

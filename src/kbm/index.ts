@@ -9,7 +9,7 @@
  * must not silently shadow a shipped broker). The manifest name and API version are checked at
  * load; any mismatch stops startup.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config';
 import type { AppContext } from '../daemon/context';
@@ -106,24 +106,59 @@ export function checkManifest(m: KbmManifest | undefined, name: string, where: s
   }
 }
 
+/** The most files looked at in one plugin directory (a plugin is a handful of modules). */
+const MAX_PLUGIN_FILES = 2000;
+
 /**
- * checkNotWorldWritable refuses to run plugin code that any local user could have replaced (the
- * plugin runs with the daemon's access to the key backend). Checked for plugins from
- * TAS_EXTRA_PLUGIN_DIR (the entry file, its directory and the extra directory); the shipped
- * directory belongs to the package and is protected by its installation.
+ * checkPluginPermissions refuses to run plugin code that anyone but root or the daemon's own user
+ * could have replaced: the plugin runs with the daemon's access to the key backend. Every path is
+ * checked for write access by its group or by every user (the sticky bit, as on /tmp, does not
+ * stop others from adding files: refused as well) and for an owner other than root or the daemon's
+ * effective user: the extra directory (TAS_EXTRA_PLUGIN_DIR), the plugin's own directory, its entry
+ * file and, for a plugin that is a directory, every file and directory inside it (the entry may
+ * require any of them). The shipped directory belongs to the package and is protected by its
+ * installation.
  */
-export function checkNotWorldWritable(c: PluginCandidate): void {
-  for (const p of new Set([c.entry, dirname(c.entry), c.dir])) {
-    let mode: number;
+export function checkPluginPermissions(c: PluginCandidate): void {
+  const paths = new Set([c.dir, dirname(c.entry), c.entry]);
+  if (dirname(c.entry) !== c.dir) {
+    const stack = [dirname(c.entry)];
+    while (stack.length) {
+      const d = stack.pop()!;
+      let names: string[];
+      try {
+        names = readdirSync(d);
+      } catch (e) {
+        throw new KbmError('config', `plugin ${c.name}: cannot list ${d}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      for (const n of names) {
+        const p = join(d, n);
+        paths.add(p);
+        if (paths.size > MAX_PLUGIN_FILES) throw new KbmError('config', `plugin ${c.name}: more than ${MAX_PLUGIN_FILES} files under ${dirname(c.entry)}`);
+        if (lstatSync(p).isDirectory()) stack.push(p);
+      }
+    }
+  }
+  const me = process.geteuid?.() ?? 0;
+  for (const p of paths) {
+    // stat follows a symbolic link: the file that would be loaded is the one that counts, and the
+    // link itself is covered by its directory's check.
+    let st: ReturnType<typeof statSync>;
     try {
-      mode = statSync(p).mode;
+      st = statSync(p);
     } catch (e) {
       throw new KbmError('config', `plugin ${c.name}: cannot stat ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     }
-    // The sticky bit (as on /tmp) does not stop others from adding files: refuse anyway.
-    if (mode & 0o002) throw new KbmError('config', `plugin ${c.name}: ${p} is writable by every user: refusing to load it (chmod o-w)`);
+    if (st.mode & 0o002) throw new KbmError('config', `plugin ${c.name}: ${p} is writable by every user: refusing to load it (chmod o-w)`);
+    if (st.mode & 0o020) throw new KbmError('config', `plugin ${c.name}: ${p} is writable by its group: refusing to load it (chmod g-w)`);
+    if (st.uid !== 0 && st.uid !== me) {
+      throw new KbmError('config', `plugin ${c.name}: ${p} is owned by uid ${st.uid}, not root or the daemon's user (uid ${me}): refusing to load it`);
+    }
   }
 }
+
+/** checkNotWorldWritable is the former name of checkPluginPermissions (which now checks more). */
+export const checkNotWorldWritable = checkPluginPermissions;
 
 /** loadPlugin requires a discovered plugin and checks its manifest. */
 export function loadPlugin(c: PluginCandidate): KbmPlugin {
@@ -272,7 +307,7 @@ export function resolvePlugin(cfg: Config): { plugin: KbmPlugin; candidate: Plug
     throw new KbmError('config', `key broker plugin '${name}' not found in ${dirs.join(', ')} (found: ${names})`);
   }
   if (hits.length > 1) throw new KbmError('config', `key broker plugin '${name}' exists more than once: ${hits.map((h) => h.entry).join(', ')}`);
-  if (hits[0]!.dir !== SHIPPED_PLUGIN_DIR) checkNotWorldWritable(hits[0]!);
+  if (hits[0]!.dir !== SHIPPED_PLUGIN_DIR) checkPluginPermissions(hits[0]!);
   return { plugin: loadPlugin(hits[0]!), candidate: hits[0]! };
 }
 

@@ -89,8 +89,13 @@ export interface KbmPlugin {
   check?(configFile: string | undefined, deps: KbmDeps): Promise<void> | void;
 }
 
-/** KbmErrorKind classifies broker failures; each maps to one catalogue code. */
-export type KbmErrorKind = 'not_found' | 'unavailable' | 'bad_wrapping_key' | 'auth_failed' | 'config';
+/**
+ * KbmErrorKind classifies broker failures; each maps to one catalogue code. `auth_failed` is the
+ * backend refusing our credentials (wrong PIN, rejected certificate): it latches the whole broker
+ * (HSMs lock tokens). `denied` is the backend refusing one key to credentials it accepted (a KMIP
+ * PermissionDenied, a PKCS#11 object we may not use): a refusal of that request only.
+ */
+export type KbmErrorKind = 'not_found' | 'unavailable' | 'bad_wrapping_key' | 'auth_failed' | 'denied' | 'config';
 
 /** KbmError is what brokers throw. `message` goes to the log only, never to the client. */
 export class KbmError extends Error {
@@ -117,6 +122,7 @@ const KIND_TO_CODE = {
   unavailable: 'KBM_UNAVAILABLE',
   bad_wrapping_key: 'KBM_WRAPPING_KEY_INVALID',
   auth_failed: 'KBM_AUTH_FAILED',
+  denied: 'KBM_KEY_DENIED',
   config: 'KBM_UNAVAILABLE',
 } as const satisfies Record<KbmErrorKind, string>;
 

@@ -229,6 +229,45 @@ export class CertCache {
     return r.nextUpdate;
   }
 
+  private readonly chains = new Map<string, Buffer[]>();
+  private readonly chainPending = new Map<string, Promise<Buffer[]>>();
+
+  /** knownChainIntermediates returns the cert_chain intermediates learned so far (no I/O). */
+  knownChainIntermediates(product: Product, kind: VekKind): Buffer[] {
+    return this.chains.get(`chain/${product}/${kind}`) ?? [];
+  }
+
+  /**
+   * chainIntermediates returns the ASK (VCEK) or ASVK (VLEK) that KDS serves in `cert_chain` for
+   * a product, for roots whose intermediate is not configured (TAS_SNP_EXTRA_TRUST_DIR with ARKs
+   * only). They are UNTRUSTED candidates: whoever uses one chains it to a trusted ARK, exactly as
+   * for AMD's pinned roots. Fetched once (single flight), kept in the store (the cert_chain changes
+   * only with a new root) and in memory. Learning one drops the product's CRL from memory, so that
+   * its next check also looks for this intermediate's serial.
+   */
+  async chainIntermediates(product: Product, kind: VekKind): Promise<Buffer[]> {
+    const key = `chain/${product}/${kind}`;
+    const m = this.chains.get(key);
+    if (m) return m;
+    const running = this.chainPending.get(key);
+    if (running) return running;
+    const p = (async () => {
+      let body = await this.d.blobs.getBlob(key);
+      const fetched = body === undefined;
+      if (body === undefined) body = await this.d.fetcher.get(certChainPath(product, kind), { deadline: this.deadline() });
+      // cert_chain is the intermediate then the ARK; the root is never taken from here.
+      const certs = pemToDer(body);
+      if (certs.length < 2) throw new TasError('KDS_UNAVAILABLE', `KDS cert_chain for ${product} ${kind} holds ${certs.length} certificate(s), expected the intermediate and the ARK`, { reason: 'KDS_CHAIN_MALFORMED', retryAfterSeconds: 30 });
+      const ints = certs.slice(0, -1);
+      if (fetched) await this.d.blobs.putBlob(key, body);
+      this.chains.set(key, ints);
+      this.crls.delete(`crl/${product}/${kind}`);
+      return ints;
+    })().finally(() => this.chainPending.delete(key));
+    this.chainPending.set(key, p);
+    return p;
+  }
+
   /** certChain fetches the KDS cert_chain (intermediate, ARK) — used only as a cross-check. */
   async certChain(product: Product, kind: VekKind): Promise<Buffer[]> {
     return pemToDer(await this.d.fetcher.get(certChainPath(product, kind), { deadline: this.deadline() }));
@@ -255,6 +294,7 @@ export class CertCache {
   clearMemory(): void {
     this.mem.clear();
     this.crls.clear();
+    this.chains.clear();
   }
 
   private remember(key: string, leaf: Buffer, notAfter: Date, intermediate?: Buffer): void {

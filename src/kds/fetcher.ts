@@ -9,14 +9,28 @@
  *  - connect and overall timeouts; bounded response size.
  * When nothing can be had inside the deadline the caller gets KDS_UNAVAILABLE with a Retry-After
  * equal to the earliest moment a retry could succeed, so the agent's retry is not wasted.
+ *
+ * The same rules serve Intel PCS (src/pcs): `service` names the upstream, its error code and its
+ * offline setting; `fetch` also returns the response headers (PCS issuer chains travel there).
  */
 import { readFileSync } from 'node:fs';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
-import { TasError } from '../errors';
+import { TasError, type ErrorCode } from '../errors';
 import { joinUrl } from './urls';
+
+/** Upstream names the service a fetcher talks to (error code, messages, offline setting). */
+export interface Upstream {
+  name: string;
+  code: ErrorCode;
+  offlineSetting: string;
+}
+
+const KDS: Upstream = { name: 'KDS', code: 'KDS_UNAVAILABLE', offlineSetting: 'TAS_KDS_OFFLINE' };
 
 export interface FetcherOptions {
   baseUrl: string;
+  /** Which upstream (default AMD KDS). */
+  service?: Upstream;
   proxy?: string | undefined;
   caFile?: string | undefined;
   offline?: boolean;
@@ -42,11 +56,17 @@ export interface FetchOptions {
   deadline: number;
 }
 
-/** KdsNotFound marks a KDS 404 (the caller decides what it means). */
+/** KdsNotFound marks an upstream 404 (the caller decides what it means). */
 export class KdsNotFound extends TasError {
-  constructor(url: string, retryAfterSeconds: number) {
-    super('KDS_UNAVAILABLE', `KDS answered 404 for ${url}`, { reason: 'KDS_NOT_FOUND', retryAfterSeconds });
+  constructor(url: string, retryAfterSeconds: number, service: Upstream = KDS) {
+    super(service.code, `${service.name} answered 404 for ${url}`, { reason: `${service.name}_NOT_FOUND`, retryAfterSeconds });
   }
+}
+
+/** Fetched is a 200 answer: body and (lower-cased) headers. */
+export interface Fetched {
+  body: Buffer;
+  headers: Readonly<Record<string, string | undefined>>;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
@@ -54,7 +74,7 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).
 export class KdsFetcher {
   private readonly o: Required<Omit<FetcherOptions, 'proxy' | 'caFile' | 'onAttempt'>> & Pick<FetcherOptions, 'onAttempt'>;
   private readonly dispatcher: Dispatcher;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly inflight = new Map<string, Promise<Fetched>>();
   /** Earliest time (epoch ms) the next request to a URL may leave. */
   private readonly nextAllowed = new Map<string, number>();
   private readonly negative = new Map<string, number>();
@@ -64,6 +84,7 @@ export class KdsFetcher {
   constructor(opts: FetcherOptions) {
     this.o = {
       baseUrl: opts.baseUrl,
+      service: opts.service ?? KDS,
       offline: opts.offline ?? false,
       connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
       attemptTimeoutMs: opts.attemptTimeoutMs ?? 10_000,
@@ -85,15 +106,21 @@ export class KdsFetcher {
     this.globalRefill = this.o.now();
   }
 
-  /** url is the absolute URL of a KDS path. */
+  /** url is the absolute URL of a path (an absolute http(s) URL is taken as is). */
   url(path: string): string {
-    return joinUrl(this.o.baseUrl, path);
+    return /^https?:\/\//.test(path) ? path : joinUrl(this.o.baseUrl, path);
   }
 
-  /** get fetches one KDS path (single flight per URL). */
-  get(path: string, f: FetchOptions): Promise<Buffer> {
+  /** get fetches one path (single flight per URL). */
+  async get(path: string, f: FetchOptions): Promise<Buffer> {
+    return (await this.fetch(path, f)).body;
+  }
+
+  /** fetch fetches one path with its headers (single flight per URL). */
+  fetch(path: string, f: FetchOptions): Promise<Fetched> {
+    const svc = this.o.service;
     if (this.o.offline) {
-      return Promise.reject(new TasError('KDS_UNAVAILABLE', `TAS_KDS_OFFLINE is set; ${path} is not cached`, { reason: 'KDS_OFFLINE', retryAfterSeconds: 60 }));
+      return Promise.reject(new TasError(svc.code, `${svc.offlineSetting} is set; ${path} is not cached`, { reason: `${svc.name}_OFFLINE`, retryAfterSeconds: 60 }));
     }
     const url = this.url(path);
     const running = this.inflight.get(url);
@@ -109,12 +136,13 @@ export class KdsFetcher {
 
   private unavailable(url: string, why: string, retryAtMs: number): TasError {
     const secs = Math.max(1, Math.ceil((retryAtMs - this.o.now()) / 1000));
-    return new TasError('KDS_UNAVAILABLE', `KDS ${url}: ${why}`, { reason: 'KDS_UNAVAILABLE', retryAfterSeconds: secs });
+    const svc = this.o.service;
+    return new TasError(svc.code, `${svc.name} ${url}: ${why}`, { reason: `${svc.name}_UNAVAILABLE`, retryAfterSeconds: secs });
   }
 
-  private async fetchWithRetry(url: string, f: FetchOptions): Promise<Buffer> {
+  private async fetchWithRetry(url: string, f: FetchOptions): Promise<Fetched> {
     const neg = this.negative.get(url);
-    if (neg !== undefined && neg > this.o.now()) throw new KdsNotFound(url, Math.ceil((neg - this.o.now()) / 1000));
+    if (neg !== undefined && neg > this.o.now()) throw new KdsNotFound(url, Math.ceil((neg - this.o.now()) / 1000), this.o.service);
     let attempt = 0;
     let lastWhy = 'no attempt possible inside the deadline';
     for (;;) {
@@ -126,7 +154,7 @@ export class KdsFetcher {
       if (leave > this.o.now()) await this.o.sleep(leave - this.o.now());
       this.nextAllowed.set(url, this.o.now() + this.o.perUrlIntervalMs);
       attempt++;
-      let res: { status: number; body: Buffer; retryAfter: string | undefined };
+      let res: { status: number; body: Buffer; retryAfter: string | undefined; headers: Record<string, string | undefined> };
       try {
         res = await this.once(url, Math.min(this.o.attemptTimeoutMs, Math.max(1, f.deadline - this.o.now())));
       } catch (e) {
@@ -136,10 +164,10 @@ export class KdsFetcher {
         continue;
       }
       this.o.onAttempt?.(String(res.status));
-      if (res.status === 200) return res.body;
+      if (res.status === 200) return { body: res.body, headers: res.headers };
       if (res.status === 404) {
         this.negative.set(url, this.o.now() + this.o.negativeTtlMs);
-        throw new KdsNotFound(url, Math.ceil(this.o.negativeTtlMs / 1000));
+        throw new KdsNotFound(url, Math.ceil(this.o.negativeTtlMs / 1000), this.o.service);
       }
       lastWhy = `HTTP ${res.status}`;
       if (res.status === 429 || res.status === 503) {
@@ -179,7 +207,7 @@ export class KdsFetcher {
     return this.globalTokens >= 0 ? 0 : Math.ceil((-this.globalTokens / rate) * 1000);
   }
 
-  private async once(url: string, timeoutMs: number): Promise<{ status: number; body: Buffer; retryAfter: string | undefined }> {
+  private async once(url: string, timeoutMs: number): Promise<{ status: number; body: Buffer; retryAfter: string | undefined; headers: Record<string, string | undefined> }> {
     const res = await request(url, {
       method: 'GET',
       dispatcher: this.dispatcher,
@@ -198,8 +226,9 @@ export class KdsFetcher {
       }
       chunks.push(c as Buffer);
     }
-    const ra = res.headers['retry-after'];
-    return { status: res.statusCode, body: Buffer.concat(chunks), retryAfter: Array.isArray(ra) ? ra[0] : ra };
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(res.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v[0] : v;
+    return { status: res.statusCode, body: Buffer.concat(chunks), retryAfter: headers['retry-after'], headers };
   }
 }
 

@@ -9,12 +9,13 @@
  * Exit codes: 0 ok, 1 a check failed (verification, rule, refused import), 2 usage, 3 internal.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import pino from 'pino';
 import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig, withFormat } from '../cli-kit';
 import { isProduct, verifySnpEvidence } from '../snp';
 import { openStore } from '../store';
+import { writeSecretFile } from '../config/keys';
 import { isTasError } from '../errors';
 import { claimSchemaFor } from './claims-schema';
 import { repoFromStore } from './index';
@@ -74,8 +75,11 @@ const keygen = defineCommand<{ out: string; bits: number; force: boolean }>({
     const pubPath = `${argv.out}.pub.pem`;
     if (!argv.force && (existsSync(keyPath) || existsSync(pubPath))) throw new CliError(EXIT.USAGE, `${keyPath} or ${pubPath} exists (use --force)`);
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: argv.bits });
-    writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: argv.force ? 'w' : 'wx' });
-    writeFileSync(pubPath, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644, flag: argv.force ? 'w' : 'wx' });
+    // The private key through writeSecretFile (new 0600 file, O_EXCL, renamed into place): --force
+    // must not keep an existing file's loose mode nor follow a link planted at the path.
+    writeSecretFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, argv.force);
+    writeSecretFile(pubPath, publicKey.export({ type: 'spki', format: 'pem' }) as string, argv.force);
+    chmodSync(pubPath, 0o644); // public: readable by whoever configures TAS_POLICY_TRUST
     const fp = new PolicyTrust(loadTrust(pubPath).keys).keys[0]!.fingerprint;
     process.stdout.write(`private key ${keyPath} (0600), public key ${pubPath}\nfingerprint (SHA-256 of SPKI) ${fp}\nput ${pubPath} into TAS_POLICY_TRUST\n`);
   },

@@ -24,15 +24,17 @@ export const OPERATORS = [
 export type Operator = (typeof OPERATORS)[number];
 const OPERATOR_SET: ReadonlySet<string> = new Set(OPERATORS);
 
-type NodeKind = ClaimKind | 'version' | 'object' | 'unknown';
+type NodeKind = ClaimKind | 'version' | 'object' | 'ordered' | 'unknown';
 
-/** Which operators each claim kind accepts. `unknown` is a claim of a type without schema (TDX). */
+/** Which operators each claim kind accepts. `unknown` is a claim of a type without schema. */
 const ALLOWED: Readonly<Record<NodeKind, readonly Operator[]>> = {
   uint: ['exact_match', 'min_value', 'max_value', 'allow_list', 'deny_list', 'bits_set'],
   bool: ['boolean', 'exact_match', 'allow_list', 'deny_list'],
   bytes: ['exact_match', 'allow_list', 'deny_list'],
   string: ['exact_match', 'allow_list', 'deny_list'],
   version: ['exact_match', 'min_version', 'max_version'],
+  ordered: ['exact_match', 'min_value', 'max_value', 'allow_list', 'deny_list'],
+  strings: ['allow_list', 'deny_list'],
   object: [],
   unknown: ['exact_match', 'min_value', 'max_value', 'allow_list', 'deny_list', 'boolean', 'min_version', 'max_version', 'bits_set'],
 };
@@ -50,9 +52,16 @@ export interface CompiledRule {
   readonly expected: unknown;
   /** The operand normalised for comparison (bigint, lowercase hex, version triple, ...). */
   readonly operand: Normalised | readonly Normalised[];
+  /** For ordered claims: the order, lowest first. */
+  readonly order?: readonly string[];
 }
 
-type Normalised = bigint | boolean | string | readonly [bigint, bigint, bigint];
+type Normalised = bigint | boolean | string | readonly [bigint, bigint, bigint] | StringList;
+
+/** StringList is a list claim's value (advisory IDs), kept apart from version triples. */
+class StringList {
+  constructor(readonly items: readonly string[]) {}
+}
 
 /** RuleResult is the verdict of one rule. */
 export interface RuleResult {
@@ -101,7 +110,7 @@ function constrain(node: ClaimNode | undefined, v: Normalised): void {
   if ('bytes' in node && typeof v === 'string' && v.length !== node.bytes * 2) {
     throw new Error(`expected ${node.bytes} bytes (${node.bytes * 2} hex characters), got ${v.length / 2}`);
   }
-  if ('values' in node && typeof v === 'string' && !node.values.includes(v)) {
+  if (node.kind === 'string' && 'values' in node && typeof v === 'string' && !node.values.includes(v)) {
     throw new Error(`${JSON.stringify(v.slice(0, 40))} is not one of ${node.values.join(', ')}`);
   }
 }
@@ -177,8 +186,10 @@ function walkClaim(
     return;
   }
   if (!isPlainObject(value)) {
-    // Any other bare value means {"exact_match": v}.
-    addRule(out, problems, segs, kind, 'exact_match', value, node);
+    // Any other bare value means {"exact_match": v} — except under an ordered claim marked
+    // bareMin (the TDX `tcb` object), where it is a minimum (PROTOCOL.md §3.4).
+    const bareMin = node !== undefined && typeof node !== 'string' && node.kind === 'ordered' && node.bareMin === true;
+    addRule(out, problems, segs, kind, bareMin ? 'min_value' : 'exact_match', value, node);
     return;
   }
   const entries = Object.entries(value);
@@ -236,7 +247,13 @@ function addRule(
     const operand =
       op === 'allow_list' || op === 'deny_list' ? normaliseList(expected, kind, op) : normaliseOperand(expected, kind, op);
     for (const x of Array.isArray(operand) ? (operand as Normalised[]) : [operand as Normalised]) constrain(node, x);
-    out.push({ path, segments: [...segs], op, kind, expected, operand });
+    if (node !== undefined && typeof node !== 'string' && node.kind === 'ordered') {
+      for (const x of Array.isArray(operand) ? (operand as Normalised[]) : [operand as Normalised]) {
+        if (typeof x === 'string' && !node.values.includes(x)) throw new Error(`${JSON.stringify(x.slice(0, 60))} is not one of ${node.values.join(', ')}`);
+      }
+    }
+    const order = node !== undefined && typeof node !== 'string' && node.kind === 'ordered' ? node.values : undefined;
+    out.push({ path, segments: [...segs], op, kind, expected, operand, ...(order ? { order } : {}) });
   } catch (e) {
     problems.push(`claim '${path}' ${op}: ${(e as Error).message}`);
   }
@@ -266,8 +283,12 @@ function normaliseOperand(v: unknown, kind: NodeKind, op: Operator): Normalised 
       return v;
     case 'version':
       return toVersion(v);
+    case 'ordered':
+    case 'strings':
+      if (typeof v !== 'string' || v.length > LIMITS.maxString) throw new Error(`expected a string, got ${describe(v)}`);
+      return v;
     case 'unknown':
-      // No schema (TDX): keep operands JSON-typed, checked for the operator's shape only.
+      // No schema: keep operands JSON-typed, checked for the operator's shape only.
       if (op === 'boolean') {
         if (typeof v !== 'boolean') throw new Error(`expected true or false, got ${describe(v)}`);
         return v;
@@ -355,6 +376,12 @@ export function evaluate(rules: unknown, claims: Claims): Evaluation {
     results.push({ path: r.path, op: r.op, expected: r.expected, actual, ok });
     if (!ok) failures.push(`${r.path} ${r.op}: expected ${describe(r.expected)}, actual ${describe(actual)}${note}`);
   }
+  // A debug TD (any TUD attribute bit) is refused unless the policy has a `td.debug` rule; all
+  // rules must pass, so such a rule passing means it admits true (PROTOCOL.md §3.4).
+  if (lookup(claims, ['td', 'debug']) === true && !compiled.rules.some((r) => r.path === 'td.debug')) {
+    results.push({ path: 'td.debug', op: 'boolean', expected: false, actual: true, ok: false });
+    failures.push('td.debug: the TD is a debug TD (TUD attribute bit set) and the policy has no td.debug rule admitting true');
+  }
   return { ok: failures.length === 0 && results.length > 0, results, failures };
 }
 
@@ -384,6 +411,12 @@ function normaliseActual(v: unknown, kind: NodeKind): Normalised {
       return v;
     case 'version':
       return toVersion(v);
+    case 'ordered':
+      if (typeof v !== 'string') throw new Error('claim is not a string');
+      return v;
+    case 'strings':
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error('claim is not a list of strings');
+      return new StringList(v as string[]);
     case 'unknown':
       if (typeof v === 'bigint' || typeof v === 'boolean' || typeof v === 'string') return v;
       if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
@@ -395,6 +428,7 @@ function normaliseActual(v: unknown, kind: NodeKind): Normalised {
 }
 
 function jsonActual(a: Normalised, kind: NodeKind): unknown {
+  if (a instanceof StringList) return [...a.items];
   if (typeof a === 'bigint') return a <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(a) : a.toString();
   if (Array.isArray(a)) return `${a[0]}.${a[1]}.${a[2]}`;
   if (kind === 'bytes') return a;
@@ -420,8 +454,26 @@ function cmpVersion(a: readonly bigint[], b: readonly bigint[]): number {
   return 0;
 }
 
+/** rank places an ordered claim's value in its order (-1 when not in it: fails every comparison). */
+function rank(r: CompiledRule, v: Normalised): number {
+  const order = r.order ?? [];
+  return typeof v === 'string' ? order.indexOf(v) : -1;
+}
+
 function apply(r: CompiledRule, a: Normalised): boolean {
   const operand = r.operand;
+  if (a instanceof StringList) {
+    const list = operand as readonly Normalised[];
+    if (r.op === 'allow_list') return a.items.every((x) => list.includes(x));
+    if (r.op === 'deny_list') return !a.items.some((x) => list.includes(x));
+    return false;
+  }
+  if (r.kind === 'ordered') {
+    const ra = rank(r, a);
+    if (ra < 0) return false;
+    if (r.op === 'min_value') return ra >= rank(r, operand as Normalised);
+    if (r.op === 'max_value') return ra <= rank(r, operand as Normalised);
+  }
   switch (r.op) {
     case 'exact_match':
     case 'boolean':

@@ -130,8 +130,34 @@ export function parseDocument(raw: unknown, dialect: Dialect): PolicyDocument {
     throw invalid('metadata.require_report_data_binding must be true or false', 'POLICY_METADATA_FIELD');
   }
   if (!isObj(raw.validation_rules)) throw invalid('validation_rules must be a JSON object', 'POLICY_RULES_NOT_OBJECT');
+  const nonFinite = nonFiniteAt(raw.validation_rules, 'validation_rules');
+  if (nonFinite !== undefined) {
+    throw invalid(`${nonFinite} is not a finite number (a JSON number beyond the double range, e.g. 1e400, parses as Infinity and has no canonical form)`, 'POLICY_NUMBER_NOT_FINITE');
+  }
   if (raw.signature !== undefined) parseSignature(raw.signature, dialect);
   return raw as unknown as PolicyDocument;
+}
+
+/**
+ * nonFiniteAt returns the path of the first non-finite number in a JSON value (JSON.parse turns
+ * 1e400 into Infinity): RFC 8785 and Python's json.dumps cannot serialise it, so neither signature
+ * form nor the stored digest exists for such a document. Metadata is checked field by field above.
+ */
+export function nonFiniteAt(v: unknown, path: string, depth = 0): string | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : path;
+  if (v === null || typeof v !== 'object' || depth > 64) return undefined;
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const p = nonFiniteAt(x, `${path}[${i}]`, depth + 1);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    const p = nonFiniteAt(x, `${path}.${k}`, depth + 1);
+    if (p !== undefined) return p;
+  }
+  return undefined;
 }
 
 function parseSignature(sig: unknown, dialect: Dialect): void {

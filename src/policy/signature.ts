@@ -9,13 +9,23 @@
  */
 import { constants, createHash, createPrivateKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { TasError } from '../errors';
 import type { PolicyDocument, PolicySignature } from './schema';
 import type { TrustedKey } from './trust';
 
-/** jcs returns the RFC 8785 canonical form of a JSON value. */
+/**
+ * jcs returns the RFC 8785 canonical form of a JSON value. A value without one (a non-finite
+ * number, a value with no JSON form) is a malformed policy, whoever calls: POLICY_INVALID (400),
+ * never an internal error. parseDocument refuses non-finite numbers first; this is the backstop.
+ */
 export function jcs(value: unknown): string {
-  const s = canonicalize(value);
-  if (s === undefined) throw new Error('value has no JSON form');
+  let s: string | undefined;
+  try {
+    s = canonicalize(value);
+  } catch (e) {
+    throw new TasError('POLICY_INVALID', `the document has no RFC 8785 canonical form: ${(e as Error).message}`, { reason: 'POLICY_NOT_CANONICAL' });
+  }
+  if (s === undefined) throw new TasError('POLICY_INVALID', 'the document has no JSON form', { reason: 'POLICY_NOT_CANONICAL' });
   return s;
 }
 
@@ -39,7 +49,7 @@ export function pythonSortedCompactJson(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new Error('non-finite number');
+    if (!Number.isFinite(v)) throw new TasError('POLICY_INVALID', 'validation_rules hold a non-finite number (no sorted-key JSON form)', { reason: 'POLICY_NOT_CANONICAL' });
     return String(v);
   }
   if (typeof v === 'string') {
@@ -51,7 +61,7 @@ export function pythonSortedCompactJson(v: unknown): string {
     const keys = Object.keys(o).sort();
     return `{${keys.map((k) => `${pythonSortedCompactJson(k)}:${pythonSortedCompactJson(o[k])}`).join(',')}}`;
   }
-  throw new Error(`unsupported JSON value of type ${typeof v}`);
+  throw new TasError('POLICY_INVALID', `validation_rules hold a value of type ${typeof v} (no JSON form)`, { reason: 'POLICY_NOT_CANONICAL' });
 }
 
 /** legacySigningBytes is what a first-dialect (rules-only) signature covers. */

@@ -1,19 +1,18 @@
 /**
  * registerTrustMetrics exports `tas_test_roots_enabled` (1 while TAS_SNP_EXTRA_TRUST_DIR adds
- * non-AMD roots, else 0), read at scrape time so a SIGHUP reload is reflected. Call it once per
+ * non-AMD roots or TAS_TDX_EXTRA_TRUST_DIR non-Intel roots, else 0), read at scrape time so a SIGHUP reload is reflected. Call it once per
  * registry with a getter of the trust currently in force.
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { SnpTrust } from './trust';
 
 const done = new WeakSet<Registry>();
 
-export function registerTrustMetrics(registry: Registry, trust: () => SnpTrust): void {
+export function registerTrustMetrics(registry: Registry, trust: () => { readonly testRoots: boolean }): void {
   if (done.has(registry)) return;
   done.add(registry);
   new Gauge({
     name: 'tas_test_roots_enabled',
-    help: 'Whether TAS_SNP_EXTRA_TRUST_DIR adds non-AMD (test/lab) roots to the pinned AMD roots (1) or not (0).',
+    help: 'Whether TAS_SNP_EXTRA_TRUST_DIR or TAS_TDX_EXTRA_TRUST_DIR adds test/lab roots to the pinned AMD/Intel roots (1) or not (0).',
     registers: [registry],
     collect() {
       this.set(trust().testRoots ? 1 : 0);

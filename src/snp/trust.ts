@@ -64,6 +64,28 @@ export function extraIntermediates(trust: SnpTrust, product: Product, kind: 'VCE
   return trust.extra.filter((c) => c.product === product && c.role === role).map((c) => c.der);
 }
 
+/**
+ * missingIntermediates lists, for every product with an extra ARK, the intermediates the extra
+ * directory does not hold (ASK for VCEK chains, ASVK for VLEK chains). They are taken from the KDS
+ * `cert_chain` of that product (verified to the ARK, like AMD's own), so a directory of ARKs only
+ * works; `tas config check` says so, and what is missing when KDS cannot be reached.
+ */
+export function missingIntermediates(trust: SnpTrust): Array<{ product: Product; kind: 'VCEK' | 'VLEK'; role: 'ASK' | 'ASVK' }> {
+  const out: Array<{ product: Product; kind: 'VCEK' | 'VLEK'; role: 'ASK' | 'ASVK' }> = [];
+  for (const product of PRODUCTS) {
+    if (!trust.extra.some((c) => c.product === product && c.role === 'ARK')) continue;
+    for (const [kind, role] of [['VCEK', 'ASK'], ['VLEK', 'ASVK']] as const) {
+      if (!trust.extra.some((c) => c.product === product && c.role === role)) out.push({ product, kind, role });
+    }
+  }
+  return out;
+}
+
+/** needsChainIntermediates tells whether a product's extra roots lack their intermediate for a kind. */
+export function needsChainIntermediates(trust: SnpTrust, product: Product, kind: 'VCEK' | 'VLEK'): boolean {
+  return missingIntermediates(trust).some((m) => m.product === product && m.kind === kind);
+}
+
 const MAX_FILES = 64;
 const MAX_FILE_SIZE = 1024 * 1024;
 

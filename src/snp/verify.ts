@@ -25,6 +25,8 @@ export interface SnpEvidence {
   readonly vek: Buffer;
   /** ASK (VCEK) or ASVK (VLEK); default AMD's pinned one for the product. */
   readonly intermediate?: Buffer | undefined;
+  /** More untrusted ASK/ASVK candidates tried after the pinned and extra ones (KDS cert_chain). */
+  readonly candidates?: readonly Buffer[] | undefined;
   /** ARK-signed CRL (DER or PEM); checked for freshness and the intermediate/leaf serials. */
   readonly crl?: Buffer | undefined;
   /** Verification time (certificate validity, CRL freshness). */
@@ -185,7 +187,7 @@ export class SnpVerifier {
     const anchors = this.anchorsOverride ? [...this.anchorsOverride] : anchorsFor(this.trust, product);
     const candidates = ev.intermediate
       ? [ev.intermediate]
-      : [pinnedIntermediate(product, kind), ...(this.anchorsOverride ? [] : extraIntermediates(this.trust, product, kind))];
+      : [pinnedIntermediate(product, kind), ...(this.anchorsOverride ? [] : extraIntermediates(this.trust, product, kind)), ...(ev.candidates ?? [])];
     let result;
     let lastErr: unknown;
     for (const intermediate of candidates) {

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, defineCommand, EXIT, reportError } from '../cli-kit';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config';
-import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, writeSecretFile } from '../config/keys';
+import { DEV_KBM_FILE, DEV_KEYS_FILE, devKeys, keepPrivate, writeSecretFile } from '../config/keys';
 import { applyLogLevel, createLogger, type Logger } from '../log';
 import { openAudit, type AuditStream } from '../audit';
 import { listenFds, ready, reloading, startWatchdog, status, stopping, type ListenFd } from './index';
@@ -119,6 +119,8 @@ export async function serve(argv: ServeArgs): Promise<number> {
   }
 
   audit.record({ event: 'startup', outcome: 'allow', reason: 'SERVING', details: { urls: daemon.urls, selftest } });
+  // READY only once the startup record was handed to the kernel (the audit writer is asynchronous).
+  await audit.whenWritten();
   const base = `serving ${daemon.urls.main}${daemon.urls.management ? `, management ${daemon.urls.management}` : ''}`;
   ready(selftest === 'passed' ? base : `${base}; self-test unavailable`);
   const stopWatchdog = startWatchdog();
@@ -210,7 +212,8 @@ function loadDev(load: LoadOptions): { config: Config; notes: string[] } {
   }
   if (config.get<string>('kbm.plugin') === 'tas_kbm_mock' && config.get<string | undefined>('kbm.config_file') === undefined) {
     const file = resolve(DEV_KBM_FILE);
-    if (!existsSync(file)) {
+    if (existsSync(file)) keepPrivate(file);
+    else {
       writeSecretFile(file, `# development secrets of \`tas serve --dev\` (tas_kbm_mock); never use them in production\nsecrets:\n  dev-key-1: { value_hex: "${randomBytes(32).toString('hex')}" }\n`, false);
     }
     env.TAS_KBM_CONFIG_FILE = file;

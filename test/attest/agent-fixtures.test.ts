@@ -43,7 +43,10 @@ function replay(base: string, ex: Exchange): Promise<{ status: number; body: Rec
   });
 }
 
-describe('attest: replay of the real agent (tas_agent) recordings', function () {
+// The fixtures ship their fake ARKs alone (ark-trust/), as TAS_SNP_EXTRA_TRUST_DIR's description
+// says: the ASK then comes from the fake KDS cert_chain, verified to that ARK (issue #14, finding 6).
+// The second run also puts each chain's ASK in the directory.
+for (const withAsk of [false, true]) describe(`attest: replay of the real agent (tas_agent) recordings, trust dir with ${withAsk ? 'ARKs and ASKs' : 'ARKs only'}`, function () {
   this.timeout(60_000);
   let dir: string;
   let kds: FakeKds;
@@ -57,12 +60,15 @@ describe('attest: replay of the real agent (tas_agent) recordings', function () 
     mkdirSync(trust);
     for (const chain of ['chain', 'chain-milan', 'chain-turin']) {
       const params = JSON.parse(readFileSync(join(FIX, chain, 'params.json'), 'utf8')) as { product: 'Milan' | 'Genoa' | 'Turin'; chip_id: string; reported_tcb: { bootloader: number; tee: number; snp: number; microcode: number; fmc?: number } };
-      copyFileSync(join(FIX, chain, 'ark.pem'), join(trust, `${chain}-ark.pem`));
-      copyFileSync(join(FIX, chain, 'ask.pem'), join(trust, `${chain}-ask.pem`));
+      if (withAsk) {
+        copyFileSync(join(FIX, chain, 'ark.pem'), join(trust, `${chain}-ark.pem`));
+        copyFileSync(join(FIX, chain, 'ask.pem'), join(trust, `${chain}-ask.pem`));
+      }
       kds.serve(vcekPath(params.product, Buffer.from(params.chip_id, 'hex'), params.reported_tcb), readFileSync(join(FIX, chain, 'vcek.der')));
       kds.serve(certChainPath(params.product, 'VCEK'), readFileSync(join(FIX, chain, 'cert_chain.pem')));
       kds.serve(crlPath(params.product, 'VCEK'), readFileSync(join(FIX, chain, 'crl.der')));
     }
+    if (!withAsk) for (const f of readdirSync(join(FIX, 'ark-trust'))) copyFileSync(join(FIX, 'ark-trust', f), join(trust, f));
     writeFileSync(join(dir, 'kbm.yaml'), 'secrets:\n  my-key-1:\n    value_utf8: "0xdeadbeef"\n');
     const asm = await assemble(undefined as never);
     daemon = await startTestDaemon(

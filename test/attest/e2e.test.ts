@@ -161,12 +161,12 @@ for (const backend of ['embedded', 'redis'] as const) describe(`attest: get_secr
     }
   });
 
-  it('intel-tdx is 400 with an audit reason; an unsigned policy is refused at store time', async () => {
+  it('intel-tdx with evidence that is no TDX quote is 400 with the TDX verifier\'s reason; an unsigned policy is refused at store time', async () => {
     const keys = agentKeys();
     const nonce = await getNonce(lab);
     const r = await getSecret(lab, { nonce, report: Buffer.alloc(1184), keys, policyId: 'p-all', teeType: 'intel-tdx' });
     assert.equal(r.status, 400);
-    assert.equal(lab.daemon.audit.records.filter((x) => x.event === 'get_secret').at(-1)!.reason, 'TDX_UNSUPPORTED');
+    assert.equal(lab.daemon.audit.records.filter((x) => x.event === 'get_secret').at(-1)!.reason, 'TDX_ERR_HEADER');
     const s = await storePolicy(lab, policyDoc('p-unsigned'), { sign: false });
     assert.equal(s.status, 400);
     void certChainPath;

@@ -142,9 +142,9 @@ describe('attest: refusals, each with its status, text and one audit record', fu
     assert.equal((r.recs[0]!.details as { key_id: string }).key_id, KEY_ID);
   });
 
-  it('TDX evidence: 400 and an audit reason', async () => {
+  it('an SNP report sent as intel-tdx: 400 from the TDX verifier and an audit reason', async () => {
     const g = await good();
-    expect(await attempt({ ...g, policyId: 'good', teeType: 'intel-tdx' }), 400, 'Unsupported TEE type', 'TDX_UNSUPPORTED');
+    expect(await attempt({ ...g, policyId: 'good', teeType: 'intel-tdx' }), 400, 'TEE verification failed', 'TDX_ERR_HEADER');
   });
 
   it('malformed evidence (short, wrong version, unsigned tail) is 400, never 500, and keeps the nonce', async () => {

@@ -9,7 +9,10 @@
  * embedded ≤ 2.0, Redis ≤ 2.5), and the daemon's RSS at the end of the level.
  *
  * Run: `node --import tsx test/bench/cycle.ts [seconds-per-level=10] [levels=1,4,16]
- *        [--store=embedded|redis|both] [--profile=DIR]`
+ *        [--store=embedded|redis|both] [--profile=DIR] [--compare=DIR]`
+ * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
+ * commit before a change, then `npx tsc -p tsconfig.json` there), alternating with this one per
+ * store, so before and after share one floor and the same machine load.
  * `--profile=DIR` runs the daemon with `--cpu-prof` and writes its V8 CPU profile into DIR on exit
  * (open it in Chrome DevTools or speedscope: where does the CPU of a cycle go?).
  */
@@ -68,6 +71,8 @@ function pct(sorted: number[], p: number): number {
 
 export interface LevelResult {
   store: StoreKind;
+  /** Which checkout ran (BenchOptions.label), when comparing. */
+  label?: string;
   concurrency: number;
   cycles: number;
   perSecond: number;
@@ -101,13 +106,17 @@ export interface BenchOptions {
   verifyMs?: number;
   /** Write the daemon's V8 CPU profile (--cpu-prof) into this directory. */
   profileDir?: string;
+  /** Run the daemon of another checkout (built: dist/src/main.js), e.g. the code before a change. */
+  root?: string;
+  /** Row label for that checkout (`before`, `after`). */
+  label?: string;
   quiet?: boolean;
 }
 
 export const HEADER = 'store     conc  cycles  cycles/s  p50 ms  p99 ms  secret p50/p99 ms  CPU ms/cycle  ÷ floor  kernel  RSS MiB  load';
 
 export function formatLevel(r: LevelResult): string {
-  return `${r.store.padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}` +
+  return `${(r.label ? `${r.store}/${r.label}` : r.store).padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}` +
     (r.redisCpuPerCycle !== undefined ? `  redis-server ${r.redisCpuPerCycle.toFixed(3)} ms/cycle` : '') +
     (r.errors ? `  (${r.errors} errors; first: ${r.firstError})` : '');
 }
@@ -138,10 +147,11 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       redisPid = pidListening(redis.port);
     }
 
-    const compiled = join(ROOT, 'dist/src/main.js');
+    const root = opts.root ? resolve(opts.root) : ROOT;
+    const compiled = join(root, 'dist/src/main.js');
     if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
     const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`, `--cpu-prof-name=tas-${opts.store}-${process.pid}.cpuprofile`] : [];
-    const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(ROOT, 'src/main.ts'), 'serve'];
+    const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
     daemon = spawn(process.execPath, args, {
       env: {
         PATH: process.env.PATH ?? '', TAS_API_KEY: CLIENT, TAS_MANAGEMENT_API_KEY: MGMT, TAS_SERVER_HOST: '127.0.0.1', TAS_SERVER_PORT: '0',
@@ -199,7 +209,19 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       privateDecrypt({ key: agent.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(body.secret_key.wrapped_key, 'base64'));
       return true;
     };
-    for (let i = 0; i < 20; i++) if (!(await cycle())) throw new Error(`warm-up cycle refused: ${out}`);
+    // Warm-up (JIT, VCEK cache). A transport error here (a keep-alive connection the server closed
+    // just as it was reused, on a loaded machine) is retried; a refused cycle is not.
+    for (let i = 0, transport = 0; i < 20; i++) {
+      let ok: boolean;
+      try {
+        ok = await cycle();
+      } catch (e) {
+        if (++transport > 5) throw e;
+        i--;
+        continue;
+      }
+      if (!ok) throw new Error(`warm-up cycle refused: ${out}`);
+    }
 
     const verifyMs = opts.verifyMs ?? verifyCostMs();
     const results: LevelResult[] = [];
@@ -233,7 +255,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       secretLat.sort((a, b) => a - b);
       const mem = memMiB(daemon.pid!);
       const r: LevelResult = {
-        store: opts.store, concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
+        store: opts.store, ...(opts.label ? { label: opts.label } : {}), concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
         secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
         kernelShare: (split1.system - split0.system) / Math.max(1, cpu),
         ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n } : {}),
@@ -306,7 +328,11 @@ if (require.main === module) {
     const verifyMs = verifyCostMs();
     console.log(`floor: one ECDSA-P384 verify (SHA-384, 672 bytes) = ${(verifyMs * 1000).toFixed(0)} µs CPU; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${seconds} s per level`);
     console.log(HEADER);
-    for (const store of stores) await runBench({ store, seconds, levels, verifyMs, ...(profileDir ? { profileDir } : {}) });
+    const compare = flag('compare');
+    for (const store of stores) {
+      if (compare) await runBench({ store, seconds, levels, verifyMs, root: compare, label: 'before' });
+      await runBench({ store, seconds, levels, verifyMs, ...(compare ? { label: 'after' } : {}), ...(profileDir ? { profileDir } : {}) });
+    }
     const after = verifyCostMs();
     console.log(`floor re-probed at the end: ${(after * 1000).toFixed(0)} µs (${(100 * (after / verifyMs - 1)).toFixed(0)}% drift); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     if (profileDir) console.log(`CPU profiles in ${resolve(profileDir)}`);

@@ -95,10 +95,25 @@ async function tdxMain(): Promise<void> {
   const first = await verifyTdxQuote(tdx); // fills the caches
   if (first.pckChainCached || first.qeReportCached) throw new Error('expected a cold first verification');
   setNativeConcurrency(2);
-  const ossl = opensslVerifyRate(false, 'p256');
-  const osslWall = opensslVerifyRate(true, 'p256');
-  const seq = await runTdx(1, tdx);
-  const piped = await runTdx(4, tdx);
+  // On a shared machine one run can lose half its CPU time to contention (context switches are
+  // charged to the process with the most threads): each figure is the best of three runs, taken
+  // alternately so both sides see the same load.
+  const best = (rs: Rate[]): Rate => ({ wall: Math.max(...rs.map((r) => r.wall)), cpu: Math.max(...rs.map((r) => r.cpu)) });
+  const osslRuns: number[] = [];
+  const osslWallRuns: number[] = [];
+  const seqRuns: Rate[] = [];
+  const pipedRuns: Rate[] = [];
+  for (let i = 0; i < 3; i++) {
+    osslRuns.push(opensslVerifyRate(false, 'p256'));
+    osslWallRuns.push(opensslVerifyRate(true, 'p256'));
+    seqRuns.push(await runTdx(1, tdx));
+    pipedRuns.push(await runTdx(4, tdx));
+  }
+  const ossl = Math.max(...osslRuns);
+  const osslWall = Math.max(...osslWallRuns);
+  const seq = best(seqRuns);
+  const piped = best(pipedRuns);
+  console.log(`runs (CPU-s): openssl ${osslRuns.map((n) => n.toFixed(0)).join(' ')}; TDX 4 outstanding ${pipedRuns.map((r) => r.cpu.toFixed(0)).join(' ')}`);
   const floor = ossl / 2;
   const floorWall = osslWall / 2;
   const fmt = (n: number): string => n.toFixed(0).padStart(6);

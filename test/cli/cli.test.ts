@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli';
+import { devKeys } from '../../src/config/keys';
 import { runTas } from './in-process';
 import { FakeAmd } from '../support/fake-amd';
 
@@ -103,6 +104,11 @@ describe('cli: tas', () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /snp\.extra_trust_dir.*TEST ROOTS TRUSTED/);
     assert.match(r.out, /WARNING: snp\.extra_trust_dir set/);
+    // ARKs only: say which intermediates come from KDS cert_chain, and that offline they are missing.
+    const all = `${r.out}\n${r.err}`;
+    assert.match(all, /no ASK of Milan \(VCEK chains\), ASVK of Milan \(VLEK chains\): taken from .*cert_chain at first use/);
+    const off = await withEnv({ TAS_API_KEY: K1, TAS_MANAGEMENT_API_KEY: K2, TAS_SNP_EXTRA_TRUST_DIR: join(dir, 'arks'), TAS_KDS_OFFLINE: 'true' }, () => runTas('config', 'check'));
+    assert.match(`${off.out}\n${off.err}`, /TAS_KDS_OFFLINE=true keeps tas from taking them .*cannot verify until the files are added/);
   });
 
   it('config check: exit 2 naming every problem', async () => {
@@ -142,6 +148,40 @@ describe('cli: tas', () => {
     assert.equal(check.code, 0, check.err);
     const eff = JSON.parse(check.out) as { settings: Array<{ path: string; value: unknown; source: string }> };
     assert.deepEqual(eff.settings.find((s) => s.path === 'auth.client_keys')!.value, ['***', '***']);
+  });
+
+  it('keys generate --force/--rotate: an existing 0644 file ends 0600; a planted symlink at any temp path is never followed', async () => {
+    const files = [join(dir, 'api-key'), join(dir, 'management-api-key')];
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'untouched\n', { mode: 0o644 });
+    for (const f of files) writeFileSync(f, `${'e'.repeat(64)}\n`, { mode: 0o644 });
+    chmodSync(files[0]!, 0o644);
+    // The old code wrote `<file>.tmp-<pid>` with O_TRUNC and no O_EXCL: plant symlinks there.
+    for (const f of files) symlinkSync(victim, `${f}.tmp-${process.pid}`);
+    const saved = process.umask(0o022);
+    try {
+      assert.equal((await runTas('keys', 'generate', '--dir', dir, '--rotate')).code, 0);
+      for (const f of files) assert.equal(statSync(f).mode & 0o777, 0o600, `${f} after --rotate`);
+      for (const f of files) chmodSync(f, 0o644);
+      assert.equal((await runTas('keys', 'generate', '--dir', dir, '--force')).code, 0);
+      for (const f of files) assert.equal(statSync(f).mode & 0o777, 0o600, `${f} after --force`);
+    } finally {
+      process.umask(saved);
+    }
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched\n', 'a symlink was followed');
+    assert.equal(statSync(victim).mode & 0o777, 0o644);
+    // No temporary file is left behind.
+    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp')).sort(), files.map((f) => `${f.slice(dir.length + 1)}.tmp-${process.pid}`).sort());
+  });
+
+  it('serve --dev: existing development key files with a loose mode are set back to 0600', () => {
+    const f = join(dir, 'dev-keys.env');
+    writeFileSync(f, `TAS_API_KEY=${K1}\nTAS_MANAGEMENT_API_KEY=${K2}\n`, { mode: 0o644 });
+    chmodSync(f, 0o644);
+    const k = devKeys(f);
+    assert.equal(k.created, false);
+    assert.equal(k.client, K1);
+    assert.equal(statSync(f).mode & 0o777, 0o600);
   });
 
   it('bin/tas runs the CLI from a checkout and keeps exit codes', () => {

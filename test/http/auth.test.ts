@@ -113,6 +113,40 @@ describe('http: authentication', () => {
     }
   });
 
+  it('a keep-alive connection keeps its verdict for the same key, by constant-time compare, until the key set changes (rotation bites at once)', () => {
+    const ring = new KeyRing('t', [CLIENT_KEY, CLIENT_KEY_2], 64);
+    const conn = {};
+    const realHmac = crypto.createHmac;
+    const realEq = crypto.timingSafeEqual;
+    let hmacs = 0;
+    const eqs: Array<[number, number]> = [];
+    crypto.createHmac = ((...a: Parameters<typeof realHmac>) => (hmacs++, realHmac(...a))) as typeof realHmac;
+    crypto.timingSafeEqual = ((a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => (eqs.push([a.byteLength, b.byteLength]), realEq(a, b))) as typeof realEq;
+    try {
+      assert.equal(ring.matchesOn(conn, CLIENT_KEY), true);
+      assert.equal(hmacs, 1);
+      for (let i = 0; i < 10; i++) assert.equal(ring.matchesOn(conn, CLIENT_KEY), true);
+      assert.equal(hmacs, 1, 'later requests on the connection: no HMAC');
+      assert.ok(eqs.slice(-10).every(([a, b]) => a === CLIENT_KEY.length && b === CLIENT_KEY.length), 'a constant-time compare of the whole key');
+      // Another key, or a wrong one, on the same connection gets the full check.
+      assert.equal(ring.matchesOn(conn, CLIENT_KEY_2), true);
+      assert.equal(ring.matchesOn(conn, 'x'.repeat(72)), false);
+      assert.equal(hmacs, 3);
+      assert.equal(ring.matchesOn(conn, CLIENT_KEY), true);
+      assert.equal(ring.matchesOn({}, CLIENT_KEY), true, 'other connections are checked in full');
+      assert.equal(hmacs, 5);
+      // Rotation: the cached verdict is void at once.
+      const g = ring.generation;
+      ring.replace([CLIENT_KEY_2], 64);
+      assert.notEqual(ring.generation, g);
+      assert.equal(ring.matchesOn(conn, CLIENT_KEY), false, 'the rotated-out key is refused on the same connection');
+      assert.equal(ring.matchesOn(conn, CLIENT_KEY_2), true);
+    } finally {
+      crypto.createHmac = realHmac;
+      crypto.timingSafeEqual = realEq;
+    }
+  });
+
   it('refuses short keys and shared client/management keys at startup', () => {
     assert.throws(() => testConfig({ TAS_API_KEY: 'short-key' }), /TAS_API_KEY.*shorter than 64/s);
     assert.throws(() => testConfig({ TAS_MANAGEMENT_API_KEY: CLIENT_KEY }), /also a client key/);

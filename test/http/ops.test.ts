@@ -1,6 +1,7 @@
 /** Probes, metrics and management status. */
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../../src/daemon/context';
 import { clientAuth } from '../../src/http';
 import { clientHeaders, makeApp, mgmtHeaders, type TestEdge } from './helpers';
 
@@ -32,15 +33,34 @@ describe('http: probes, metrics, status', () => {
     assert.deepEqual(r.json(), { status: 'ok' });
   });
 
-  it('/readyz is 503 naming each failed dependency with its reason (a hung check times out)', async () => {
+  it('/readyz is 503 naming each failed dependency, never its reason; the reasons are on /management/status', async () => {
     storeDown = true;
     const r = await t.app.inject({ url: '/readyz' });
     assert.equal(r.statusCode, 503);
     const body = r.json();
-    assert.equal(body.status, 'not ready');
-    assert.deepEqual(Object.keys(body.failed).sort(), ['kbm', 'store']);
-    assert.equal(body.failed.store, 'redis: connection refused');
-    assert.match(body.failed.kbm, /no answer within/);
+    assert.deepEqual(body, { status: 'not ready', failed: ['kbm', 'store'] });
+    assert.ok(!r.body.includes('connection refused') && !r.body.includes('no answer'), r.body);
+    const s = await t.app.inject({ url: '/management/status', headers: mgmtHeaders });
+    const readiness = s.json().readiness;
+    assert.equal(readiness.ready, false);
+    assert.equal(readiness.failed.store, 'redis: connection refused');
+    assert.match(readiness.failed.kbm, /no answer within/);
+  });
+
+  it('a separate management listener: /readyz there names the reasons too; the main listener names only', async () => {
+    const reasons = (ctx: AppContext) => ctx.readiness.register('store', () => 'redis://tas:r3dis-pw@10.0.0.5:6380: connection refused');
+    const main = await makeApp({}, {}, { role: 'main', configure: reasons });
+    const mgmt = await makeApp({}, {}, { role: 'management', configure: reasons });
+    try {
+      const a = await main.app.inject({ url: '/readyz' });
+      assert.deepEqual(a.json(), { status: 'not ready', failed: ['store'] });
+      const b = await mgmt.app.inject({ url: '/readyz' });
+      assert.equal(b.statusCode, 503);
+      assert.deepEqual(b.json(), { status: 'not ready', failed: ['store'], reasons: { store: 'redis://***@10.0.0.5:6380: connection refused' } });
+    } finally {
+      await main.app.close();
+      await mgmt.app.close();
+    }
   });
 
   it('/readyz is 200 when every check passes', async () => {
@@ -70,7 +90,7 @@ describe('http: probes, metrics, status', () => {
     assert.ok(lines.some((l) => l.includes('route="/kb/v0/get_nonce"')));
     assert.ok(lines.some((l) => l.includes('route="unmatched"') && l.includes('status="404"')));
     const routes = new Set(lines.map((l) => /route="([^"]*)"/.exec(l)![1]));
-    for (const r of routes) assert.ok(['/version', '/kb/v0/get_nonce', '/healthz', '/readyz', '/metrics', 'unmatched'].includes(r!), `unexpected route label ${r}`);
+    for (const r of routes) assert.ok(['/version', '/kb/v0/get_nonce', '/healthz', '/readyz', '/metrics', '/management/status', 'unmatched'].includes(r!), `unexpected route label ${r}`);
     for (const e of ['evil', 'attacker', '%00', '..']) assert.ok(!m.body.includes(e), e);
     assert.match(m.body, /tas_http_request_duration_seconds_bucket\{/);
   });

@@ -3,7 +3,7 @@
  * the readiness check and the authentication-failure latch of KbmService.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -149,6 +149,41 @@ describe('kbm: discovery and loading', () => {
     chmodSync(open, 0o777);
     await assert.rejects(openKeyBroker(c, { log, readiness: new TestReadiness() }), (e: unknown) => isKbmError(e) && /open is writable by every user/.test(e.message));
     chmodSync(open, 0o755);
+    const svc = await openKeyBroker(c, { log, readiness: new TestReadiness() });
+    await svc.close();
+  });
+
+  it('refuses plugin code that its group could have replaced, or that another user owns (files and directories)', async () => {
+    const base = join(dir, 'perm');
+    mkdirSync(join(base, 'tas_kbm_pkg'), { recursive: true });
+    chmodSync(base, 0o755);
+    chmodSync(join(base, 'tas_kbm_pkg'), 0o755);
+    const entry = join(base, 'tas_kbm_pkg', 'index.js');
+    const helper = join(base, 'tas_kbm_pkg', 'helper.js');
+    writeFileSync(entry, `require('./helper.js');\n${pluginSource('tas_kbm_pkg', 1)}`);
+    writeFileSync(helper, 'module.exports = {};\n');
+    for (const f of [entry, helper]) chmodSync(f, 0o644);
+    const c = cfg({ 'kbm.plugin': 'tas_kbm_pkg', 'kbm.extra_dir': base, 'kbm.config_file': pinOk });
+    const refused = (re: RegExp) => assert.rejects(openKeyBroker(c, { log, readiness: new TestReadiness() }), (e: unknown) => isKbmError(e) && e.kind === 'config' && re.test(e.message));
+    const cases: Array<[string, () => void, () => void, RegExp]> = [
+      ['group-writable entry', () => chmodSync(entry, 0o664), () => chmodSync(entry, 0o644), /index\.js is writable by its group/],
+      ['group-writable module beside the entry', () => chmodSync(helper, 0o664), () => chmodSync(helper, 0o644), /helper\.js is writable by its group/],
+      ['group-writable plugin directory', () => chmodSync(join(base, 'tas_kbm_pkg'), 0o775), () => chmodSync(join(base, 'tas_kbm_pkg'), 0o755), /tas_kbm_pkg is writable by its group/],
+      ['group-writable extra directory', () => chmodSync(base, 0o775), () => chmodSync(base, 0o755), /perm is writable by its group/],
+      ['foreign-owned entry', () => chownSync(entry, 65534, 65534), () => chownSync(entry, process.geteuid!(), process.getegid!()), /index\.js is owned by uid 65534/],
+      ['foreign-owned module', () => chownSync(helper, 65534, 65534), () => chownSync(helper, process.geteuid!(), process.getegid!()), /helper\.js is owned by uid 65534/],
+      ['foreign-owned extra directory', () => chownSync(base, 65534, 65534), () => chownSync(base, process.geteuid!(), process.getegid!()), /perm is owned by uid 65534/],
+    ];
+    for (const [label, spoil, mend, re] of cases) {
+      spoil();
+      try {
+        await refused(re);
+      } catch (e) {
+        throw new Error(`${label}: ${(e as Error).message}`, { cause: e });
+      } finally {
+        mend();
+      }
+    }
     const svc = await openKeyBroker(c, { log, readiness: new TestReadiness() });
     await svc.close();
   });

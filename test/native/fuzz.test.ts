@@ -1,8 +1,9 @@
 /**
  * libFuzzer targets over the native parsing core (SNP: report, certificate + AMD extensions +
- * chain, CRL; TDX: quote parser + full verification against a genuine vector's collateral, SGX
- * extension decoder + PEM chain splitter, PCS signed-body path), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
- * fuzzes each target for a bounded time (15-25 s each, about 115 s in total) from the committed seed corpus,
+ * chain, CRL, and the whole verification of a report against a fixed genuine VCEK; TDX: quote
+ * parser + full verification against a genuine vector's collateral, SGX extension decoder + PEM
+ * chain splitter, PCS signed-body path), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
+ * fuzzes each target for a bounded time (15-25 s each, about 130 s in total) from the committed seed corpus,
  * printing executions and coverage. Any crash, sanitizer report or leak fails the test; the
  * crashing input is kept under test/.tmp/fuzz-artifacts/ for copying into regressions/.
  */
@@ -18,6 +19,8 @@ const TARGETS: Array<{ name: string; seconds: number; maxLen: number }> = [
   { name: 'report', seconds: 15, maxLen: 2048 },
   { name: 'cert', seconds: 25, maxLen: 4096 },
   { name: 'crl', seconds: 20, maxLen: 4096 },
+  // Full verification (parse, signer kind, cached chain, report signature) against a fixed genuine VCEK.
+  { name: 'verify', seconds: 15, maxLen: 2048 },
   { name: 'tdx_quote', seconds: 25, maxLen: 8192 },
   { name: 'sgx_ext', seconds: 15, maxLen: 4096 },
   { name: 'pcs', seconds: 15, maxLen: 8192 },
@@ -28,9 +31,12 @@ const TDX_VECTOR = TDX_VECTORS.find((v) => v.name === 'dcapqvl-b0c06f-v4-uptodat
 const env = {
   ...process.env,
   TAS_FUZZ_ROOTS: join(ROOT, 'test', 'fixtures', 'amd-roots', 'milan'),
+  TAS_FUZZ_VECTOR: join(ROOT, 'test', 'fixtures', 'snp-vectors', 'virtee-milan-v2'),
   TAS_FUZZ_TDX_DIR: TDX_DIR,
   TAS_FUZZ_TDX_AT: String(TDX_VECTOR.at),
-  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
+  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0',
+  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+};
 
 describe('native fuzzing (libFuzzer, ASan+UBSan)', function () {
   this.timeout(900_000); // explicit budget: clang build (~1-2 min on a busy 2-core box) + ~115 s of fuzzing (each target <= 60 s)

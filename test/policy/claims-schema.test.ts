@@ -38,8 +38,18 @@ describe('policy claim schema', () => {
     assert.equal((SEV_CLAIM_SCHEMA.reported_tcb as { kind: string }).kind, 'object');
     assert.deepEqual(SEV_CLAIM_SCHEMA.measurement, { kind: 'bytes', bytes: 48 });
   });
-  it('TDX has no schema yet (shape and operators are still checked)', () => {
-    assert.equal(claimSchemaFor('TDX'), null);
+  it('TDX has exactly the PROTOCOL.md §3.4 TDX names (the original\'s attribute names plus tas\'s own)', () => {
     assert.equal(claimSchemaFor('SEV'), SEV_CLAIM_SCHEMA);
+    const tdx = claimSchemaFor('TDX')!;
+    const rtmrs = ['rtmr0', 'rtmr1', 'rtmr2', 'rtmr3'].map((r) => `body.${r}`);
+    assert.deepEqual(leaves(tdx).sort(), [
+      ...['version', 'attestation_key_type', 'tee_type', 'qe_vendor_id', 'user_data'].map((n) => `header.${n}`),
+      ...['tee_tcb_svn', 'mr_seam', 'mr_signer_seam', 'seam_attributes', 'td_attributes', 'xfam', 'mr_td', 'mr_config_id', 'mr_owner',
+        'mr_owner_config', 'report_data', 'tee_tcb_svn2', 'mr_servicetd'].map((n) => `body.${n}`), ...rtmrs,
+      ...['cpu_svn', 'misc_select', 'attributes', 'mr_enclave', 'mr_signer', 'isv_prod_id', 'isv_svn', 'report_data'].map((n) => `signature_data.qe_cert_data.qe_report.${n}`),
+      ...['update', 'platform_tcb', 'tdx_module_tcb', 'qe_tcb'].map((n) => `tcb.${n}`),
+      ...['debug', 'sept_ve_disable', 'pks', 'kl', 'perfmon', 'migratable'].map((n) => `td.${n}`),
+      'tcb_status', 'advisory_ids', 'fmspc', 'tcb_eval_data_number', 'quote_version',
+    ].sort());
   });
 });

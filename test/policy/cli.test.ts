@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tasInProcess as tas } from '../support/cli-inproc';
@@ -15,6 +15,30 @@ describe('tas policy CLI', function () {
     dir = mkdtempSync(join(tmpdir(), 'tas-policy-cli-'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keygen --force: an existing world-readable key ends 0600 (as printed), a symlink at the key path is replaced, not followed', async () => {
+    const out = join(dir, 'forced');
+    writeFileSync(`${out}.key.pem`, 'old key\n', { mode: 0o644 });
+    chmodSync(`${out}.key.pem`, 0o644);
+    const victim = join(dir, 'victim.pem');
+    writeFileSync(victim, 'untouched\n', { mode: 0o644 });
+    symlinkSync(victim, `${out}.pub.pem`);
+    const saved = process.umask(0o022);
+    let k;
+    try {
+      k = await tas(['policy', 'keygen', '--out', out, '--force']);
+    } finally {
+      process.umask(saved);
+    }
+    assert.equal(k.code, 0, k.err);
+    assert.match(k.out, /\(0600\)/);
+    assert.equal(statSync(`${out}.key.pem`).mode & 0o777, 0o600);
+    assert.match(readFileSync(`${out}.key.pem`, 'utf8'), /BEGIN PRIVATE KEY/);
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched\n', 'the symlink was followed');
+    assert.ok(!lstatSync(`${out}.pub.pem`).isSymbolicLink());
+    assert.equal(statSync(`${out}.pub.pem`).mode & 0o777, 0o644);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp')), []);
+  });
 
   it('keygen, sign (PSS 48 default, PKCS#1 option), verify; a tampered file fails', async () => {
     const k = await tas(['policy', 'keygen', '--out', join(dir, 'signer')]);

@@ -18,7 +18,8 @@ function prng(seed: number): () => number {
   };
 }
 
-const ODD: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 64, '', 'x', '0x', 'SNP', [], [1, 'a'], {}, { exact_match: 1 }, { min_value: '9' }, 'constructor', { __proto__: 1 }, 'a'.repeat(5000)];
+// Infinity and -Infinity are what JSON.parse makes of 1e400 and -1e400.
+const ODD: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 64, Infinity, -Infinity, '', 'x', '0x', 'SNP', [], [1, 'a'], {}, { exact_match: 1 }, { min_value: '9' }, 'constructor', { __proto__: 1 }, 'a'.repeat(5000)];
 const KEYS = ['metadata', 'validation_rules', 'signature', 'policy_id', 'key_id', 'policy_type', 'signed_data', 'padding', 'value', 'measurement', 'vmpl', 'policy', 'debug_allowed', 'exact_match', 'allow_list', 'min_version', 'constructor', '__proto__', 'x'];
 
 function mutate(v: unknown, rnd: () => number, depth = 0): unknown {

@@ -144,6 +144,26 @@ export function policyRoutesContract(name: string, open: () => Promise<RepoHandl
         assert.deepEqual(json(await get('/management/policy/v0/list')), { policies: [], count: 0 });
       });
 
+      it('a non-finite number (1e400) anywhere in the document is a 400 Invalid policy, signed or not, both dialects; nothing stored', async () => {
+        const raw = (body: string) => c.app.inject({ method: 'POST', url: '/management/policy/v0/store', headers: { ...M, 'content-type': 'application/json' }, payload: body });
+        const rawFirst = (body: string) => c.app.inject({ method: 'POST', url: '/policy/v0/store', headers: { ...M, 'content-type': 'application/json' }, payload: body });
+        const d = signPolicy(doc('nf1', { rules: { vmpl: { max_value: 1 } } }), a.privateKey);
+        const text = JSON.stringify(d);
+        // Signed: a rule value, a negative one, one inside an array of an unknown member.
+        for (const body of [text.replace('"max_value":1', '"max_value":1e400'), text.replace('"max_value":1', '"max_value":-1e400'), text.replace('"max_value":1', '"max_value":1,"x":[1e999]')]) {
+          assert.notEqual(body, text);
+          expectError(await raw(body), 400, 'Invalid policy');
+        }
+        c.settings.enforceSigned = false;
+        expectError(await raw(JSON.stringify(doc('nf2')).replace('"validation_rules":{', '"validation_rules":{"guest_svn":{"min_value":1e400},')), 400, 'Invalid policy');
+        const envelope = JSON.stringify({ policy_type: 'SNP', policy_identifier: 'nf3', policy: fixture('legacy-rules-only.json') });
+        assert.ok(envelope.includes('"validation_rules":{'));
+        expectError(await rawFirst(envelope.replace('"validation_rules":{', '"validation_rules":{"guest_svn":{"min_value":1e400},')), 400, 'Invalid policy');
+        assert.deepEqual(json(await get('/management/policy/v0/list')), { policies: [], count: 0 });
+        const reasons = c.audit.records.map((r) => r.reason);
+        assert.ok(reasons.includes('POLICY_NUMBER_NOT_FINITE'), JSON.stringify(reasons));
+      });
+
       it('unsigned policies are stored with a warning when TAS_ENFORCE_SIGNED_POLICIES=false', async () => {
         c.settings.enforceSigned = false;
         const s = await post('/management/policy/v0/store', doc('u1'));

@@ -193,14 +193,21 @@ describe('policy rule engine', () => {
       assert.match(d, /'at_most'/);
       assert.match(d, /'nope'/);
     });
-    it('TDX (no schema) still checks operator operands', () => {
-      assert.match(storeError({ mrtd: { min_value: 'x' } }, 'TDX'), /non-negative integer/);
-      assert.doesNotThrow(() => compileRules({ mrtd: { exact_match: 'ab' }, td_attributes: { debug: false } }, claimSchemaFor('TDX')));
+    it('without a schema, operator operands are still checked', () => {
+      assert.throws(() => compileRules({ mrtd: { min_value: 'x' } }, null), /non-negative integer/);
+      assert.doesNotThrow(() => compileRules({ mrtd: { exact_match: 'ab' }, td_attributes: { debug: false } }, null));
+    });
+    it('TDX policies are checked against the TDX claim schema (names, byte lengths, statuses)', () => {
+      assert.match(storeError({ mrtd: { exact_match: 'ab' } }, 'TDX'), /unknown claim 'mrtd'/);
+      assert.match(storeError({ body: { mr_td: 'abcd1234' } }, 'TDX'), /48 bytes/);
+      assert.match(storeError({ tcb: { platform_tcb: 'Great' } }, 'TDX'), /not one of/);
+      assert.match(storeError({ advisory_ids: { exact_match: 'INTEL-SA-00001' } }, 'TDX'), /does not apply/);
+      assert.doesNotThrow(() => compileRules({ tcb: { update: 'standard', platform_tcb: 'UpToDate' }, td: { debug: false }, advisory_ids: { deny_list: ['INTEL-SA-00960'] } }, claimSchemaFor('TDX')));
     });
     it('refuses deeply nested rule trees', () => {
       let deep: Record<string, unknown> = { x: 1 };
       for (let i = 0; i < 12; i++) deep = { n: deep };
-      assert.match(storeError(deep, 'TDX'), /deeper than/);
+      assert.throws(() => compileRules(deep, null), /deeper than/);
     });
   });
 });

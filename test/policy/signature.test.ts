@@ -254,7 +254,7 @@ describe('policy signatures (PROTOCOL.md §3.2)', () => {
       assert.equal(p.keyBindingSigned, false);
       await svc.store(signPolicy(doc('whole', { key_id: 'my-key-1' }), a.privateKey), { dialect: 'management' });
       await svc.store(signPolicy(doc('other-key', { key_id: 'my-key-2' }), a.privateKey), { dialect: 'management' });
-      await svc.store(signPolicy(doc('tdx', { key_id: 'my-key-1', policy_type: 'TDX', rules: { mrtd: 'aa' } }), a.privateKey), { dialect: 'management' });
+      await svc.store(signPolicy(doc('tdx', { key_id: 'my-key-1', policy_type: 'TDX', rules: { body: { mr_td: 'aa'.repeat(48) } } }), a.privateKey), { dialect: 'management' });
 
       const ids = async () => (await svc.findByKeyId('my-key-1', 'SEV')).map((x) => x.id).sort();
       assert.deepEqual(await ids(), ['whole']);

@@ -21,7 +21,7 @@ export interface Fault {
 export class FakeKds {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
-  private readonly bodies = new Map<string, { body: Buffer; type: string }>();
+  private readonly bodies = new Map<string, { body: Buffer; type: string; headers?: Record<string, string> }>();
   private readonly faults = new Map<string, Fault>();
   /** Requests seen, by path (with query). */
   readonly hits = new Map<string, number>();
@@ -32,8 +32,8 @@ export class FakeKds {
   }
 
   /** serve registers a body for a path (query included for VCEKs; order of parameters is normalised). */
-  serve(path: string, body: Buffer | string, type = 'application/octet-stream'): this {
-    this.bodies.set(norm(path), { body: Buffer.isBuffer(body) ? body : Buffer.from(body), type });
+  serve(path: string, body: Buffer | string, type = 'application/octet-stream', headers?: Record<string, string>): this {
+    this.bodies.set(norm(path), { body: Buffer.isBuffer(body) ? body : Buffer.from(body), type, ...(headers ? { headers } : {}) });
     return this;
   }
 
@@ -106,7 +106,7 @@ export class FakeKds {
       res.end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': b.type, 'content-length': b.body.length });
+    res.writeHead(200, { ...b.headers, 'content-type': b.type, 'content-length': b.body.length });
     res.end(b.body);
   }
 }

@@ -47,7 +47,7 @@ export interface CreatedObject {
 }
 
 export type AdminOp =
-  | { op: 'create_aes'; name: string; bits?: number; activate?: boolean }
+  | { op: 'create_aes'; name: string; bits?: number; activate?: boolean; policy?: string }
   | { op: 'register_secret'; name: string; hex: string; activate?: boolean }
   | { op: 'destroy'; uid: string };
 
@@ -176,6 +176,14 @@ export class PyKmipServer {
     return lines.join('\n');
   }
 
+  /**
+   * writePolicy adds a PyKMIP operation policy file (policy_path) before start(): `{name:
+   * {preset: {OBJECT_TYPE: {OPERATION: ALLOW_ALL|ALLOW_OWNER|DISALLOW_ALL}}}}`.
+   */
+  writePolicy(file: string, policies: Record<string, unknown>): void {
+    writeFileSync(join(this.dir, 'policies', file), JSON.stringify(policies));
+  }
+
   /** writeClientConfig writes a config file for tas into the temp dir and returns its path. */
   writeClientConfig(name: string, id?: ClientIdentity, extra: Record<string, string | number> = {}, ca?: string): string {
     const p = join(this.dir, name);
@@ -262,8 +270,10 @@ export class PyKmipServer {
   }
 
   /** admin runs admin.py operations through PyKMIP's own client (as the `tas` identity). */
-  admin(ops: AdminOp[], version: '1.2' | '1.4' | '2.0' = '1.2'): CreatedObject[] {
-    const out = run(SYSTEM_PYTHON, ['-W', 'ignore', ADMIN_SCRIPT], { input: JSON.stringify({ config: this.clientConfig, version, ops }) });
+  admin(ops: AdminOp[], version: '1.2' | '1.4' | '2.0' = '1.2', as?: ClientIdentity): CreatedObject[] {
+    // Another identity (`as`) owns what it creates: PyKMIP's owner-only policies then keep it from tas.
+    const config = as === undefined ? this.clientConfig : this.writeClientConfig(`admin-${Date.now()}.conf`, as);
+    const out = run(SYSTEM_PYTHON, ['-W', 'ignore', ADMIN_SCRIPT], { input: JSON.stringify({ config, version, ops }) });
     return JSON.parse(out.trim().split('\n').pop()!) as CreatedObject[];
   }
 

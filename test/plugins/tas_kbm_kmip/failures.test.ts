@@ -150,7 +150,7 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
     assert.match(h.detail ?? '', /needs extended key usage clientAuth/);
   });
 
-  it('another valid identity: owner-only keys are not_found, a direct Get is PermissionDenied (auth_failed, not sticky)', async () => {
+  it('another valid identity: owner-only keys are not_found, a direct Get is PermissionDenied (denied: a per-request refusal, never the credential latch)', async () => {
     const b = open('tenant2.conf', {}, s.certs.otherTenant);
     await expectKind(b.getSecret('fail-aes', client.wk), 'not_found', 404);
     const err = await b.client.get(uids.aes!).then(
@@ -159,7 +159,8 @@ describe('tas_kbm_kmip failure modes (PyKMIP)', function () {
     );
     assert.ok(err instanceof KmipClientError && err.kind === 'operation' && err.resultReason === 0x0c, String(err));
     const k = toKbmError(err, 'fail-aes');
-    assert.equal(k.kind, 'auth_failed');
+    assert.equal(k.kind, 'denied');
+    assert.equal(toTasError(k).status, 404);
     assert.match(k.message, /denied access/);
     // One object's access list does not take the broker down.
     assert.equal((await b.health()).ok, true);

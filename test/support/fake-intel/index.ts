@@ -86,7 +86,8 @@ function issue(o: { subjectCN: string; issuerCN: string; spki: Buffer; signer: K
   const sn = serial();
   const alg = ecdsaAlg();
   const tbs = seq(explicit(0, integer(2)), integer(sn), alg, intelName(o.issuerCN), seq(time(o.notBefore), time(o.notAfter)), intelName(o.subjectCN), o.spki, explicit(3, seq(...o.extensions.map(encodeExtension))));
-  return { der: seq(tbs, alg, bitString(derSign(o.signer, tbs))), serialHex: BigInt(`0x${sn.toString('hex')}`).toString(16) };
+  // serialHex as the native side renders serials (OpenSSL BN_bn2hex: whole bytes, lowercase).
+  return { der: seq(tbs, alg, bitString(derSign(o.signer, tbs))), serialHex: sn.toString('hex') };
 }
 
 function keyPair(): { key: KeyObject; pub: KeyObject; spki: Buffer } {

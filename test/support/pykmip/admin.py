@@ -2,7 +2,7 @@
 
 Reads a JSON job from stdin: {"config": "<pykmip.conf>", "version": "1.2", "ops": [...]}, where
 each op is one of
-  {"op": "create_aes", "name": "...", "bits": 256, "activate": true}
+  {"op": "create_aes", "name": "...", "bits": 256, "activate": true, "policy": "<operation policy name>"}
   {"op": "register_secret", "name": "...", "hex": "..."}
   {"op": "destroy", "uid": "..."}
 and prints one JSON line: [{"uid": "...", "hex": "<key material>"} | {"uid": "..."}, ...].
@@ -32,6 +32,7 @@ def main():
             kind = op["op"]
             if kind == "create_aes":
                 uid = c.create(enums.CryptographicAlgorithm.AES, op.get("bits", 256), name=op["name"],
+                               operation_policy_name=op.get("policy"),
                                cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
                                                          enums.CryptographicUsageMask.DECRYPT])
                 if op.get("activate", True):
