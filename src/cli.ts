@@ -11,7 +11,8 @@ import { configCommand } from './config/cli';
 import { keysCommand } from './config/keys';
 import { auditCommand } from './audit/cli';
 import { policyCommand } from './policy/cli';
-import { verifyCommand } from './snp/cli';
+import { verifyCommand } from './verify';
+import { pcsCommand } from './tdx/cli';
 import { kdsCommand } from './kds/cli';
 import { certCommand } from './cert/cli';
 
@@ -24,6 +25,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
   policyCommand,
   verifyCommand,
   kdsCommand,
+  pcsCommand,
   certCommand,
 ] as ReadonlyArray<CommandModule<object, never>>;
 
@@ -31,7 +33,7 @@ export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [
 export function buildCli(args: readonly string[]) {
   let y = yargs([...args])
     .scriptName('tas')
-    .usage('$0 <command> [options]\n\nA hardened TEE attestation appliance (AMD SEV-SNP).')
+    .usage('$0 <command> [options]\n\nA hardened TEE attestation appliance (AMD SEV-SNP, Intel TDX).')
     .version(VERSION)
     .help()
     .alias('h', 'help')

@@ -242,7 +242,8 @@ export class KbmService {
       return await this.#bounded(this.#broker.getSecret(keyId, wrappingKey), 'get_secret');
     } catch (e) {
       const err = this.#map(e, keyId);
-      this.#log.warn({ kbm: this.manifest.name, code: err.code, reason: err.reason, detail: err.detail }, 'key release failed');
+      // #log is the broker's child logger: it already carries `kbm` (a second one duplicates the JSON key).
+      this.#log.warn({ code: err.code, reason: err.reason, detail: err.detail }, 'key release failed');
       throw err;
     }
   }
@@ -250,7 +251,7 @@ export class KbmService {
   #map(e: unknown, keyId: string): TasError {
     if (isKbmError(e) && e.kind === 'auth_failed' && this.#authFailure === undefined) {
       this.#authFailure = e.message;
-      this.#log.error({ kbm: this.manifest.name, detail: e.message }, 'key broker refused our credentials: not ready until restart (never retried)');
+      this.#log.error({ detail: e.message }, 'key broker refused our credentials: not ready until restart (never retried)');
     }
     return toTasError(e, keyId);
   }
@@ -267,7 +268,7 @@ export class KbmService {
     }
     if (h.authFailed && this.#authFailure === undefined) {
       this.#authFailure = h.detail ?? 'authentication failed';
-      this.#log.error({ kbm: this.manifest.name, detail: this.#authFailure }, 'key broker refused our credentials: not ready until restart (never retried)');
+      this.#log.error({ detail: this.#authFailure }, 'key broker refused our credentials: not ready until restart (never retried)');
     }
     return h;
   }

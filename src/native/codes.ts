@@ -92,5 +92,6 @@ export function isNativeCode(code: string): code is NativeCode {
 
 /** nativeToTasError turns a NativeError (anything with a `code`) into the catalogue's TasError. */
 export function nativeToTasError(e: { code: string; message: string }): TasError {
-  return new TasError(catalogueCodeFor(e.code), `${e.code}: ${e.message}`, { reason: e.code, cause: e });
+  // The code travels as the reason: the detail does not repeat it (callers print `${reason}: ${detail}`).
+  return new TasError(catalogueCodeFor(e.code), e.message, { reason: e.code, cause: e });
 }

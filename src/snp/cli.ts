@@ -5,7 +5,7 @@
  * Exit codes: 0 valid, 1 invalid, 2 usage error (including an addon that does not load).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { CliError, defineCommand, EXIT } from '../cli-kit';
+import { CliError, EXIT } from '../cli-kit';
 import { opensslVersion } from '../native';
 import { isProduct, PRODUCTS } from './product';
 import { SnpVerifier, type SnpCheckResult } from './verify';
@@ -14,6 +14,10 @@ import { SnpVerifier, type SnpCheckResult } from './verify';
 export interface VerifyArgs {
   report: string;
   cert: string;
+  quote?: string | undefined;
+  collateral?: string | undefined;
+  'gpu-evidence'?: string | undefined;
+  config?: string | undefined;
   ask?: string | undefined;
   ark?: string | undefined;
   crl?: string | undefined;
@@ -32,11 +36,11 @@ function readInput(path: string, what: string): Buffer {
 }
 
 /** jsonSafe turns bigint claims (u64 beyond 2^53) into decimal strings for JSON output. */
-function jsonSafe(_k: string, v: unknown): unknown {
+export function jsonSafe(_k: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
 }
 
-function flatten(prefix: string, v: unknown, out: Array<[string, string]>): void {
+export function flatten(prefix: string, v: unknown, out: Array<[string, string]>): void {
   if (v !== null && typeof v === 'object') {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) flatten(prefix ? `${prefix}.${k}` : k, x, out);
   } else out.push([prefix, String(v)]);
@@ -64,14 +68,8 @@ export async function runVerify(argv: VerifyArgs): Promise<number> {
   if (argv.product !== undefined && !isProduct(argv.product)) {
     throw new CliError(EXIT.USAGE, `--product must be one of ${PRODUCTS.join(', ')}, got ${argv.product}`);
   }
-  let at = new Date();
-  if (argv.at !== undefined) {
-    // Require an explicit ISO 8601 date-time so that "06/01" never means something else.
-    if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(argv.at) || Number.isNaN(Date.parse(argv.at))) {
-      throw new CliError(EXIT.USAGE, `--at must be an ISO 8601 time such as 2026-06-01T00:00:00Z, got ${argv.at}`);
-    }
-    at = new Date(argv.at);
-  }
+  // Require an explicit ISO 8601 date-time so that "06/01" never means something else.
+  const at = parseAt(argv.at);
   const report = readInput(argv.report, 'report');
   const vek = readInput(argv.cert, 'cert');
   const intermediate = argv.ask !== undefined ? readInput(argv.ask, 'ask') : undefined;
@@ -92,7 +90,7 @@ export async function runVerify(argv: VerifyArgs): Promise<number> {
     res.checks.push({ name: 'anchor', ok: true, detail: 'caller-supplied ARK (--ark), not the pinned AMD root' });
   }
   if (format === 'json') {
-    const body: Record<string, unknown> = { valid: res.valid, claims: res.verification?.claims ?? null, checks: res.checks };
+    const body: Record<string, unknown> = { valid: res.valid, tee: 'amd-sev-snp', claims: res.verification?.claims ?? null, checks: res.checks };
     if (res.verification) {
       body['product'] = res.verification.product;
       body['anchor_sha256'] = res.verification.anchorSha256;
@@ -103,20 +101,12 @@ export async function runVerify(argv: VerifyArgs): Promise<number> {
   return res.valid ? EXIT.OK : EXIT.CHECK_FAILED;
 }
 
-/** verifyCommand is the yargs module registered in src/cli.ts. */
-export const verifyCommand = defineCommand<VerifyArgs>({
-  command: 'verify',
-  describe: 'Verify an SEV-SNP report and its VCEK/VLEK offline against the pinned AMD roots',
-  builder: (y) =>
-    y
-      .example('$0 verify --report vm.bin --cert vcek.der --format text', 'verifies offline against the pinned AMD roots; prints the claims')
-      .option('report', { type: 'string', demandOption: true, describe: 'Raw 1184-byte ATTESTATION_REPORT file' })
-      .option('cert', { type: 'string', demandOption: true, describe: 'VCEK or VLEK (DER or PEM)' })
-      .option('ask', { type: 'string', describe: 'ASK (VCEK) or ASVK (VLEK), DER or PEM; default the pinned one' })
-      .option('ark', { type: 'string', describe: 'ARK to trust instead of the pinned AMD root (DER or PEM)' })
-      .option('crl', { type: 'string', describe: 'ARK-signed CRL (DER or PEM) to check' })
-      .option('at', { type: 'string', describe: 'Verification time, ISO 8601 (default now)' })
-      .option('product', { type: 'string', choices: [...PRODUCTS], describe: 'Expected product; required for version-2 reports' })
-      .option('format', { type: 'string', choices: ['json', 'text'], default: 'json', describe: 'Output format' }) as never,
-  run: (argv) => runVerify(argv),
-});
+/** parseAt reads --at (an explicit ISO 8601 time) or returns now. */
+export function parseAt(v: string | undefined): Date {
+  if (v === undefined) return new Date();
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(v) || Number.isNaN(Date.parse(v))) {
+    throw new CliError(EXIT.USAGE, `--at must be an ISO 8601 time such as 2026-06-01T00:00:00Z, got ${v}`);
+  }
+  return new Date(v);
+}
+

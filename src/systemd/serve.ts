@@ -2,7 +2,7 @@
  * `tas serve`: the service process. Order matters for systemd (Type=notify):
  *   1. take inherited sockets (LISTEN_FDS) before anything can spawn a child;
  *   2. load and validate the configuration (exit 2 on problems, naming the setting);
- *   3. run the startup self-test (src/snp selfTest(); exit 3 when it fails);
+ *   3. run the startup self-test (src/snp selfTest() and src/tdx tdxSelfTest(); exit 3 when either fails);
  *   4. start the daemon (src/daemon startDaemon) and listen;
  *   5. only then READY=1, then WATCHDOG=1 pings and STATUS= lines for degraded dependencies.
  * SIGHUP reloads (RELOADING=1 ... READY=1), SIGTERM/SIGINT drain and stop (STOPPING=1).
@@ -252,6 +252,19 @@ async function runSelfTest(log: Logger): Promise<'passed' | 'failed' | 'unavaila
   try {
     const r = await fn();
     if (r === false) throw new Error('selfTest() returned false');
+    // Self-tests report {ok, checks}: a failed check must stop the start, not only `false`.
+    const failedChecks = (x: unknown): string | undefined => {
+      const o = x as { ok?: unknown; checks?: Array<{ name: string; ok: boolean; detail: string }> } | null;
+      if (!o || typeof o !== 'object' || o.ok !== false) return undefined;
+      return (o.checks ?? []).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join('; ') || 'failed';
+    };
+    const snpFail = failedChecks(r);
+    if (snpFail) throw new Error(`SEV-SNP self-test: ${snpFail}`);
+    // Intel TDX: the pinned root and one genuine quote with its collateral (src/tdx/selftest.ts).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { tdxSelfTest } = require('../tdx/selftest') as typeof import('../tdx/selftest');
+    const tdxFail = failedChecks(await tdxSelfTest());
+    if (tdxFail) throw new Error(`Intel TDX self-test: ${tdxFail}`);
     log.info('startup self-test passed');
     return 'passed';
   } catch (e) {

@@ -3,6 +3,7 @@
  * the readiness check and the authentication-failure latch of KbmService.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +110,20 @@ describe('kbm: discovery and loading', () => {
     assert.equal(closers.length, 1);
     await closers[0]!();
     assert.equal((await readiness.check()).ready, false);
+  });
+
+  it('a failed release logs one line with the broker named once (no duplicate "kbm" key)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _e, cb) { lines.push(...chunk.toString().split('\n').filter(Boolean)); cb(); } });
+    const svc = await openKeyBroker(cfg({ 'kbm.config_file': mockCfg }), { log: pino({ level: 'info' }, sink), readiness: new TestReadiness() });
+    try {
+      await assert.rejects(svc.getSecret('k2', clientKey().wk));
+    } finally {
+      await svc.close();
+    }
+    const failed = lines.filter((l) => l.includes('key release failed'));
+    assert.equal(failed.length, 1, lines.join('\n'));
+    assert.equal(failed[0]!.split('"kbm":').length - 1, 1, failed[0]);
   });
 
   it('loads an extra-dir plugin (file or directory) selected by TAS_KBM_PLUGIN', async () => {

@@ -149,6 +149,9 @@ describe('native parseReport', () => {
     const t = nativeToTasError(new NativeError('SNP_ERR_CHAIN', 'x'));
     assert.equal(t.code, 'TEE_VERIFICATION_FAILED');
     assert.equal(t.reason, 'SNP_ERR_CHAIN');
+    // The code is the reason; the detail does not repeat it (log lines and `reason: detail` texts
+    // read "SNP_ERR_CHAIN: SNP_ERR_CHAIN: ..." otherwise).
+    assert.equal(t.detail, 'x');
     for (const code of Object.keys(NATIVE_CODES)) assert.match(code, /^(SNP|TDX)_ERR_[A-Z0-9_]+$/);
   });
 });
