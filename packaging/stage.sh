@@ -87,11 +87,10 @@ install -m 0644 "$repo/systemd/tas.sysusers" "$root/usr/lib/sysusers.d/tas.conf"
 install -m 0644 "$repo/systemd/tas.tmpfiles" "$root/usr/lib/tmpfiles.d/tas.conf"
 install -m 0644 "$repo/systemd/drop-ins/"* "$root/usr/share/doc/tas/drop-ins/"
 install -m 0644 "$repo/packaging/copyright" "$root/usr/share/doc/tas/copyright"
-# The documentation, flat in /usr/share/doc/tas: docs/*.md (not DEVELOPING.md), the README and the
-# KMIP plugin's README (as kmip-plugin.md), with their relative links rewritten to that layout.
+# The documentation, flat in /usr/share/doc/tas: docs/*.md, the README and the KMIP plugin's
+# README (as kmip-plugin.md), with their relative links rewritten to that layout.
 doc="$root/usr/share/doc/tas"
 for f in "$repo"/docs/*.md; do
-  [ "$(basename "$f")" = DEVELOPING.md ] && continue
   sed 's|(\.\./plugins/tas_kbm_kmip/README\.md)|(kmip-plugin.md)|g' "$f" > "$doc/$(basename "$f")"
 done
 sed 's|](docs/|](|g; s|(docs/)|(./)|g' "$repo/README.md" > "$doc/README.md"

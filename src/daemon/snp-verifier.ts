@@ -25,6 +25,8 @@ export interface SnpPeek {
 export interface SnpEndorsements {
   readonly leaf: Buffer;
   readonly intermediate?: Buffer;
+  /** Other provisioned VLEKs of the same product and TCB (several CSPs): the signature picks. */
+  readonly alternatives?: ReadonlyArray<{ leaf: Buffer; intermediate?: Buffer }>;
   /** More untrusted intermediate candidates (KDS cert_chain, for extra roots given as ARKs only). */
   readonly candidates?: readonly Buffer[];
   /** Where the leaf came from: `evidence` (tee-certificates), `memory`, `persistent`, `kds`. */
@@ -87,7 +89,15 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
         return { leaf, ...(c.intermediate ? { intermediate: c.intermediate } : {}), ...(candidates ? { candidates } : {}), source: 'evidence' };
       }
       if (peek.signingKey === 'VLEK') {
-        throw new TasError('TEE_VERIFICATION_FAILED', 'a VLEK report needs its VLEK in tee-certificates (KDS does not serve VLEKs publicly)', { reason: 'VLEK_NOT_SUPPLIED' });
+        // KDS does not serve VLEKs publicly: they are provisioned per CSP and TCB (`tas kds import`).
+        // A report names no CSP, so every VLEK of its product and REPORTED_TCB is a candidate.
+        const t = peek.raw.reportedTcb!;
+        const hits = await cache.vleks(peek.product, { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: t.fmc });
+        if (hits.length === 0) {
+          throw new TasError('TEE_VERIFICATION_FAILED', `a VLEK report without tee-certificates, and no VLEK provisioned for ${peek.product} at its REPORTED_TCB (tas kds import)`, { reason: 'VLEK_NOT_SUPPLIED' });
+        }
+        const [first, ...rest] = hits;
+        return { leaf: first!.leaf, ...(first!.intermediate ? { intermediate: first!.intermediate } : {}), ...(rest.length ? { alternatives: rest } : {}), source: first!.source };
       }
       const t = peek.raw.reportedTcb!;
       const r = await cache.vcek(peek.product, Buffer.from(peek.raw.chipId, 'hex'), { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode, fmc: t.fmc });
@@ -102,15 +112,30 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
       // request only looks serials up. Intermediates from the evidence get the full native check.
       // An intermediate learned from KDS cert_chain (extra roots given as ARKs only) may be newer
       // than the CRL's serial list: it always gets the full native CRL check.
-      const learned = certs.intermediate !== undefined && cache.knownChainIntermediates(product, peek.signingKey).some((c) => c.equals(certs.intermediate!));
-      const fast = crl.der !== undefined && crl.revoked !== undefined && certs.intermediate !== undefined && certs.source !== 'evidence' && !learned;
-      const v = await d.verifier().verify({
-        report, vek: certs.leaf, intermediate: certs.intermediate, crl: fast ? undefined : crl.der, at: new Date(), product,
-        ...(certs.candidates ? { candidates: certs.candidates } : {}),
-        parsed: peek.raw.parsed, // parsed once, in peek
-      });
+      // Several provisioned VLEKs (CSPs) for one TCB: the report's signature picks the one that signed.
+      const tries: Array<{ leaf: Buffer; intermediate?: Buffer | undefined }> = [{ leaf: certs.leaf, intermediate: certs.intermediate }, ...(certs.alternatives ?? [])];
+      let used = tries[0]!;
+      const learned = (i: Buffer | undefined): boolean => i !== undefined && cache.knownChainIntermediates(product, peek.signingKey).some((c) => c.equals(i));
+      const fastFor = (i: Buffer | undefined): boolean => crl.der !== undefined && crl.revoked !== undefined && i !== undefined && certs.source !== 'evidence' && !learned(i);
+      let v: Awaited<ReturnType<SnpVerifier['verify']>> | undefined;
+      for (const [n, t] of tries.entries()) {
+        try {
+          v = await d.verifier().verify({
+            report, vek: t.leaf, intermediate: t.intermediate, crl: fastFor(t.intermediate) ? undefined : crl.der, at: new Date(), product,
+            ...(certs.candidates ? { candidates: certs.candidates } : {}),
+            parsed: peek.raw.parsed, // parsed once, in peek
+          });
+          used = t;
+          break;
+        } catch (e) {
+          if (n < tries.length - 1 && e instanceof TasError && e.reason === 'SNP_ERR_REPORT_SIGNATURE') continue;
+          throw e;
+        }
+      }
+      if (!v) throw new TasError('INTERNAL', 'no endorsement key tried');
+      const fast = fastFor(used.intermediate);
       if (fast) {
-        const hit = [serialHex(certs.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));
+        const hit = [serialHex(used.intermediate!), normSerial(v.vek.serialHex)].find((s) => crl.revoked!.has(s));
         if (hit) throw new TasError('TEE_VERIFICATION_FAILED', `certificate serial ${hit} is revoked by the ${product} CRL`, { reason: 'SNP_ERR_REVOKED' });
       }
       if (crl.note) log.warn({ product }, crl.note);

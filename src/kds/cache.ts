@@ -9,7 +9,8 @@
 import type { BlobStore } from '../store/types';
 import { TasError } from '../errors';
 import { KdsFetcher, pemToDer } from './fetcher';
-import { certChainPath, crlPath, vcekCacheKey, vcekPath, type Product, type ReportedTcb, type VekKind } from './urls';
+import { createHash } from 'node:crypto';
+import { certChainPath, crlPath, vcekCacheKey, vcekPath, vlekIndexKey, type Product, type ReportedTcb, type VekKind } from './urls';
 
 /** LeafVerifier chains a VCEK/VLEK (DER) to the pinned roots; throws TasError when it does not. */
 export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date; intermediate?: Buffer }>;
@@ -229,6 +230,61 @@ export class CertCache {
     return r.nextUpdate;
   }
 
+  /**
+   * importVlek verifies (ASVK -> ARK) and stores a VLEK obtained from a CSP (`tas kds import`),
+   * listed under its product and TCB (several CSPs may share one).
+   */
+  async importVlek(leaf: Buffer, product: Product, tcb: ReportedTcb): Promise<string> {
+    const v = await this.d.verifyLeaf(leaf, product, 'VLEK');
+    const index = vlekIndexKey(product, tcb);
+    const key = `${index}/${createHash('sha256').update(leaf).digest('hex').slice(0, 32)}`;
+    await this.d.blobs.putBlob(key, leaf);
+    const list = await this.vlekKeys(index);
+    if (!list.includes(key)) await this.d.blobs.putBlob(index, Buffer.from(JSON.stringify([...list, key])));
+    await this.addToIndex(key, v.notAfter);
+    this.vlekMem.delete(index);
+    return key;
+  }
+
+  private async vlekKeys(index: string): Promise<string[]> {
+    const b = await this.d.blobs.getBlob(index);
+    if (!b) return [];
+    try {
+      const v = JSON.parse(b.toString('utf8')) as unknown;
+      return Array.isArray(v) ? v.filter((k): k is string => typeof k === 'string' && k.startsWith(`${index}/`)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private readonly vlekMem = new Map<string, { hits: VekHit[]; notAfter: number }>();
+
+  /**
+   * vleks returns the provisioned VLEKs of a product and REPORTED_TCB, each re-verified against the
+   * roots in force (a poisoned store forges nothing). Empty when none was imported.
+   */
+  async vleks(product: Product, tcb: ReportedTcb): Promise<VekHit[]> {
+    const index = vlekIndexKey(product, tcb);
+    const m = this.vlekMem.get(index);
+    if (m && m.notAfter > this.now()) return m.hits;
+    const hits: VekHit[] = [];
+    let notAfter = Number.POSITIVE_INFINITY;
+    for (const key of await this.vlekKeys(index)) {
+      const leaf = await this.d.blobs.getBlob(key);
+      if (!leaf) continue;
+      try {
+        const v = await this.d.verifyLeaf(leaf, product, 'VLEK');
+        hits.push({ leaf, ...(v.intermediate ? { intermediate: v.intermediate } : {}), source: 'persistent' });
+        notAfter = Math.min(notAfter, v.notAfter.getTime());
+      } catch (e) {
+        this.stats.rejectedPersistent++;
+        this.d.onEvent?.('poisoned', `${key}: ${(e as Error).message}`);
+      }
+    }
+    if (hits.length > 0) this.vlekMem.set(index, { hits: hits.map((h) => ({ ...h, source: 'memory' })), notAfter });
+    return hits;
+  }
+
   private readonly chains = new Map<string, Buffer[]>();
   private readonly chainPending = new Map<string, Promise<Buffer[]>>();
 
@@ -295,6 +351,7 @@ export class CertCache {
     this.mem.clear();
     this.crls.clear();
     this.chains.clear();
+    this.vlekMem.clear();
   }
 
   private remember(key: string, leaf: Buffer, notAfter: Date, intermediate?: Buffer): void {

@@ -230,7 +230,12 @@ async function importOne(cache: CertCache, der: Buffer): Promise<string> {
   if (vek) {
     const product = PRODUCTS.find((p) => vek.productName.startsWith(p));
     if (!product) throw new Error(`productName '${vek.productName}' is not Milan, Genoa or Turin`);
-    if (vek.kind === 'VLEK') throw new Error('VLEKs are verified from tee-certificates; the cache keys them per report');
+    if (vek.kind === 'VLEK') {
+      // One VLEK per CSP and TCB (not per chip): listed under product + TCB, the report's signature picks.
+      const vtcb = { bootloader: vek.spl.bl, tee: vek.spl.tee, snp: vek.spl.snp, microcode: vek.spl.ucode, fmc: vek.spl.fmc };
+      const key = await cache.importVlek(der, product, vtcb);
+      return `VLEK ${key} (CSP ${vek.cspId ?? '?'}, valid until ${vek.notAfter.toISOString()})`;
+    }
     const hw = vek.hwId!;
     const chip = Buffer.alloc(64);
     hw.copy(chip);

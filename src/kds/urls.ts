@@ -73,6 +73,16 @@ export function joinUrl(base: string, path: string): string {
 }
 
 /** vcekCacheKey: product + hwid + every SPL including FMC (attestation-rs #89: FMC was missing). */
+/**
+ * vlekIndexKey names the provisioned VLEKs of a product and REPORTED_TCB. A VLEK is per CSP and
+ * TCB, not per chip, and a report names no CSP: every VLEK under this key is a candidate and the
+ * report's signature picks (PROTOCOL.md §2).
+ */
+export function vlekIndexKey(product: Product, tcb: ReportedTcb): string {
+  const f = product === 'Turin' ? `fmc${tcb.fmc ?? 'x'}_` : '';
+  return `vlek/${product}/${f}bl${tcb.bootloader}_tee${tcb.tee}_snp${tcb.snp}_ucode${tcb.microcode}`;
+}
+
 export function vcekCacheKey(product: Product, chipId: Uint8Array, tcb: ReportedTcb): string {
   const f = product === 'Turin' ? `fmc${tcb.fmc ?? 'x'}_` : '';
   return `vcek/${product}/${hwidFor(product, chipId)}/${f}bl${tcb.bootloader}_tee${tcb.tee}_snp${tcb.snp}_ucode${tcb.microcode}`;

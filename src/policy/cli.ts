@@ -8,6 +8,7 @@
  *   test    evaluates a policy against a report (verified with src/snp) or a claims JSON, offline
  * Exit codes: 0 ok, 1 a check failed (verification, rule, refused import), 2 usage, 3 internal.
  */
+import { runQuoteVerify } from '../tdx/cli';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -331,6 +332,8 @@ interface TestArgs {
   product?: string;
   at?: string;
   claims?: string;
+  quote?: string;
+  collateral?: string;
   trust?: string;
   format: string;
 }
@@ -349,9 +352,13 @@ const test = defineCommand<TestArgs>({
       .option('product', { type: 'string', describe: 'Milan, Genoa or Turin (version-2 reports do not say)' })
       .option('at', { type: 'string', describe: 'Verification time (ISO 8601; default now)' })
       .option('claims', { type: 'string', describe: 'Claims JSON (instead of --report), e.g. from `tas verify`' })
+      .option('quote', { type: 'string', describe: 'Intel TDX quote (instead of --report), verified offline' })
+      .option('collateral', { type: 'string', describe: 'Intel collateral directory for --quote (default: the cache and PCS)' })
       .option('trust', { type: 'string', describe: 'Also verify the policy signature against these keys' }) as never,
   run: async (argv) => {
-    if ((argv.report === undefined) === (argv.claims === undefined)) throw new CliError(EXIT.USAGE, 'give either --report (with --cert) or --claims');
+    if ([argv.report, argv.claims, argv.quote].filter((x) => x !== undefined).length !== 1) {
+      throw new CliError(EXIT.USAGE, 'give exactly one of --report (with --cert), --quote (with --collateral) or --claims');
+    }
     if (argv.report !== undefined && argv.cert === undefined) throw new CliError(EXIT.USAGE, '--report needs --cert (the VCEK or VLEK)');
     const raw = readJson(argv.policy);
     let doc: PolicyDocument;
@@ -372,7 +379,20 @@ const test = defineCommand<TestArgs>({
       throw new CliError(EXIT.CHECK_FAILED, `${argv.policy}: ${why(e)}`);
     }
     let claims: Claims;
-    if (argv.claims !== undefined) {
+    if (argv.quote !== undefined) {
+      if (policyTypeOf(doc) !== 'TDX') {
+        process.stdout.write(`policy ${doc.metadata.policy_id} is of type ${policyTypeOf(doc)}: it never admits a TDX quote\n`);
+        return EXIT.CHECK_FAILED;
+      }
+      const at = argv.at !== undefined ? new Date(argv.at) : new Date();
+      if (Number.isNaN(at.getTime())) throw new CliError(EXIT.USAGE, `--at ${argv.at} is not a date`);
+      const env = await runQuoteVerify({ quote: argv.quote, collateral: argv.collateral, at });
+      if (!env.valid || !env.claims) {
+        process.stdout.write(`quote does not verify: ${env.reason ?? 'unknown'} (${env.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')})\n`);
+        return EXIT.CHECK_FAILED;
+      }
+      claims = env.claims as Claims;
+    } else if (argv.claims !== undefined) {
       const c = readJson(argv.claims) as Record<string, unknown>;
       // `tas verify` prints {valid, claims, ...}; accept that or bare claims.
       claims = (c !== null && typeof c === 'object' && 'claims' in c && typeof c.claims === 'object' ? c.claims : c) as Claims;

@@ -181,7 +181,8 @@ export const pcsCommand = group('pcs <command>', 'Prefetch, import and inspect I
   defineCommand<{ fmspc: string[]; ca?: string; config?: string; format?: string }>({
     command: 'prefetch',
     describe: 'Fetch, verify and cache the collateral of FMSPCs (TCB Info, QE identity, PCK and root CA CRLs)',
-    builder: (y) => y.option('fmspc', { type: 'string', array: true, demandOption: true, describe: 'FMSPC (12 hex digits), repeatable' })
+    builder: (y) => y.example('$0 pcs prefetch --fmspc 00806f050000', 'caches the Intel collateral (TCB Info, QE identity, CRLs) of one platform family')
+      .option('fmspc', { type: 'string', array: true, demandOption: true, describe: 'FMSPC (12 hex digits), repeatable' })
       .option('ca', { type: 'string', choices: ['platform', 'processor'], default: 'platform' })
       .option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
     run: async (a) => {
@@ -203,7 +204,7 @@ export const pcsCommand = group('pcs <command>', 'Prefetch, import and inspect I
   defineCommand<{ dir: string[]; config?: string; format?: string }>({
     command: 'import <dir..>',
     describe: 'Verify and store collateral directories laid out like a tdx-vectors entry (offline hosts)',
-    builder: (y) => y.positional('dir', { type: 'string', array: true }).option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
+    builder: (y) => y.example('$0 pcs import /media/usb/intel-collateral', 'verifies and caches collateral fetched on another host').positional('dir', { type: 'string', array: true }).option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
     run: async (a) => {
       const o = await openCache(a.config);
       const results: Array<{ dir: string; ok: boolean; stored?: unknown; error?: string }> = [];
@@ -226,7 +227,7 @@ export const pcsCommand = group('pcs <command>', 'Prefetch, import and inspect I
   defineCommand<{ config?: string; format?: string }>({
     command: 'status',
     describe: 'List the stored collateral and its nextUpdate',
-    builder: (y) => y.option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
+    builder: (y) => y.example('$0 pcs status --format text', 'cached Intel collateral and its freshness').option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
     run: async (a) => {
       const o = await openCache(a.config);
       try {

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { createCertCache } from '../../src/daemon/certs';
 import { TasError } from '../../src/errors';
 import { crlPath, vcekPath, type CertCache } from '../../src/kds';
-import { peekReport, loadSnpTrust, PINNED_ONLY, type SnpTrust } from '../../src/snp';
+import { peekReport, loadSnpTrust, PINNED_ONLY, SnpVerifier, type SnpTrust } from '../../src/snp';
 import { openStore, type Store } from '../../src/store';
 import { FakeAmd } from '../support/fake-amd';
 import { FakeKds } from '../support/fake-kds';
@@ -114,6 +114,29 @@ describe('kds: URLs and cache layers with genuine AMD certificates', function ()
     assert.equal(malformed?.status, 400);
     turinTail[40] = 0;
     assert.equal(refusal('Turin', turinTail), undefined, 'a well-formed Turin chip id builds its URL');
+  });
+
+  it('provisions the genuine VLEK (trustee-milan-v3-vlek) under its product and TCB; the report verifies from the cache as from tee-certificates', async () => {
+    const d = join(VEC, 'trustee-milan-v3-vlek');
+    const e = expected['trustee-milan-v3-vlek'] as unknown as { vek_not_before: string; vek_not_after: string; reported_tcb: { bootloader: number; tee: number; snp: number; microcode: number } };
+    const at = (Date.parse(e.vek_not_before) + Date.parse(e.vek_not_after)) / 2;
+    const store = embedded(join(dir, 'vlek'));
+    const cache = createCertCache({ cfg: testConfig({ TAS_KDS_BASE_URL: kds.url }), blobs: store, trust: () => PINNED_ONLY, now: () => at }).cache;
+    const vlek = readFileSync(join(d, 'vlek.der'));
+    assert.deepEqual(await cache.vleks('Milan', e.reported_tcb), [], 'nothing provisioned yet');
+    const key = await cache.importVlek(vlek, 'Milan', e.reported_tcb);
+    assert.match(key, /^vlek\/Milan\/bl4_tee0_snp24_ucode217\//);
+    cache.clearMemory();
+    const hits = await cache.vleks('Milan', e.reported_tcb);
+    assert.equal(hits.length, 1);
+    assert.ok(hits[0]!.leaf.equals(vlek));
+    assert.deepEqual(await cache.vleks('Milan', { ...e.reported_tcb, microcode: 218 }), [], 'another TCB has none');
+    const report = readFileSync(join(d, 'report.bin'));
+    const fromCache = await new SnpVerifier().verify({ report, vek: hits[0]!.leaf, intermediate: hits[0]!.intermediate, at: new Date(at) });
+    const fromEvidence = await new SnpVerifier().verify({ report, vek: vlek, at: new Date(at) });
+    assert.equal(fromCache.claims.signer.kind, 'VLEK');
+    assert.deepEqual(fromCache.claims, fromEvidence.claims);
+    await store.close();
   });
 
   it('fetches each genuine VCEK once (DER and PEM), chains it to the pinned roots, then serves from memory', async () => {

@@ -81,6 +81,47 @@ describe('kds: tas kds prefetch / import / status (offline hosts)', function () 
     void crlPath;
   });
 
+  it('import provisions VLEKs (per CSP and TCB, verified to the ASVK/ARK); a VLEK report without tee-certificates then verifies from the cache exactly as with them', async () => {
+    const kit = lab.kits.Genoa;
+    const { generateKeyPairSync } = await import('node:crypto');
+    // A second CSP's VLEK for the same product and TCB: a report names no CSP, the signature picks.
+    const other = kit.vlekDer({ key: generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey, cspId: 'CN=other-csp.example' });
+    const keys0 = agentKeys();
+    const n0 = await getNonce(lab);
+    const vlekReport = (nonce: string, k: ReturnType<typeof agentKeys>) => kit.signReport({ reportData: reportData(nonce, k.wire, true), signingKey: 'VLEK', chipId: Buffer.alloc(64) });
+    const before = await getSecret(lab, { nonce: n0, report: vlekReport(n0, keys0), keys: keys0, policyId: 'p' });
+    assert.equal(before.status, 400, 'nothing provisioned yet');
+    assert.equal(lab.daemon.audit.records.at(-1)!.reason, 'VLEK_NOT_SUPPLIED');
+
+    const drop = join(lab.dir, 'csp-vleks');
+    mkdirSync(drop);
+    writeFileSync(join(drop, 'a-other-csp.der'), other);
+    writeFileSync(join(drop, 'b-our-csp.pem'), kit.vlekPem());
+    const r = await tas(['kds', 'import', drop], { ...lab.env });
+    assert.equal(r.code, 0, r.err + r.out);
+    assert.match(r.out, /ok {3}.*a-other-csp\.der: VLEK vlek\/Genoa\/.*other-csp/);
+    assert.match(r.out, /2 imported, 0 refused/);
+    lab.handles.cache.clearMemory();
+    // The offline host also needs the (ARK-signed) VLEK CRL; `tas kds import` cannot tell it from the
+    // VCEK CRL (same issuer), so it is provisioned through the cache here.
+    await lab.handles.cache.importCrl(kit.crlDer({ thisUpdate: new Date(Date.now() - 3600_000), nextUpdate: new Date(Date.now() + 86400_000) }), 'Genoa', 'VLEK');
+
+    for (const withCerts of [false, true]) {
+      const keys = agentKeys();
+      const nonce = await getNonce(lab);
+      const certificates = withCerts ? Buffer.from(`${kit.vlekPem()}${kit.asvkPem}`) : undefined;
+      const res = await getSecret(lab, { nonce, report: vlekReport(nonce, keys), keys, policyId: 'p', ...(certificates ? { certificates } : {}) });
+      assert.equal(res.status, 200, `withCerts=${withCerts}: ${JSON.stringify(res.body)} ${JSON.stringify(lab.daemon.audit.records.at(-1))}`);
+      assert.equal(decryptReply(res.body, keys), SECRET);
+    }
+    // A VLEK report signed by a key no provisioned VLEK holds is refused (400), never released.
+    const keys = agentKeys();
+    const nonce = await getNonce(lab);
+    const stranger = kit.signReport({ reportData: reportData(nonce, keys.wire, true), signingKey: 'VLEK', chipId: Buffer.alloc(64) }, generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey);
+    const bad = await getSecret(lab, { nonce, report: stranger, keys, policyId: 'p' });
+    assert.equal(bad.status, 400);
+  });
+
   it('import refuses a certificate that does not chain to a trusted root', async () => {
     const drop = join(lab.dir, 'untrusted');
     mkdirSync(drop);

@@ -5,7 +5,7 @@
  * vector directory then `tas pcs status` and `tas verify --quote` without --collateral (cache).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tasInProcess } from '../support/cli-inproc';
@@ -76,6 +76,29 @@ describe('tas verify --quote and tas pcs', function () {
       const v = await tasInProcess(['verify', '--quote', join(vec, 'quote.bin')], env);
       assert.equal(v.code, 0, v.out + v.err);
       assert.equal((JSON.parse(v.out) as { claims: { body: { report_data: string } } }).claims.body.report_data, '07'.repeat(64));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tas policy test --quote: a TDX policy evaluated on a genuine quote; a SEV policy never admits it', async () => {
+    const v = TDX_VECTORS.find((x) => x.name.startsWith('automata'))!;
+    const dir = mkdtempSync(join(tmpdir(), 'tas-policy-quote-'));
+    try {
+      const doc = (type: string, rules: unknown) => {
+        const f = join(dir, `${type}-${Math.random()}.json`);
+        writeFileSync(f, JSON.stringify({ metadata: { name: 'p', version: '1', description: 'd', policy_type: type, policy_id: 'p1', key_id: 'k' }, validation_rules: rules }));
+        return f;
+      };
+      const args = (f: string) => ['policy', 'test', '--policy', f, '--quote', join(v.dir, 'quote.bin'), '--collateral', v.dir, '--at', iso(v.at), '--format', 'json'];
+      const ok = await tasInProcess(args(doc('TDX', { tcb: { platform_tcb: 'OutOfDate' }, fmspc: v.expected.pck.ext.fmspc })));
+      assert.equal(ok.code, 0, ok.out + ok.err);
+      assert.equal((JSON.parse(ok.out) as { ok: boolean }).ok, true);
+      const strict = await tasInProcess(args(doc('TDX', { tcb: { platform_tcb: 'UpToDate' } })));
+      assert.equal(strict.code, 1, strict.out);
+      const sev = await tasInProcess(args(doc('SEV', { vmpl: 0 })));
+      assert.equal(sev.code, 1);
+      assert.match(sev.out, /never admits a TDX quote/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
