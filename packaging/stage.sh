@@ -52,7 +52,7 @@ nm="$lib/node_modules"
 cp -a "$cache" "$nm"
 rm -f "$nm/.complete"
 # Build leftovers, sources, headers, docs, tests and build-time-only modules: not needed at run time
-# (OPS.md §3). koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs). node-addon-api is
+#. koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs). node-addon-api is
 # headers for compiling addons only.
 rm -rf "$nm/.package-lock.json" "$nm/.bin" "$nm/node-addon-api" "$nm/@koromix/koffi-linux-x64/musl_x64" \
   "$nm/koffi/doc" "$nm/koffi/vendor" "$nm/koffi/lib" "$nm/koffi/cnoke.cjs" \
