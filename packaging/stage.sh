@@ -51,8 +51,8 @@ fi
 nm="$lib/node_modules"
 cp -a "$cache" "$nm"
 rm -f "$nm/.complete"
-# Build leftovers, sources, headers, docs, tests and build-time-only modules: not needed at run time
-#. koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs). node-addon-api is
+# Build leftovers, sources, headers, docs, tests and build-time-only modules: not needed at run time.
+# koffi/src must stay (koffi's index.cjs loads src/koffi/index.cjs). node-addon-api is
 # headers for compiling addons only.
 rm -rf "$nm/.package-lock.json" "$nm/.bin" "$nm/node-addon-api" "$nm/@koromix/koffi-linux-x64/musl_x64" \
   "$nm/koffi/doc" "$nm/koffi/vendor" "$nm/koffi/lib" "$nm/koffi/cnoke.cjs" \
