@@ -43,7 +43,7 @@ export function createCertCache(o: CertCacheOptions): { cache: CertCache; fetche
       for (const intermediate of candidates) {
         try {
           const r = await verifyChain({ leaf, intermediate, anchors, product, kind, atSeconds: Math.floor(now() / 1000) });
-          return { notAfter: r.vek.notAfter, intermediate };
+          return { notAfter: r.vek.notAfter, intermediate, sha256: r.vek.sha256 };
         } catch (e) {
           last = e;
         }

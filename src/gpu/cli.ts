@@ -75,7 +75,10 @@ const importCmd = defineCommand<{ config?: string; paths: string[]; rimId?: stri
 const status = defineCommand<{ config?: string; format: string }>({
   command: 'status',
   describe: 'Show cached NVIDIA RIMs and OCSP answers',
-  builder: (y) => withFormat(y).option('config', { type: 'string', describe: 'Config file' }) as never,
+  builder: (y) =>
+    withFormat(y)
+      .example('$0 gpu status --format json', 'cached NVIDIA RIMs and OCSP answers as JSON')
+      .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' }) as never,
   run(argv) {
     const s = openCache(argv.config).status();
     if (argv.format === 'json') process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);

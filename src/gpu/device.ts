@@ -133,7 +133,8 @@ export async function verifyGpuDevice(g: GpuEntry, o: DeviceOptions): Promise<Gp
   } catch (e) {
     const code = (e as { code?: string }).code ?? '';
     if (!code.startsWith('GPU_ERR_')) throw e;
-    throw new TasError('TEE_VERIFICATION_FAILED', `gpu[${g.deviceIndex}] ${code === 'GPU_ERR_CERT' ? 'chain' : 'evidence'}: ${(e as Error).message}`, { reason: code === 'GPU_ERR_CERT' ? 'GPU_CHAIN_INVALID' : 'GPU_EVIDENCE_INVALID' });
+    const chain = code === 'GPU_ERR_CERT';
+    throw new TasError('TEE_VERIFICATION_FAILED', `gpu[${g.deviceIndex}] ${chain ? 'chain' : 'evidence'}: ${(e as Error).message}`, { reason: chain ? 'GPU_CHAIN_INVALID' : 'GPU_EVIDENCE_INVALID' });
   }
   const s = r.spdm;
   const checks: GpuCheck[] = r.checks.map((c) => ({ ...c }));

@@ -9,11 +9,10 @@
 import type { BlobStore } from '../store/types';
 import { TasError } from '../errors';
 import { KdsFetcher, pemToDer } from './fetcher';
-import { createHash } from 'node:crypto';
 import { certChainPath, crlPath, vcekCacheKey, vcekPath, vlekIndexKey, type Product, type ReportedTcb, type VekKind } from './urls';
 
 /** LeafVerifier chains a VCEK/VLEK (DER) to the pinned roots; throws TasError when it does not. */
-export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date; intermediate?: Buffer }>;
+export type LeafVerifier = (leaf: Buffer, product: Product, kind: VekKind) => Promise<{ notAfter: Date; intermediate?: Buffer; /** SHA-256 of the leaf DER, from the addon. */ sha256: Buffer }>;
 /**
  * CrlChecker verifies an ARK-signed CRL and its freshness at `now`; throws when bad or stale. It
  * also returns which of the serials that matter (the trusted intermediates', the leaves') it lists,
@@ -237,7 +236,7 @@ export class CertCache {
   async importVlek(leaf: Buffer, product: Product, tcb: ReportedTcb): Promise<string> {
     const v = await this.d.verifyLeaf(leaf, product, 'VLEK');
     const index = vlekIndexKey(product, tcb);
-    const key = `${index}/${createHash('sha256').update(leaf).digest('hex').slice(0, 32)}`;
+    const key = `${index}/${v.sha256.toString('hex').slice(0, 32)}`;
     await this.d.blobs.putBlob(key, leaf);
     const list = await this.vlekKeys(index);
     if (!list.includes(key)) await this.d.blobs.putBlob(index, Buffer.from(JSON.stringify([...list, key])));

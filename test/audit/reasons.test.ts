@@ -97,6 +97,8 @@ function reasonsInCode(): { reasons: Map<string, string>; untaught: string[] } {
     for (const m of text.matchAll(/export const (NATIVE_CODES|\w*_REASONS)\b[^=]*=\s*(?=\{)/g)) {
       const body = expressionAt(text, m.index + m[0].length);
       for (const k of body.matchAll(/^\s*([A-Z][A-Z0-9_]{2,})\s*:/gm)) add(k[1]!, `${line(m.index)} (${m[1]})`);
+      // Tables keyed by check name (`signature: 'GPU_SIGNATURE_INVALID'`): the values are the reasons.
+      if (m[1] !== 'NATIVE_CODES') for (const r of literals(body)) add(r, `${line(m.index)} (${m[1]})`);
     }
     // Anything named reason / *Reason given a value.
     for (const m of text.matchAll(/\b(\w*[Rr]eason)\s*(?::(?!:)|=(?!=)|\?\?=)\s*/g)) {

@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { InjectOptions } from 'fastify';
 import { CATALOGUE } from '../../src/errors';
+import { bodyLimit } from '../../src/http';
 import { startTestDaemon, type TestDaemon } from '../support/daemon';
 import { CLIENT_KEY, MGMT_KEY, NONCE, RecordingAttester, clientHeaders, makeApp, validBody, type TestEdge } from './helpers';
 
 const WIRE_TEXTS = new Set<string>(Object.values(CATALOGUE).map((s) => s.text));
 const json = { ...clientHeaders, 'content-type': 'application/json' };
+/** A little over get_secret's body limit (src/http/limits.ts), so that these cases follow it. */
+const OVER = bodyLimit.getSecret + 6_000;
 
 function assertClientError(status: number, body: string, label: string): void {
   assert.ok(status >= 400 && status < 500, `${label}: status ${status} ${body}`);
@@ -55,8 +58,8 @@ describe('http: hostile input (inject)', () => {
     ['__proto__ pollution', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: `{"__proto__": {"isAdmin": true}, "tee-type": "amd-sev-snp", "nonce": "${NONCE}"}` }, 400],
     ['nested __proto__', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: '{"a": {"__proto__": {"x": 1}}}' }, 400],
     ['constructor.prototype pollution', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: '{"constructor": {"prototype": {"x": 1}}}' }, 400],
-    ['huge field (413 before parsing)', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ 'tee-evidence': 'A'.repeat(70_000) })) }, 413],
-    ['huge unknown field', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ junk: 'x'.repeat(100_000) })) }, 413],
+    ['huge field (413 before parsing)', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ 'tee-evidence': 'A'.repeat(OVER) })) }, 413],
+    ['huge unknown field', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ junk: 'x'.repeat(OVER) })) }, 413],
     ['NUL in nonce', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ nonce: `${NONCE.slice(0, 63)}\u0000` })) }, 400],
     ['unicode in nonce', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ nonce: `${NONCE.slice(0, 62)}\u00e9\u00e9` })) }, 400],
     ['fullwidth digits in nonce', { method: 'POST', url: '/kb/v0/get_secret', headers: json, payload: JSON.stringify(validBody({ nonce: '\uff10'.repeat(64) })) }, 400],
@@ -126,7 +129,7 @@ describe('http: hostile input (real sockets)', () => {
     ['path trick dot segments', req(['GET /kb/v0/../../version HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`]), /^HTTP\/1\.1 404 /],
     ['path trick encoded dots', req(['GET /kb/%2e%2e/version HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`]), /^HTTP\/1\.1 404 /],
     ['path trick get_secret/..', req(['POST /kb/v0/get_secret/.. HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`, 'Content-Type: application/json', 'Content-Length: 2'], '{}'), /^HTTP\/1\.1 404 /],
-    ['chunked body over the limit', req(['POST /kb/v0/get_secret HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`, 'Content-Type: application/json', 'Transfer-Encoding: chunked'], `${(70_000).toString(16)}\r\n${'a'.repeat(70_000)}\r\n0\r\n\r\n`), /^HTTP\/1\.1 413 /],
+    ['chunked body over the limit', req(['POST /kb/v0/get_secret HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`, 'Content-Type: application/json', 'Transfer-Encoding: chunked'], `${OVER.toString(16)}\r\n${'a'.repeat(OVER)}\r\n0\r\n\r\n`), /^HTTP\/1\.1 413 /],
     ['Content-Length larger than the limit', req(['POST /kb/v0/get_secret HTTP/1.1', 'Host: x', `X-API-KEY: ${CLIENT_KEY}`, 'Content-Type: application/json', 'Content-Length: 99999999']), /^HTTP\/1\.1 413 /],
     ['unknown method', req(['BREW /version HTTP/1.1', 'Host: x']), /^HTTP\/1\.1 4\d\d /],
   ];

@@ -11,16 +11,32 @@ runs at INFO level so it does not log it.
 """
 import json
 import sys
+import time
 
 from kmip import enums
 from kmip.pie import objects
 from kmip.pie.client import ProxyKmipClient
+from kmip.pie.exceptions import KmipOperationFailure
 
 VERSIONS = {
     "1.2": enums.KMIPVersion.KMIP_1_2,
     "1.4": enums.KMIPVersion.KMIP_1_4,
     "2.0": enums.KMIPVersion.KMIP_2_0,
 }
+
+
+def activate(c, uid, policy):
+    """Activate uid. PyKMIP's policy-file monitor is a separate process that loads policy files
+    some time after the server binds; until it has, an object under a named policy is refused to
+    everyone (PERMISSION_DENIED), so wait for it, bounded (100 polls of 100 ms)."""
+    for attempt in range(100):
+        try:
+            c.activate(uid)
+            return
+        except KmipOperationFailure as e:
+            if policy is None or e.status != enums.ResultStatus.OPERATION_FAILED or attempt == 99:
+                raise
+            time.sleep(0.1)
 
 
 def main():
@@ -36,7 +52,7 @@ def main():
                                cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
                                                          enums.CryptographicUsageMask.DECRYPT])
                 if op.get("activate", True):
-                    c.activate(uid)
+                    activate(c, uid, op.get("policy"))
                 out.append({"uid": uid, "hex": bytes(c.get(uid).value).hex()})
             elif kind == "register_secret":
                 secret = objects.SecretData(bytes.fromhex(op["hex"]), enums.SecretDataType.PASSWORD,
