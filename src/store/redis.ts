@@ -120,6 +120,10 @@ export class RedisStore implements Store {
       maxRetriesPerRequest: 1,
       connectionName: 'tas',
       lazyConnect: false,
+      // Commands issued while one event-loop turn runs (the requests of one poll round) leave in
+      // one write: fewer system calls and wake-ups of redis-server under concurrency. Every
+      // command keeps its own reply, error and commandTimeout.
+      enableAutoPipelining: true,
     };
     const retry = (times: number): number => Math.min(50 * times, 2000);
     let topology: string;
@@ -127,6 +131,7 @@ export class RedisStore implements Store {
       this.client = new Cluster(o.clusterNodes, {
         redisOptions: common,
         scaleReads: 'master',
+        enableAutoPipelining: true,
         clusterRetryStrategy: retry,
         scripts: SCRIPTS,
       });
