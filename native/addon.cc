@@ -348,6 +348,7 @@ Napi::Value GpuDeviceToJs(Napi::Env env, const tas::GpuDeviceResult& r) {
   o.Set("chainOk", r.chain_ok);
   o.Set("signatureOk", r.signature_ok);
   o.Set("fwidOk", r.fwid_ok);
+  o.Set("chainCached", r.chain_cached);
   o.Set("checks", ChecksToJs(env, r.checks));
   return o;
 }
@@ -616,7 +617,7 @@ int64_t TdxSeconds(const Napi::Value& v, const char* what) {
 class TasNative : public Napi::Addon<TasNative> {
  public:
   TasNative(Napi::Env env, Napi::Object exports)
-      : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()) {
+      : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()), gpu_cache_(std::make_shared<tas::GpuChainCache>()) {
     DefineAddon(exports, {
                              InstanceMethod("parseReport", &TasNative::ParseReport),
                              InstanceMethod("parseVek", &TasNative::ParseVek),
@@ -807,6 +808,7 @@ class TasNative : public Napi::Addon<TasNative> {
   Napi::Value ClearCache(const Napi::CallbackInfo& info) {
     cache_->Clear();
     tdx_caches_->Clear();
+    gpu_cache_->Clear();
     return info.Env().Undefined();
   }
 
@@ -838,7 +840,8 @@ class TasNative : public Napi::Addon<TasNative> {
       in.chain = ToBytes(o.Get("chain"), "chain", tas::kGpuMaxChainPem);
       in.anchors = BufferList(o.Get("anchors"), "anchors", tas::kGpuMaxAnchors, tas::kMaxCertSize, true);
       in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
-      auto job = [in = std::move(in)]() { return tas::VerifyGpuDevice(in); };
+      std::shared_ptr<tas::GpuChainCache> cache = gpu_cache_;
+      auto job = [in = std::move(in), cache]() { return tas::VerifyGpuDevice(in, cache.get()); };
       return Queue<decltype(job), tas::GpuDeviceResult>(info.Env(), std::move(job), &GpuDeviceToJs);
     });
   }
@@ -873,6 +876,7 @@ class TasNative : public Napi::Addon<TasNative> {
 
   std::shared_ptr<tas::ChainCache> cache_;
   std::shared_ptr<tas::TdxCaches> tdx_caches_;
+  std::shared_ptr<tas::GpuChainCache> gpu_cache_;
 };
 
 }  // namespace
