@@ -259,10 +259,21 @@ export class CollateralCache {
     }
   }
 
-  private async addToIndex(key: string, nextUpdate: Date): Promise<void> {
-    const idx = await this.index();
-    idx[key] = nextUpdate.toISOString();
-    await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
+  private indexWrites: Promise<void> = Promise.resolve();
+
+  /**
+   * addToIndex is a read-modify-write of one blob: the pieces of one collateral() are stored
+   * concurrently, so the writes are chained (unchained, the last writer dropped the others' keys
+   * and `tas pcs status` missed pieces that were cached).
+   */
+  private addToIndex(key: string, nextUpdate: Date): Promise<void> {
+    const write = this.indexWrites.then(async () => {
+      const idx = await this.index();
+      idx[key] = nextUpdate.toISOString();
+      await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
+    });
+    this.indexWrites = write.catch(() => undefined);
+    return write;
   }
 
   private remember(key: string, raw: RawCollateral, nextUpdate: Date): Entry {

@@ -201,7 +201,10 @@ for (const backend of ['embedded', 'redis'] as const) {
       let now = AT;
       await cacheOn(s, pcs, () => now).collateral(FMSPC, 'platform', 'standard');
       await pcs.stop();
-      const [pckNext] = [(await cacheOn(s, pcs).index())[cacheKeys.pckCrl('platform')]!];
+      const idx = await cacheOn(s, pcs).index();
+      // Every piece is listed (the pieces are stored concurrently; the index must not lose one).
+      assert.deepEqual(Object.keys(idx).sort(), [cacheKeys.pckCrl('platform'), cacheKeys.qeIdentity('standard'), cacheKeys.rootCrl(), cacheKeys.tcbInfo(FMSPC, 'standard')].sort());
+      const pckNext = idx[cacheKeys.pckCrl('platform')]!;
       now = Date.parse(pckNext) + 1000;
       const tcbNext = Date.parse((JSON.parse(V.tcbInfoJson.toString()).tcbInfo as { nextUpdate: string }).nextUpdate);
       if (now >= tcbNext) return assert.fail(`vector's PCK CRL outlives its TCB Info (${pckNext}); pick another vector`);
