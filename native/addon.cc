@@ -348,6 +348,7 @@ Napi::Value GpuDeviceToJs(Napi::Env env, const tas::GpuDeviceResult& r) {
   o.Set("chainOk", r.chain_ok);
   o.Set("signatureOk", r.signature_ok);
   o.Set("fwidOk", r.fwid_ok);
+  o.Set("chainCached", r.chain_cached);
   o.Set("checks", ChecksToJs(env, r.checks));
   return o;
 }
@@ -526,8 +527,8 @@ Napi::Value TdxLeanToJs(Napi::Env env, const TdxJob& job) {
   o.Set("caType", p.processor_ca ? "processor" : "platform");
   o.Set("pckSerialHex", p.leaf.serial_hex);
   o.Set("sgx", SgxToJs(env, p.sgx));
-  o.Set("rootCrlNextUpdate", Date(env, out.root_crl.next_update));
-  o.Set("pckCrlNextUpdate", Date(env, out.pck_crl.next_update));
+  if (out.root_crl) o.Set("rootCrlNextUpdate", Date(env, out.root_crl->next_update));
+  if (out.pck_crl) o.Set("pckCrlNextUpdate", Date(env, out.pck_crl->next_update));
   return o;
 }
 
@@ -548,8 +549,8 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
   o.Set("pckChainCached", out.pck_cached);
   o.Set("qeReportCached", out.qe_cached);
   Napi::Object crls = Napi::Object::New(env);
-  crls.Set("root", WindowToJs(env, out.root_crl));
-  crls.Set("pck", WindowToJs(env, out.pck_crl));
+  if (out.root_crl) crls.Set("root", WindowToJs(env, *out.root_crl));
+  if (out.pck_crl) crls.Set("pck", WindowToJs(env, *out.pck_crl));
   o.Set("crls", crls);
   o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
   o.Set("qeIdentity", SignedJsonToJs(env, *out.qe_identity));
@@ -559,7 +560,7 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
 
 Napi::Value TdxCollateralToJs(Napi::Env env, const tas::TdxCollateralOutcome& out) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("rootCrl", WindowToJs(env, out.root_crl));
+  if (out.root_crl) o.Set("rootCrl", WindowToJs(env, *out.root_crl));
   if (out.pck_crl) o.Set("pckCrl", WindowToJs(env, *out.pck_crl));
   if (out.pck_ca) o.Set("pckCa", CertSummaryToJs(env, *out.pck_ca));
   if (out.tcb_info) o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
@@ -575,6 +576,14 @@ tas::Bytes TdxBytes(const Napi::Value& v, const char* what, size_t max) {
   } catch (const SnpError& e) {
     tas::Fail(tas::kTdxArgument, e.detail());
   }
+}
+
+// A CRL input is a Buffer, or an explicit null when the caller has none and its configuration says
+// to verify without it (TAS_CRL_FAIL_MODE=open). `undefined` stays an argument error, so that
+// forgetting a CRL can never silently skip revocation.
+std::optional<tas::Bytes> TdxOptionalCrl(const Napi::Value& v, const char* what) {
+  if (v.IsNull()) return std::nullopt;
+  return TdxBytes(v, what, kMaxCrlInput);
 }
 
 std::vector<tas::Bytes> TdxAnchors(const Napi::Object& o) {
@@ -608,7 +617,7 @@ int64_t TdxSeconds(const Napi::Value& v, const char* what) {
 class TasNative : public Napi::Addon<TasNative> {
  public:
   TasNative(Napi::Env env, Napi::Object exports)
-      : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()) {
+      : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()), gpu_cache_(std::make_shared<tas::GpuChainCache>()) {
     DefineAddon(exports, {
                              InstanceMethod("parseReport", &TasNative::ParseReport),
                              InstanceMethod("parseVek", &TasNative::ParseVek),
@@ -747,8 +756,8 @@ class TasNative : public Napi::Addon<TasNative> {
       tas::TdxVerifyInput in;
       in.quote = TdxBytes(o.Get("quote"), "quote", tas::kMaxQuoteSize);
       in.anchors = TdxAnchors(o);
-      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
-      in.pck_crl = TdxBytes(o.Get("pckCrl"), "pckCrl", kMaxCrlInput);
+      in.root_crl = TdxOptionalCrl(o.Get("rootCrl"), "rootCrl");
+      in.pck_crl = TdxOptionalCrl(o.Get("pckCrl"), "pckCrl");
       in.tcb_info = TdxSignedJson(o.Get("tcbInfo"), "tcbInfo");
       in.qe_identity = TdxSignedJson(o.Get("qeIdentity"), "qeIdentity");
       in.at = TdxSeconds(o.Get("at"), "at");
@@ -777,7 +786,7 @@ class TasNative : public Napi::Addon<TasNative> {
       Napi::Object o = info[0].As<Napi::Object>();
       tas::TdxCollateralInput in;
       in.anchors = TdxAnchors(o);
-      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
+      in.root_crl = TdxOptionalCrl(o.Get("rootCrl"), "rootCrl");
       Napi::Value v = o.Get("pckCrl");
       if (!v.IsUndefined() && !v.IsNull()) {
         in.pck_crl = TdxBytes(v, "pckCrl", kMaxCrlInput);
@@ -799,6 +808,7 @@ class TasNative : public Napi::Addon<TasNative> {
   Napi::Value ClearCache(const Napi::CallbackInfo& info) {
     cache_->Clear();
     tdx_caches_->Clear();
+    gpu_cache_->Clear();
     return info.Env().Undefined();
   }
 
@@ -830,7 +840,8 @@ class TasNative : public Napi::Addon<TasNative> {
       in.chain = ToBytes(o.Get("chain"), "chain", tas::kGpuMaxChainPem);
       in.anchors = BufferList(o.Get("anchors"), "anchors", tas::kGpuMaxAnchors, tas::kMaxCertSize, true);
       in.at = ToSeconds(o.Get("atSeconds"), "atSeconds");
-      auto job = [in = std::move(in)]() { return tas::VerifyGpuDevice(in); };
+      std::shared_ptr<tas::GpuChainCache> cache = gpu_cache_;
+      auto job = [in = std::move(in), cache]() { return tas::VerifyGpuDevice(in, cache.get()); };
       return Queue<decltype(job), tas::GpuDeviceResult>(info.Env(), std::move(job), &GpuDeviceToJs);
     });
   }
@@ -865,6 +876,7 @@ class TasNative : public Napi::Addon<TasNative> {
 
   std::shared_ptr<tas::ChainCache> cache_;
   std::shared_ptr<tas::TdxCaches> tdx_caches_;
+  std::shared_ptr<tas::GpuChainCache> gpu_cache_;
 };
 
 }  // namespace

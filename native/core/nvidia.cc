@@ -9,6 +9,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -222,64 +223,126 @@ bool CertFwid(const X509* cert, Bytes* fwid, std::string* source) {
   return true;
 }
 
-GpuDeviceResult VerifyGpuDevice(const GpuDeviceInput& in) {
-  if (in.anchors.empty() || in.anchors.size() > kGpuMaxAnchors) Fail(kErrArgument, "1..8 NVIDIA roots required");
-  GpuDeviceResult res;
-  res.spdm = ParseSpdm(in.evidence.data(), in.evidence.size());
+namespace {
+
+std::string GpuCacheKey(const GpuDeviceInput& in) {
+  std::vector<Sha256> anchors;
+  for (const auto& a : in.anchors) anchors.push_back(Sha256Of(a.data(), a.size()));
+  std::sort(anchors.begin(), anchors.end());
+  std::string k = "gpu/";
+  for (const auto& a : anchors) k.append(reinterpret_cast<const char*>(a.data()), a.size());
+  Sha256 c = Sha256Of(in.chain.data(), in.chain.size());
+  k.append(reinterpret_cast<const char*>(c.data()), c.size());
+  return k;
+}
+
+bool InsideWindows(const GpuChainEntry& e, int64_t at) {
+  for (const auto& w : e.windows) {
+    if (at < w.first || at > w.second) return false;
+  }
+  return true;
+}
+
+// VerifyDeviceChain parses the chain and verifies it to the anchors at `at`. The entry is
+// returned whether or not the chain verified; `ok` says which.
+std::shared_ptr<GpuChainEntry> VerifyDeviceChain(const GpuDeviceInput& in, bool* ok) {
+  auto e = std::make_shared<GpuChainEntry>();
   std::vector<X509Ptr> chain = ParseChainPem(in.chain.data(), in.chain.size());
   for (const auto& c : chain) {
     try {
-      res.certs.push_back(GetCertInfo(c.get()));
-    } catch (const SnpError& e) {
-      Fail(kErrGpuCert, e.detail());
+      e->certs.push_back(GetCertInfo(c.get()));
+    } catch (const SnpError& err) {
+      Fail(kErrGpuCert, err.detail());
     }
   }
   X509* leaf = chain[0].get();
-  res.leaf_serial_dec = Dec(X509_get0_serialNumber(leaf));
-  res.hwmodel = res.certs[0].issuer_cn;
+  e->leaf_serial_dec = Dec(X509_get0_serialNumber(leaf));
+  e->hwmodel = e->certs[0].issuer_cn;
+  e->has_fwid = CertFwid(leaf, &e->cert_fwid, &e->fwid_source);
 
-  // 1. Chain: leaf ← intermediates (as sent, untrusted) ← pinned root, at the caller's time.
+  // Leaf ← intermediates (as sent, untrusted) ← pinned root, at the caller's time.
   std::vector<X509Ptr> anchors;
   for (const auto& a : in.anchors) {
     try {
       anchors.push_back(ParseCert(a.data(), a.size()));
-    } catch (const SnpError& e) {
-      Fail(kErrArgument, "NVIDIA root: " + e.detail());
+    } catch (const SnpError& err) {
+      Fail(kErrArgument, "NVIDIA root: " + err.detail());
     }
   }
-  {
-    X509StorePtr store(X509_STORE_new());
-    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-    SkX509Ptr untrusted(sk_X509_new_null());
-    if (!store || !ctx || !untrusted) Fail(kErrInternal, "out of memory");
-    for (auto& a : anchors) {
-      if (X509_STORE_add_cert(store.get(), a.get()) != 1) ERR_clear_error();
+  X509StorePtr store(X509_STORE_new());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+  SkX509Ptr untrusted(sk_X509_new_null());
+  if (!store || !ctx || !untrusted) Fail(kErrInternal, "out of memory");
+  for (auto& a : anchors) {
+    if (X509_STORE_add_cert(store.get(), a.get()) != 1) ERR_clear_error();
+  }
+  for (size_t i = 1; i < chain.size(); i++) {
+    if (sk_X509_push(untrusted.get(), chain[i].get()) <= 0) Fail(kErrInternal, "sk_X509_push failed");
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) Fail(kErrInternal, "X509_STORE_CTX_init: " + LastOpensslError());
+  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(in.at));
+  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CHECK_SS_SIGNATURE);
+  X509_VERIFY_PARAM_set_depth(param, static_cast<int>(kGpuMaxChainCerts));
+  if (X509_verify_cert(ctx.get()) == 1) {
+    *ok = true;
+    e->detail = std::to_string(chain.size()) + " certificates to the pinned NVIDIA Device Identity root";
+    // The window of every certificate of the verified path (the anchor included), so that a
+    // cached verdict is only reused at a time at which X509_verify_cert would accept it too.
+    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
+    for (int i = 0; path != nullptr && i < sk_X509_num(path); i++) {
+      CertInfo ci = GetCertInfo(sk_X509_value(path, i));
+      e->windows.emplace_back(ci.not_before, ci.not_after);
     }
-    for (size_t i = 1; i < chain.size(); i++) {
-      if (sk_X509_push(untrusted.get(), chain[i].get()) <= 0) Fail(kErrInternal, "sk_X509_push failed");
-    }
-    if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) Fail(kErrInternal, "X509_STORE_CTX_init: " + LastOpensslError());
-    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-    X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(in.at));
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CHECK_SS_SIGNATURE);
-    X509_VERIFY_PARAM_set_depth(param, static_cast<int>(kGpuMaxChainCerts));
-    if (X509_verify_cert(ctx.get()) == 1) {
+    for (const auto& c : e->certs) e->windows.emplace_back(c.not_before, c.not_after);
+  } else {
+    *ok = false;
+    int err = X509_STORE_CTX_get_error(ctx.get());
+    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+    e->detail = "depth " + std::to_string(depth) + ": " + X509_verify_cert_error_string(err);
+  }
+  ERR_clear_error();
+  e->leaf = std::move(chain[0]);
+  return e;
+}
+
+}  // namespace
+
+GpuDeviceResult VerifyGpuDevice(const GpuDeviceInput& in, GpuChainCache* cache) {
+  if (in.anchors.empty() || in.anchors.size() > kGpuMaxAnchors) Fail(kErrArgument, "1..8 NVIDIA roots required");
+  GpuDeviceResult res;
+  res.spdm = ParseSpdm(in.evidence.data(), in.evidence.size());
+
+  // 1. Chain (cached: the signatures of a chain do not change; its windows are checked again).
+  std::shared_ptr<const GpuChainEntry> entry;
+  std::string key = cache ? GpuCacheKey(in) : std::string();
+  if (cache) {
+    auto hit = cache->Get(key);
+    if (hit && InsideWindows(*hit, in.at)) {
+      entry = hit;
       res.chain_ok = true;
-      res.checks.push_back({"chain", true, std::to_string(chain.size()) + " certificates to the pinned NVIDIA Device Identity root"});
-    } else {
-      int err = X509_STORE_CTX_get_error(ctx.get());
-      int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-      res.checks.push_back({"chain", false, "depth " + std::to_string(depth) + ": " + X509_verify_cert_error_string(err)});
+      res.chain_cached = true;
     }
-    ERR_clear_error();
   }
+  if (!entry) {
+    bool ok = false;
+    std::shared_ptr<GpuChainEntry> fresh = VerifyDeviceChain(in, &ok);
+    res.chain_ok = ok;
+    if (ok && cache) cache->Put(key, fresh);
+    entry = fresh;
+  }
+  res.certs = entry->certs;
+  res.leaf_serial_dec = entry->leaf_serial_dec;
+  res.hwmodel = entry->hwmodel;
+  res.checks.push_back({"chain", res.chain_ok, entry->detail});
+  X509* leaf = entry->leaf.get();
 
   // 2. SPDM signature with the leaf key, over request ‖ response up to the signature.
-  EVP_PKEY* key = X509_get0_pubkey(leaf);
+  EVP_PKEY* key_ = X509_get0_pubkey(leaf);
   std::string why;
-  if (!IsP384(key)) {
+  if (!IsP384(key_)) {
     res.checks.push_back({"signature", false, "device certificate key is not EC P-384"});
-  } else if (VerifyRawEcdsaP384(key, in.evidence.data(), res.spdm.signed_len, res.spdm.signature.data(), &why)) {
+  } else if (VerifyRawEcdsaP384(key_, in.evidence.data(), res.spdm.signed_len, res.spdm.signature.data(), &why)) {
     res.signature_ok = true;
     res.checks.push_back({"signature", true, "ECDSA P-384 over request ‖ response (" + std::to_string(res.spdm.signed_len) + " bytes)"});
   } else {
@@ -287,7 +350,11 @@ GpuDeviceResult VerifyGpuDevice(const GpuDeviceInput& in) {
   }
 
   // 3. FWID: certificate extension vs the signed opaque field.
-  if (!CertFwid(leaf, &res.cert_fwid, &res.fwid_source)) {
+  if (entry->has_fwid) {
+    res.cert_fwid = entry->cert_fwid;
+    res.fwid_source = entry->fwid_source;
+  }
+  if (!entry->has_fwid) {
     res.checks.push_back({"fwid", false, "device certificate has no FWID extension (2.23.133.5.4.1 or 2.23.133.5.4.1.1)"});
   } else if (res.spdm.fwid.empty()) {
     // Drivers before the FWID opaque field (e.g. 535.x) sign no FWID; NVIDIA's verifiers (SDK,

@@ -34,12 +34,31 @@ struct GpuDeviceResult {
   std::string fwid_source;      // "2.23.133.5.4.1" | "2.23.133.5.4.1.1" | ""
   Bytes cert_fwid;
   bool chain_ok = false, signature_ok = false, fwid_ok = false;
+  bool chain_cached = false;    // the chain verdict came from the cache (windows re-checked)
   std::vector<Check> checks;    // chain, signature, fwid
 };
 
+// GpuChainEntry is a device chain that verified to one of the anchors: what the checks need from
+// it besides the verdict (certificate details, the leaf and its FWID) and the validity window of
+// every certificate of the verified path, re-checked against the time of each use.
+struct GpuChainEntry {
+  std::vector<CertInfo> certs;
+  X509Ptr leaf;
+  std::string leaf_serial_dec, hwmodel, fwid_source, detail;
+  Bytes cert_fwid;
+  bool has_fwid = false;
+  std::vector<std::pair<int64_t, int64_t>> windows;
+};
+
+// GpuChainCache holds verified device chains keyed by SHA-256 of the anchors and the chain bytes
+// (bounded like every cache here; only successes are stored).
+using GpuChainCache = BoundedCache<GpuChainEntry>;
+
 // VerifyGpuDevice parses and checks one GPU's evidence. Throws GPU_ERR_SPDM / GPU_ERR_CERT on
-// malformed input and SNP_ERR_ARGUMENT on bad arguments.
-GpuDeviceResult VerifyGpuDevice(const GpuDeviceInput& in);
+// malformed input and SNP_ERR_ARGUMENT on bad arguments. With a cache, a chain that verified
+// before is not verified again while the time is inside every certificate's window; a chain
+// that fails is verified again every time (failures are never cached).
+GpuDeviceResult VerifyGpuDevice(const GpuDeviceInput& in, GpuChainCache* cache = nullptr);
 
 // ParseChainPem reads 1..8 PEM certificates (nothing else but white space between them).
 std::vector<X509Ptr> ParseChainPem(const uint8_t* p, size_t n);

@@ -19,7 +19,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { closeSync, constants as fsc, existsSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parsePluginDocument } from '../../src/config/plugin-doc';
 import {
   CERT_API_VERSION, CertSignerError, makeIssuing, makeRoot, newCaKey, pem, signLocalAsync, suiteForKey, unpem, writeExclusive,
   type CaMaterial, type CertSigner, type CertSignerDeps, type CertSignerManifest, type CertSignerPlugin, type ProvisionRequest,
@@ -49,26 +49,12 @@ function fail(msg: string): CertSignerError {
 
 /** parseLocalConfig validates the YAML document. */
 export function parseLocalConfig(text: string, file: string): LocalConfig {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { strict: true, uniqueKeys: true });
-  } catch (e) {
-    throw fail(`${file} is not valid YAML: ${(e as Error).message}`);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw fail(`${file}: top level must be a mapping`);
-  const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!MEMBERS.has(k)) throw fail(`${file}: unknown member '${k}' (allowed: ${[...MEMBERS].join(', ')})`);
-  const path = (k: string, required: boolean): string | undefined => {
-    const v = d[k];
-    if (v === undefined && !required) return undefined;
-    if (typeof v !== 'string' || v === '') throw fail(`${file}: ${k} must be a file path`);
-    return v;
-  };
+  const { doc: d, str, need } = parsePluginDocument(text, file, MEMBERS, (m) => fail(`${file}: ${m}`), { stringKind: 'a file path' });
   const keyType = d.key_type ?? 'EC';
   if (keyType !== 'EC' && keyType !== 'RSA') throw fail(`${file}: key_type must be EC or RSA`);
   const keySize = d.key_size ?? 3072;
   if (typeof keySize !== 'number' || !Number.isSafeInteger(keySize) || keySize < 3072 || keySize > 8192) throw fail(`${file}: key_size must be 3072..8192`);
-  return { keyType, keySize, rootKeyFile: path('root_key_file', false), rootCertFile: path('root_cert_file', true)!, caKeyFile: path('ca_key_file', true)!, caCertFile: path('ca_cert_file', true)! };
+  return { keyType, keySize, rootKeyFile: str('root_key_file'), rootCertFile: need('root_cert_file'), caKeyFile: need('ca_key_file'), caCertFile: need('ca_cert_file') };
 }
 
 function readKey(file: string): KeyObject {

@@ -28,7 +28,7 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
-import { parse as parseYaml } from 'yaml';
+import { parsePluginDocument } from '../../src/config/plugin-doc';
 import {
   CERT_API_VERSION, CertSignerError, pem, suiteForKey, unpem, writeExclusive,
   type CaMaterial, type CertSigner, type CertSignerDeps, type CertSignerManifest, type CertSignerPlugin, type ProvisionRequest, type SignatureSuite,
@@ -85,22 +85,7 @@ function fail(msg: string): CertSignerError {
 
 /** parseCertPkcs11Config validates the YAML document (the PIN itself never goes in it). */
 export function parseCertPkcs11Config(text: string, file: string): CertPkcs11Config {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { strict: true, uniqueKeys: true });
-  } catch (e) {
-    throw fail(`${file} is not valid YAML: ${(e as Error).message}`);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw fail(`${file}: top level must be a mapping`);
-  const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!MEMBERS.has(k)) throw fail(`${file}: unknown member '${k}' (allowed: ${[...MEMBERS].join(', ')})`);
-  const str = (k: string): string | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || v === '') throw fail(`${file}: ${k} must be a non-empty string`);
-    return v;
-  };
-  const need = (k: string): string => str(k) ?? (() => { throw fail(`${file}: ${k} is required`); })();
+  const { doc: d, str, need } = parsePluginDocument(text, file, MEMBERS, (m) => fail(`${file}: ${m}`));
   const label = str('token_label');
   const serial = str('token_serial');
   const slot = d.slot;

@@ -13,7 +13,7 @@
  * an unknown key id is `not_found`, a missing or malformed file stops startup.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parsePluginDocument } from '../../src/config/plugin-doc';
 import { checkKeyId, KBM_API_VERSION, KbmError, type KbmDeps, type KbmPlugin, type KeyBroker, type KbmManifest } from '../../src/kbm/types';
 import { checkWrappingKey, wrapAesGcm, wrapKwp, type WrappingKey } from '../../src/kbm/wrap';
 import type { SecretKeyReply } from '../../src/attest/types';
@@ -45,17 +45,11 @@ function configError(file: string, msg: string): KbmError {
   return new KbmError('config', `tas_kbm_mock config ${file}: ${msg}`);
 }
 
+const TOP_MEMBERS = new Set(['form', 'secrets', 'delay_ms']);
+
 /** parseMockConfig reads and validates the config document (exported for tests). */
 export function parseMockConfig(text: string, file: string): MockConfig {
-  let doc: unknown;
-  try {
-    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { strict: true, uniqueKeys: true });
-  } catch (e) {
-    throw configError(file, `not valid YAML/JSON: ${(e as Error).message}`);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw configError(file, 'top level must be a mapping');
-  const top = doc as Record<string, unknown>;
-  for (const k of Object.keys(top)) if (k !== 'form' && k !== 'secrets' && k !== 'delay_ms') throw configError(file, `unknown member '${k}' (allowed: form, secrets, delay_ms)`);
+  const top = parsePluginDocument(text, file, TOP_MEMBERS, (m) => configError(file, m), { jsonByExtension: true }).doc;
   const delayMs = top.delay_ms ?? 0;
   if (typeof delayMs !== 'number' || !Number.isInteger(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
     throw configError(file, `delay_ms must be an integer 0..${MAX_DELAY_MS}`);

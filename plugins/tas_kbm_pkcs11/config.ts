@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parsePluginDocument } from '../../src/config/plugin-doc';
 import { KbmError } from '../../src/kbm/types';
 
 /** Pkcs11Mode selects where the ephemeral AES key is made (see docs/plugins.md). */
@@ -40,23 +40,8 @@ function fail(file: string, msg: string): KbmError {
 
 /** parsePkcs11Config validates the document (exported for tests). */
 export function parsePkcs11Config(text: string, file: string): Pkcs11Config {
-  let doc: unknown;
-  try {
-    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text, { strict: true, uniqueKeys: true });
-  } catch (e) {
-    throw fail(file, `not valid YAML/JSON: ${(e as Error).message}`);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw fail(file, 'top level must be a mapping');
-  const d = doc as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!MEMBERS.has(k)) throw fail(file, `unknown member '${k}' (allowed: ${[...MEMBERS].join(', ')})`);
-  const str = (k: string): string | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || v === '') throw fail(file, `${k} must be a non-empty string`);
-    return v;
-  };
-  const module = str('module');
-  if (module === undefined) throw fail(file, 'module (path of the PKCS#11 library) is required');
+  const { doc: d, str, need } = parsePluginDocument(text, file, MEMBERS, (m) => fail(file, m), { jsonByExtension: true });
+  const module = need('module', 'module (path of the PKCS#11 library)');
   const label = str('token_label');
   const serial = str('token_serial');
   const slot = d.slot;

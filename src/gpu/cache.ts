@@ -22,7 +22,7 @@ import { verifiedRim } from './rim';
 import type { GpuTrust } from './trust';
 
 const RIM_ID_RE = /^NV_GPU_[A-Z0-9_.]{1,100}$/;
-const CRL_REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', '(unused)', 'removeFromCRL', 'privilegeWithdrawn', 'aACompromise'];
+export const CRL_REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', '(unused)', 'removeFromCRL', 'privilegeWithdrawn', 'aACompromise'];
 
 export interface GpuCacheOptions {
   readonly dir: string;

@@ -51,6 +51,8 @@ export interface RimSource {
 export interface DeviceOptions {
   /** The TAS nonce (64 hex); the SPDM request nonce must equal its 32 bytes. Undefined: not checked (`tas verify` without --nonce). */
   readonly nonce: string | undefined;
+  /** What `nonce` is, for the check's detail (default "the TAS nonce"). */
+  readonly nonceName?: string;
   readonly atSeconds: number;
   readonly anchors: readonly Buffer[];
   readonly revocation?: RevocationSource;
@@ -143,7 +145,8 @@ export async function verifyGpuDevice(g: GpuEntry, o: DeviceOptions): Promise<Gp
   if (o.nonce !== undefined) {
     const want = Buffer.from(o.nonce, 'hex');
     nonceOk = want.length === 32 && timingSafeEqual(want, s.request.nonce);
-    checks.push({ name: 'nonce', ok: nonceOk, detail: nonceOk ? 'SPDM request nonce equals the TAS nonce' : 'SPDM request nonce differs from the TAS nonce' });
+    const what = o.nonceName ?? 'the TAS nonce';
+    checks.push({ name: 'nonce', ok: nonceOk, detail: nonceOk ? `SPDM request nonce equals ${what}` : `SPDM request nonce differs from ${what}` });
   }
   const arch = archOf(r.hwmodel);
   const archOk = arch === g.arch;
@@ -221,6 +224,7 @@ async function appraiseMeasurements(g: GpuEntry, s: SpdmEvidence, rims: RimSourc
       continue;
     }
     const versionOk = rim.version.toUpperCase() === versionWant.toUpperCase();
+    const signedOk = rim.signatureVerified && rim.certStatus === 'valid';
     claims[`x-nvidia-gpu-${kind}-rim-schema-validated`] = true;
     claims[`x-nvidia-gpu-${kind}-rim-signature-verified`] = rim.signatureVerified;
     claims[`x-nvidia-gpu-${kind}-rim-cert-validated`] = rim.certStatus === 'valid';
@@ -228,12 +232,14 @@ async function appraiseMeasurements(g: GpuEntry, s: SpdmEvidence, rims: RimSourc
     claims[`x-nvidia-gpu-${kind}-rim-version-match`] = versionOk;
     claims[`x-nvidia-gpu-${kind}-rim-measurements-available`] = rim.measurements.length > 0;
     if (kind === 'driver' && rim.manufacturerId) claims.oemid = rim.manufacturerId;
-    const ok = rim.signatureVerified && rim.certStatus === 'valid' && versionOk && rim.measurements.length > 0;
-    checks.push({ name: `rim.${kind}`, ok, detail: ok ? `${rim.id} (signature verified at import)` : `${rim.id}: signature ${rim.signatureVerified ? 'ok' : 'INVALID'}, signer ${rim.certStatus}, version ${versionOk ? 'matches' : `${rim.version} ≠ ${versionWant}`}` });
-    if (!ok) {
-      allOk = false;
-      continue;
-    }
+    checks.push({ name: `rim.${kind}`, ok: true, detail: `${rim.id} version ${rim.version}, ${rim.measurements.length} active measurements` });
+    checks.push({ name: `rim.${kind}.signature`, ok: signedOk, detail: signedOk ? 'XML-DSig verified when the RIM was fetched or imported' : `signature ${rim.signatureVerified ? 'ok' : 'INVALID'}, signer ${rim.certStatus}` });
+    checks.push({ name: `rim.${kind}.version`, ok: versionOk, detail: versionOk ? `RIM version ${rim.version} is the signed ${kind} version` : `RIM version ${rim.version} ≠ signed ${kind} version ${versionWant}` });
+    if (rim.measurements.length === 0) checks.push({ name: `rim.${kind}.measurements`, ok: false, detail: 'the RIM has no active measurement' });
+    if (!signedOk || !versionOk || rim.measurements.length === 0) allOk = false;
+    // Every available RIM's golden values are compared, even a RIM that failed a check above, so
+    // the verdict names the measurements that differ (as NVIDIA's verifiers do); measres can only
+    // be success when every RIM check passed as well.
     for (const m of rim.measurements) {
       if (golden.has(m.index)) conflict = true;
       golden.set(m.index, { source: kind, m });
@@ -242,25 +248,29 @@ async function appraiseMeasurements(g: GpuEntry, s: SpdmEvidence, rims: RimSourc
   claims['x-nvidia-gpu-vbios-index-no-conflict'] = !conflict;
   if (conflict) {
     allOk = false;
-    checks.push({ name: 'measurements', ok: false, detail: 'driver and VBIOS RIMs both claim a measurement index' });
+    checks.push({ name: 'measurements.conflict', ok: false, detail: 'driver and VBIOS RIMs both claim a measurement index' });
   }
   // RIM index 35 (NVDEC0) is measured only while NVDEC0 is enabled (OPAQUE_FIELD_ID_NVDEC0_STATUS).
   const nvdec = opaque(s, 11)?.[0];
-  const mismatched: Array<{ index: number; source: string }> = [];
-  if (allOk) {
-    for (const [index, { source, m }] of [...golden.entries()].sort((a, b) => a[0] - b[0])) {
-      if (index === 35 && nvdec === NVDEC_DISABLED) continue;
-      if (index === 35 && nvdec !== NVDEC_ENABLED) {
-        mismatched.push({ index, source });
-        continue;
-      }
-      const got = runtime.get(index);
-      if (!got || !m.alternatives.some((a) => a.length === got.length && timingSafeEqual(a, got))) mismatched.push({ index, source });
+  const mismatched: Array<{ index: number; source: 'driver' | 'vbios' }> = [];
+  const compared = { driver: 0, vbios: 0 };
+  for (const [index, { source, m }] of [...golden.entries()].sort((a, b) => a[0] - b[0])) {
+    if (index === 35 && nvdec === NVDEC_DISABLED) continue;
+    compared[source]++;
+    if (index === 35 && nvdec !== NVDEC_ENABLED) {
+      mismatched.push({ index, source });
+      continue;
     }
+    const got = runtime.get(index);
+    if (!got || !m.alternatives.some((a) => a.length === got.length && timingSafeEqual(a, got))) mismatched.push({ index, source });
+  }
+  for (const kind of ['driver', 'vbios'] as const) {
+    if (!found[kind]) continue;
+    const bad = mismatched.filter((x) => x.source === kind);
     checks.push({
-      name: 'measurements',
-      ok: mismatched.length === 0,
-      detail: mismatched.length === 0 ? `${golden.size} reference measurements match` : `measurement ${mismatched.map((x) => `${x.index} (${x.source})`).join(', ')} matches no RIM value`,
+      name: `measurements.${kind}`,
+      ok: bad.length === 0,
+      detail: bad.length === 0 ? `${compared[kind]} reference measurements of the ${kind} RIM match` : `measurement ${bad.map((x) => `${x.index} (${x.source})`).join(', ')} matches no RIM value`,
     });
   }
   const success = allOk && mismatched.length === 0;

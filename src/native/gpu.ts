@@ -48,6 +48,8 @@ export interface GpuDeviceResult {
   chainOk: boolean;
   signatureOk: boolean;
   fwidOk: boolean;
+  /** The chain verdict came from the addon's cache of verified device chains (windows re-checked at atSeconds). */
+  chainCached: boolean;
   checks: Check[];
 }
 
@@ -91,7 +93,12 @@ export function parseSpdm(evidence: Buffer): SpdmEvidence {
   return syncCall(() => gpu().parseSpdm(evidence));
 }
 
-/** verifyGpu runs the device checks off the event loop; malformed input rejects, failed checks are verdicts. */
+/**
+ * verifyGpu runs the device checks off the event loop; malformed input rejects, failed checks are
+ * verdicts. A device chain that verified is cached by the addon (keyed by SHA-256 of the anchors
+ * and the chain bytes, bounded, cleared with clearChainCache) and reused only while atSeconds is
+ * inside every certificate's validity window; a chain that fails is never cached.
+ */
 export function verifyGpu(input: GpuDeviceInput): Promise<GpuDeviceResult> {
   return laterCall(() => gpu().verifyGpu(input));
 }

@@ -17,6 +17,9 @@ export interface VerifyArgs {
   quote?: string | undefined;
   collateral?: string | undefined;
   'gpu-evidence'?: string | undefined;
+  nonce?: string | undefined;
+  rim?: string[] | undefined;
+  ocsp?: string[] | undefined;
   config?: string | undefined;
   ask?: string | undefined;
   ark?: string | undefined;

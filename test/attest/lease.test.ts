@@ -103,19 +103,28 @@ async function outcome(p: Promise<SecretKeyReply>): Promise<string> {
   }
 }
 
+/**
+ * replayAfterLapse sends a request that reaches the (gated) key backend, lets its 30 s lease lapse,
+ * and sends the same nonce again: both end up waiting in the backend, the replay holding the claim.
+ */
+async function replayAfterLapse(r: ReturnType<typeof rig>): Promise<{ nonce: string; first: Promise<string>; replay: Promise<string> }> {
+  const nonce = await r.nonces.issue();
+  const atBackend = r.inBackend();
+  const first = outcome(r.pipeline.getSecret(req(nonce), rctx));
+  await atBackend;
+  // The key backend is slow: the lease lapses while the first request waits for it.
+  r.advance(30_001);
+  const replayAt = r.inBackend();
+  const replay = outcome(r.pipeline.getSecret(req(nonce), rctx));
+  await replayAt; // the replay won the lapsed claim and is in the backend too
+  return { nonce, first, replay };
+}
+
 describe('attest: the claim lease and a slow key backend', () => {
   it('a replay that claims a lapsed lease while the first request is in the key backend: one release, the loser answers 503', async () => {
     const r = rig(30_000);
     try {
-      const nonce = await r.nonces.issue();
-      const atBackend = r.inBackend();
-      const first = outcome(r.pipeline.getSecret(req(nonce), rctx));
-      await atBackend;
-      // The key backend is slow: the lease lapses while the first request waits for it.
-      r.advance(30_001);
-      const replayAt = r.inBackend();
-      const replay = outcome(r.pipeline.getSecret(req(nonce), rctx));
-      await replayAt; // the replay won the lapsed claim and is in the backend too
+      const { nonce, first, replay } = await replayAfterLapse(r);
       r.gates[1]!.open();
       r.gates[0]!.open();
       const results = [await first, await replay];
@@ -133,14 +142,7 @@ describe('attest: the claim lease and a slow key backend', () => {
   it('the same race with the first request answering first: it still sends nothing, only the replay that holds the claim releases', async () => {
     const r = rig(30_000);
     try {
-      const nonce = await r.nonces.issue();
-      const atBackend = r.inBackend();
-      const first = outcome(r.pipeline.getSecret(req(nonce), rctx));
-      await atBackend;
-      r.advance(30_001);
-      const replayAt = r.inBackend();
-      const replay = outcome(r.pipeline.getSecret(req(nonce), rctx));
-      await replayAt;
+      const { first, replay } = await replayAfterLapse(r);
       r.gates[0]!.open();
       const a = await first;
       r.gates[1]!.open();

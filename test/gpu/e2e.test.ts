@@ -1,21 +1,36 @@
 /**
  * GPUs attested with their CVM, end to end over HTTP (real daemon, SNP reports from the fake AMD
- * signer, GPUs from the fake NVIDIA signer, RIMs signed with xmlsec1 and served by a fake RIM
+ * signer and TDX quotes from the fake DCAP signer with collateral from a fake PCS — every case runs
+ * on both — GPUs from the fake NVIDIA signer, RIMs signed with xmlsec1 and served by a fake RIM
  * service, OCSP from real `openssl ocsp` responders): the agent's exact request shape with 1, 2
  * and 8 GPUs is released under a GPU policy, and every kind of bad GPU is refused with a reason
  * that names the GPU index and the check.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeIntel } from '../support/fake-intel';
+import { FakePcs } from '../support/fake-pcs';
 import { componentEvidence, componentHashes, type SdkEntry } from '../support/gpu-evidence';
 import { FakeNvidia, type FakeGpu } from '../support/fake-nvidia';
 import { FakeOcsp, FakeRimService } from '../support/fake-nvidia-services';
 import { DRIVER, GOLDEN, GPU_POLICY, VBIOS, goldenRims, writeGpuTrust } from '../support/gpu-lab';
 import { agentKeys, createLab, decryptReply, getNonce, getSecret, policyDoc, reportData, SECRET, storePolicy, type Lab } from '../support/lab';
 
-describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlsec1 RIMs, openssl ocsp)', function () {
+const MR_TD = Buffer.alloc(48, 0x5a);
+const TDX_RULES = { tcb: { update: 'standard', platform_tcb: 'UpToDate', tdx_module_tcb: 'UpToDate', qe_tcb: 'UpToDate' }, body: { mr_td: MR_TD.toString('hex') }, td: { sept_ve_disable: true } };
+
+for (const tee of ['amd-sev-snp', 'intel-tdx'] as const) describe(`gpu: GPUs attested with their CVM, end to end (${tee === 'intel-tdx' ? 'TDX' : 'SNP'}, fake NVIDIA, xmlsec1 RIMs, openssl ocsp)`, function () {
   this.timeout(300_000);
   let lab: Lab;
+  let intel: FakeIntel | undefined;
+  let pcs: FakePcs | undefined;
+  let tdxTrust: string | undefined;
+  /** sign makes the CVM's evidence (SNP report or TDX quote) with this REPORT_DATA. */
+  const sign = (rd: Buffer): Buffer => (tee === 'intel-tdx' ? intel!.quote({ reportData: rd, mrTd: MR_TD }) : lab.kits.Genoa.signReport({ reportData: rd }));
+  const doc = (id: string): Record<string, unknown> => (tee === 'intel-tdx' ? policyDoc(id, TDX_RULES, { policy_type: 'TDX' }) : policyDoc(id));
   let nv: FakeNvidia;
   let other: FakeNvidia;
   let gpus: FakeGpu[];
@@ -37,9 +52,18 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
     for (const [id, xml] of goldenRims(nv)) rims.rims.set(id, xml);
     ocsp = await FakeOcsp.start(nv);
     const trustDir = writeGpuTrust(nv.dir, nv);
-    lab = await createLab({ products: ['Genoa'], env: { TAS_NVIDIA_EXTRA_TRUST_DIR: trustDir, TAS_NVIDIA_RIM_URL: rims.url, TAS_NVIDIA_OCSP_URL: ocsp.url } });
-    assert.equal((await storePolicy(lab, { ...policyDoc('p-gpu'), components: GPU_POLICY })).status, 201);
-    assert.equal((await storePolicy(lab, { ...policyDoc('p-gpu2'), components: { gpu: { 'gpu-nvidia': { ...GPU_POLICY.gpu['gpu-nvidia'], count: 2 } } } })).status, 201);
+    const env: Record<string, string> = { TAS_NVIDIA_EXTRA_TRUST_DIR: trustDir, TAS_NVIDIA_RIM_URL: rims.url, TAS_NVIDIA_OCSP_URL: ocsp.url };
+    if (tee === 'intel-tdx') {
+      intel = FakeIntel.create();
+      tdxTrust = mkdtempSync(join(tmpdir(), 'tas-tdx-trust-'));
+      intel.writeTrustDir(tdxTrust);
+      pcs = await new FakePcs().start();
+      pcs.serveCollateral({ fmspc: intel.sgx.fmspc, ...intel.collateral() });
+      Object.assign(env, { TAS_PCS_BASE_URL: pcs.url, TAS_PCS_ROOT_CRL_URL: pcs.rootCrlUrl, TAS_TDX_EXTRA_TRUST_DIR: tdxTrust });
+    }
+    lab = await createLab({ products: ['Genoa'], env });
+    assert.equal((await storePolicy(lab, { ...doc('p-gpu'), components: GPU_POLICY })).status, 201);
+    assert.equal((await storePolicy(lab, { ...doc('p-gpu2'), components: { gpu: { 'gpu-nvidia': { ...GPU_POLICY.gpu['gpu-nvidia'], count: 2 } } } })).status, 201);
   });
   after(async () => {
     await lab?.close();
@@ -47,6 +71,8 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
     await ocsp?.stop();
     nv?.close();
     other?.close();
+    await pcs?.stop();
+    if (tdxTrust) rmSync(tdxTrust, { recursive: true, force: true });
   });
 
   const records = () => lab.daemon.audit.records.filter((r) => r.event === 'get_secret');
@@ -57,10 +83,10 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
     const nonce = await getNonce(lab);
     const entries = make(nonce);
     const bound = opts.bindOverride ?? entries;
-    const report = lab.kits.Genoa.signReport({ reportData: reportData(nonce, keys.wire, true, bound.length ? componentHashes(bound) : undefined) });
+    const report = sign(reportData(nonce, keys.wire, true, bound.length ? componentHashes(bound) : undefined));
     const before = records().length;
     const components = opts.sent ? opts.sent(entries) : entries.length ? componentEvidence(entries) : undefined;
-    const r = await getSecret(lab, { nonce, report, keys, policyId: opts.policyId ?? 'p-gpu', ...(components !== undefined ? { components } : {}) });
+    const r = await getSecret(lab, { nonce, report, keys, teeType: tee, policyId: opts.policyId ?? 'p-gpu', ...(components !== undefined ? { components } : {}) });
     const rec = records().slice(before);
     assert.equal(rec.length, 1, 'exactly one audit record');
     return { r, keys, rec: rec[0]!, nonce, report, entries };
@@ -82,6 +108,7 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
       assert.equal(r.status, 200, `${JSON.stringify(r.body)} ${String(rec.details?.detail)}`);
       assert.equal(decryptReply(r.body, keys), SECRET);
       assert.equal(rec.details?.components_evaluated, true);
+      assert.equal(rec.details?.tee_type, tee);
       assert.deepEqual(rec.details?.gpu_measres, Array(n).fill('success'));
       assert.deepEqual(rec.details?.gpu_ocsp, Array(n).fill('good'));
     });
@@ -145,7 +172,7 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
       assert.ok(first.r.headers.get('retry-after'));
       assert.equal(first.rec.reason, 'GPU_REVOCATION_UNAVAILABLE');
       ocsp.up = true;
-      const retry = await getSecret(lab, { nonce: first.nonce, report: first.report, keys: first.keys, policyId: 'p-gpu', components: componentEvidence(first.entries) });
+      const retry = await getSecret(lab, { nonce: first.nonce, report: first.report, keys: first.keys, teeType: tee, policyId: 'p-gpu', components: componentEvidence(first.entries) });
       assert.equal(retry.status, 200, JSON.stringify(retry.body));
     } finally {
       ocsp.up = true;
@@ -153,9 +180,9 @@ describe('gpu: GPUs attested with their CVM, end to end (SNP, fake NVIDIA, xmlse
   });
 
   it('the policy section is checked at store time: unknown claims and rules-only signatures are refused', async () => {
-    const bad = await storePolicy(lab, { ...policyDoc('p-bad'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { 'x-nvidia-no-such-claim': true } } } } } });
+    const bad = await storePolicy(lab, { ...doc('p-bad'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { 'x-nvidia-no-such-claim': true } } } } } });
     assert.equal(bad.status, 400);
-    const bad2 = await storePolicy(lab, { ...policyDoc('p-bad2'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { measres: true } } } } } });
+    const bad2 = await storePolicy(lab, { ...doc('p-bad2'), components: { gpu: { 'gpu-nvidia': { 'authorization-rules': { 'detached-claims': { measres: true } } } } } });
     assert.equal(bad2.status, 400);
   });
 });

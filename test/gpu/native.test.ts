@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSpdm, verifyGpu } from '../../src/native/gpu';
+import { clearChainCache } from '../../src/native';
 import { NVIDIA_DEVICE_IDENTITY_ROOT } from '../../src/gpu/roots';
 import { GPU_VECTORS } from '../support/gpu-evidence';
 import { DEVICE_ROOT, GENUINE_AT, RIM_ROOT, genuineGpus } from '../support/gpu-vectors';
@@ -125,4 +126,34 @@ describe('gpu native: genuine NVIDIA evidence', () => {
     const nine = Buffer.concat(Array.from({ length: 2 }, () => g.chain));
     await rejectsWith(verifyGpu({ evidence: g.evidence, chain: nine, anchors, atSeconds: GENUINE_AT }), 'GPU_ERR_CERT', /more than 8/);
   });
+
+  it('the verified device chain is cached: reused at a time inside every window, verified again outside, failures never cached', async () => {
+    const g = gpus.find((x) => x.name === 'sdk-h100-top')!;
+    clearChainCache();
+    const first = await verifyGpu({ evidence: g.evidence, chain: g.chain, anchors, atSeconds: GENUINE_AT });
+    assert.equal(first.chainCached, false);
+    const again = await verifyGpu({ evidence: g.evidence, chain: g.chain, anchors, atSeconds: GENUINE_AT + 86400 });
+    assert.equal(again.chainCached, true);
+    assert.deepEqual({ ...again, chainCached: false }, first, 'a cached chain gives the same verdict, parse and certificates');
+    // Another report of the same device chain takes the chain from the cache and still has its own signature checked.
+    const t = Buffer.from(g.evidence);
+    t[37 + 8 + 4 + 3 + 5] ^= 1;
+    const tampered = await verifyGpu({ evidence: t, chain: g.chain, anchors, atSeconds: GENUINE_AT });
+    assert.equal(tampered.chainCached, true);
+    assert.equal(tampered.signatureOk, false);
+    // Before the certificates' notBefore the cached verdict is not used: the chain is verified again and fails.
+    const early = await verifyGpu({ evidence: g.evidence, chain: g.chain, anchors, atSeconds: Date.parse('2020-01-01') / 1000 });
+    assert.equal(early.chainCached, false);
+    assert.equal(early.chainOk, false);
+    assert.match(early.checks[0]!.detail, /not yet valid/);
+    // Other anchors are another key: verified (and failing) every time, never cached.
+    for (let i = 0; i < 2; i++) {
+      const other = await verifyGpu({ evidence: g.evidence, chain: g.chain, anchors: [RIM_ROOT], atSeconds: GENUINE_AT });
+      assert.equal(other.chainOk, false);
+      assert.equal(other.chainCached, false);
+    }
+    clearChainCache();
+    assert.equal((await verifyGpu({ evidence: g.evidence, chain: g.chain, anchors, atSeconds: GENUINE_AT })).chainCached, false, 'clearChainCache drops GPU chains too');
+  });
 });
+

@@ -96,3 +96,70 @@ describe('gpu: air-gapped host (TAS_NVIDIA_OFFLINE, tas gpu import)', function (
     assert.match(imp.out, /FAIL .*signature does not verify/);
   });
 });
+
+describe('gpu: air-gapped host with TAS_CRL_FAIL_MODE=open (RIMs imported, no OCSP answer)', function () {
+  this.timeout(300_000);
+  let nv: FakeNvidia;
+  let gpu: FakeGpu;
+  let lab: Lab;
+  const UNKNOWN_OK = {
+    gpu: {
+      'gpu-nvidia': {
+        ...GPU_POLICY.gpu['gpu-nvidia'],
+        'authorization-rules': {
+          ...GPU_POLICY.gpu['gpu-nvidia']['authorization-rules'],
+          'detached-claims': { ...GPU_POLICY.gpu['gpu-nvidia']['authorization-rules']['detached-claims'], 'x-nvidia-gpu-attestation-report-cert-chain': { 'x-nvidia-cert-status': 'valid' } },
+        },
+      },
+    },
+  };
+
+  before(async () => {
+    nv = FakeNvidia.create();
+    gpu = nv.gpu(0);
+    const trustDir = writeGpuTrust(nv.dir, nv);
+    lab = await createLab({ products: ['Genoa'], env: { TAS_NVIDIA_OFFLINE: 'true', TAS_CRL_FAIL_MODE: 'open', TAS_NVIDIA_EXTRA_TRUST_DIR: trustDir, TAS_NVIDIA_RIM_URL: 'http://127.0.0.1:9/', TAS_NVIDIA_OCSP_URL: 'http://127.0.0.1:9/' } });
+    assert.equal((await storePolicy(lab, { ...policyDoc('p-gpu'), components: GPU_POLICY })).status, 201);
+    assert.equal((await storePolicy(lab, { ...policyDoc('p-unknown-ok'), components: UNKNOWN_OK })).status, 201);
+    const bundle = join(nv.dir, 'rims-only');
+    mkdirSync(bundle);
+    for (const [id, xml] of goldenRims(nv)) writeFileSync(join(bundle, `${id}.xml`), xml);
+    const imp = await tasInProcess(['gpu', 'import', bundle], { ...lab.env });
+    assert.equal(imp.code, 0, imp.out + imp.err);
+  });
+  after(async () => {
+    await lab?.close();
+    nv?.close();
+  });
+
+  async function attempt(policyId: string, driverVersion = '550.144.03') {
+    const keys = agentKeys();
+    const n = await getNonce(lab);
+    const entry = gpu.entry({ nonce: n, measurements: GOLDEN, driverVersion, vbiosVersion: '96.00.5E.00.01' });
+    const report = lab.kits.Genoa.signReport({ reportData: reportData(n, keys.wire, true, componentHashes([entry])) });
+    const r = await getSecret(lab, { nonce: n, report, keys, policyId, components: componentEvidence([entry]) });
+    return { r, keys, rec: lab.daemon.audit.records.filter((x) => x.event === 'get_secret').at(-1)! };
+  }
+
+  it('a policy that accepts an unknown revocation status releases; the audit record says the status was unknown', async () => {
+    const a = await attempt('p-unknown-ok');
+    assert.equal(a.r.status, 200, `${JSON.stringify(a.r.body)} ${String(a.rec.details?.detail)}`);
+    assert.equal(decryptReply(a.r.body, a.keys), SECRET);
+    assert.deepEqual(a.rec.details?.gpu_ocsp, ['unknown']);
+    assert.match(JSON.stringify(a.rec.details?.notes), /gpu\[0\]: revocation status unknown \(TAS_CRL_FAIL_MODE=open\)/);
+  });
+
+  it('a policy that requires OCSP "good" refuses (400), naming the claim', async () => {
+    const a = await attempt('p-gpu');
+    assert.equal(a.r.status, 400);
+    assert.equal(a.rec.reason, 'GPU_POLICY_FAILED');
+    assert.match(String(a.rec.details?.detail), /gpu\[0\]: .*x-nvidia-cert-ocsp-status/);
+  });
+
+  it('a RIM that is not imported is still 503 + Retry-After (fail mode is about revocation only)', async () => {
+    const a = await attempt('p-unknown-ok', '550.999.01');
+    assert.equal(a.r.status, 503, JSON.stringify(a.r.body));
+    assert.ok(a.r.headers.get('retry-after'));
+    assert.equal(a.rec.reason, 'GPU_RIM_UNAVAILABLE');
+  });
+});
