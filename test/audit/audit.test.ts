@@ -55,6 +55,24 @@ describe('audit: stream and verification', () => {
     assert.equal(verifyAudit([f]).ok, true);
   });
 
+  it('records of one event-loop turn leave in one write, chained in order', async () => {
+    const f = join(dir, 'audit.log');
+    const a = openAudit(cfgFor(f), { reopenOnSignal: false });
+    const writes = () => (a as unknown as { writes: number }).writes;
+    await a.whenWritten();
+    const w0 = writes();
+    for (let i = 0; i < 6; i++) a.record({ event: 'get_nonce', outcome: 'allow', reason: 'OK', requestId: `turn-${i}`, client: '127.0.0.1' });
+    await a.whenWritten();
+    assert.equal(writes() - w0, 1, 'six records, one batch');
+    a.record({ event: 'get_nonce', outcome: 'allow', reason: 'OK', requestId: 'later', client: '127.0.0.1' });
+    await a.whenWritten();
+    assert.equal(writes() - w0, 2);
+    await a.close();
+    const recs = lines(f).map((l) => JSON.parse(l) as AuditRecord);
+    assert.deepEqual(recs.slice(-7).map((r) => r.request_id), ['turn-0', 'turn-1', 'turn-2', 'turn-3', 'turn-4', 'turn-5', 'later']);
+    assert.equal(verifyAudit([f]).ok, true);
+  });
+
   it('continues seq and chain after a restart by reading the last record of the file', async () => {
     const f = join(dir, 'audit.log');
     await writeRecords(f, 3);

@@ -41,9 +41,14 @@ function cpuSplit(pid: number): { user: number; system: number } {
   return { user: Number(rest[11]) * TICK_MS, system: Number(rest[12]) * TICK_MS }; // utime, stime
 }
 
-/** readCalls is the read(2)-family system calls a process made (/proc/<pid>/io syscr). */
+/** ioCalls: the read(2)- and write(2)-family system calls a process made (/proc/<pid>/io). */
+function ioCalls(pid: number): { reads: number; writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return { reads: Number(/^syscr:\s+(\d+)/m.exec(io)?.[1] ?? NaN), writes: Number(/^syscw:\s+(\d+)/m.exec(io)?.[1] ?? NaN) };
+}
+
 function readCalls(pid: number): number {
-  return Number(/^syscr:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  return ioCalls(pid).reads;
 }
 
 function cpuMs(pid: number): number {
@@ -90,6 +95,12 @@ export interface LevelResult {
   /** Daemon CPU (user + system) per cycle, ms, and that ÷ one ECDSA-P384 verify of this run. */
   cpuPerCycle: number;
   ratio: number;
+  /**
+   * The daemon's read(2)- and write(2)-family system calls per cycle (sockets, files, the thread
+   * pool's wake-ups): counted, so comparable across runs on a loaded machine, unlike CPU time.
+   */
+  daemonReadsPerCycle: number;
+  daemonWritesPerCycle: number;
   /** Share of the daemon CPU spent in the kernel. */
   kernelShare: number;
   /** redis-server CPU per cycle (Redis store only), ms. */
@@ -123,16 +134,16 @@ export interface BenchOptions {
   quiet?: boolean;
 }
 
-export const HEADER = 'store     conc  cycles  cycles/s  p50 ms  p99 ms  secret p50/p99 ms  CPU ms/cycle  ÷ floor  kernel  RSS MiB  load';
+export const HEADER = 'store     conc  cycles  cycles/s  p50 ms  p99 ms  secret p50/p99 ms  CPU ms/cycle  ÷ floor  kernel  RSS MiB  load  (counted: daemon read/write syscalls per cycle; redis-server reads)';
 
 export function formatLevel(r: LevelResult): string {
-  return `${(r.label ? `${r.store}/${r.label}` : r.store).padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}` +
+  return `${(r.label ? `${r.store}/${r.label}` : r.store).padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}  syscalls r/w ${r.daemonReadsPerCycle.toFixed(1)}/${r.daemonWritesPerCycle.toFixed(1)}` +
     (r.redisCpuPerCycle !== undefined ? `  redis-server ${r.redisCpuPerCycle.toFixed(3)} ms/cycle` : '') +
     (r.redisReadsPerCycle !== undefined ? `, ${r.redisReadsPerCycle.toFixed(2)} reads/cycle` : '') +
     (r.errors ? `  (${r.errors} errors; first: ${r.firstError})` : '');
 }
 
-export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; verifyMs: number; results: LevelResult[] }> {
+export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; verifyMs: number; idleMsPerS: number; results: LevelResult[] }> {
   const log = (s: string) => (opts.quiet ? undefined : console.log(s));
   const dir = mkdtempSync(join(tmpdir(), 'tas-bench-'));
   const kds = await new FakeKds().start();
@@ -235,6 +246,12 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
     }
 
     const verifyMs = opts.verifyMs ?? verifyCostMs();
+    // What the daemon spends with no request at all (timers, background refreshes): part of every
+    // level's CPU per cycle, the larger the fewer cycles per second.
+    const idle0 = cpuMs(daemon.pid!);
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleMsPerS = (cpuMs(daemon.pid!) - idle0) / 2;
+    log(`${(opts.label ? `${opts.store}/${opts.label}` : opts.store).padEnd(8)} idle: ${idleMsPerS.toFixed(1)} ms CPU per second`);
     const results: LevelResult[] = [];
     for (const c of opts.levels) {
       const lat: number[] = [];
@@ -246,6 +263,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       const split0 = cpuSplit(daemon.pid!);
       const redis0 = redisPid ? cpuMs(redisPid) : 0;
       const redisReads0 = redisPid ? readCalls(redisPid) : 0;
+      const io0 = ioCalls(daemon.pid!);
       const t0 = performance.now();
       await Promise.all(Array.from({ length: c }, async () => {
         while (Date.now() < stopAt) {
@@ -270,13 +288,14 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
         store: opts.store, ...(opts.label ? { label: opts.label } : {}), concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
         secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
         kernelShare: (split1.system - split0.system) / Math.max(1, cpu),
+        ...((io1) => ({ daemonReadsPerCycle: (io1.reads - io0.reads) / n, daemonWritesPerCycle: (io1.writes - io0.writes) / n }))(ioCalls(daemon.pid!)),
         ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n, redisReadsPerCycle: (readCalls(redisPid) - redisReads0) / n } : {}),
         rssMiB: mem.rss, peakRssMiB: mem.peak, load: [load0, loadavg()[0]!], errors, ...(firstError ? { firstError } : {}),
       };
       results.push(r);
       log(formatLevel(r));
     }
-    return { store: opts.store, verifyMs, results };
+    return { store: opts.store, verifyMs, idleMsPerS, results };
   } finally {
     signer?.kill();
     if (daemon && daemon.exitCode === null) {
