@@ -527,8 +527,8 @@ Napi::Value TdxLeanToJs(Napi::Env env, const TdxJob& job) {
   o.Set("caType", p.processor_ca ? "processor" : "platform");
   o.Set("pckSerialHex", p.leaf.serial_hex);
   o.Set("sgx", SgxToJs(env, p.sgx));
-  o.Set("rootCrlNextUpdate", Date(env, out.root_crl.next_update));
-  o.Set("pckCrlNextUpdate", Date(env, out.pck_crl.next_update));
+  if (out.root_crl) o.Set("rootCrlNextUpdate", Date(env, out.root_crl->next_update));
+  if (out.pck_crl) o.Set("pckCrlNextUpdate", Date(env, out.pck_crl->next_update));
   return o;
 }
 
@@ -549,8 +549,8 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
   o.Set("pckChainCached", out.pck_cached);
   o.Set("qeReportCached", out.qe_cached);
   Napi::Object crls = Napi::Object::New(env);
-  crls.Set("root", WindowToJs(env, out.root_crl));
-  crls.Set("pck", WindowToJs(env, out.pck_crl));
+  if (out.root_crl) crls.Set("root", WindowToJs(env, *out.root_crl));
+  if (out.pck_crl) crls.Set("pck", WindowToJs(env, *out.pck_crl));
   o.Set("crls", crls);
   o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
   o.Set("qeIdentity", SignedJsonToJs(env, *out.qe_identity));
@@ -560,7 +560,7 @@ Napi::Value TdxOutcomeToJs(Napi::Env env, const TdxJob& job) {
 
 Napi::Value TdxCollateralToJs(Napi::Env env, const tas::TdxCollateralOutcome& out) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("rootCrl", WindowToJs(env, out.root_crl));
+  if (out.root_crl) o.Set("rootCrl", WindowToJs(env, *out.root_crl));
   if (out.pck_crl) o.Set("pckCrl", WindowToJs(env, *out.pck_crl));
   if (out.pck_ca) o.Set("pckCa", CertSummaryToJs(env, *out.pck_ca));
   if (out.tcb_info) o.Set("tcbInfo", SignedJsonToJs(env, *out.tcb_info));
@@ -576,6 +576,14 @@ tas::Bytes TdxBytes(const Napi::Value& v, const char* what, size_t max) {
   } catch (const SnpError& e) {
     tas::Fail(tas::kTdxArgument, e.detail());
   }
+}
+
+// A CRL input is a Buffer, or an explicit null when the caller has none and its configuration says
+// to verify without it (TAS_CRL_FAIL_MODE=open). `undefined` stays an argument error, so that
+// forgetting a CRL can never silently skip revocation.
+std::optional<tas::Bytes> TdxOptionalCrl(const Napi::Value& v, const char* what) {
+  if (v.IsNull()) return std::nullopt;
+  return TdxBytes(v, what, kMaxCrlInput);
 }
 
 std::vector<tas::Bytes> TdxAnchors(const Napi::Object& o) {
@@ -749,8 +757,8 @@ class TasNative : public Napi::Addon<TasNative> {
       tas::TdxVerifyInput in;
       in.quote = TdxBytes(o.Get("quote"), "quote", tas::kMaxQuoteSize);
       in.anchors = TdxAnchors(o);
-      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
-      in.pck_crl = TdxBytes(o.Get("pckCrl"), "pckCrl", kMaxCrlInput);
+      in.root_crl = TdxOptionalCrl(o.Get("rootCrl"), "rootCrl");
+      in.pck_crl = TdxOptionalCrl(o.Get("pckCrl"), "pckCrl");
       in.tcb_info = TdxSignedJson(o.Get("tcbInfo"), "tcbInfo");
       in.qe_identity = TdxSignedJson(o.Get("qeIdentity"), "qeIdentity");
       in.at = TdxSeconds(o.Get("at"), "at");
@@ -779,7 +787,7 @@ class TasNative : public Napi::Addon<TasNative> {
       Napi::Object o = info[0].As<Napi::Object>();
       tas::TdxCollateralInput in;
       in.anchors = TdxAnchors(o);
-      in.root_crl = TdxBytes(o.Get("rootCrl"), "rootCrl", kMaxCrlInput);
+      in.root_crl = TdxOptionalCrl(o.Get("rootCrl"), "rootCrl");
       Napi::Value v = o.Get("pckCrl");
       if (!v.IsUndefined() && !v.IsNull()) {
         in.pck_crl = TdxBytes(v, "pckCrl", kMaxCrlInput);

@@ -289,14 +289,25 @@ TdxVerifyOutcome VerifyTdxQuote(const TdxVerifyInput& in, TdxCaches* caches) {
   const PckEntry& pck = *out.pck;
   out.checks.push_back({"pck_chain", true, pck.leaf.subject_cn + " <- " + pck.ca.subject_cn + " <- pinned " + pck.root.subject_cn});
 
-  auto root_crl = CheckedCrl(in.root_crl, pck.root_der, pck.root.sha256, in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
-  NotRevoked(*root_crl, pck.ca, "PCK CA certificate");
-  // The PCK CRL must come from the leaf's own issuer (ca=platform vs ca=processor, TDX.md §7.9).
-  auto pck_crl = CheckedCrl(in.pck_crl, pck.ca_der, pck.ca.sha256, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
-  NotRevoked(*pck_crl, pck.leaf, "PCK certificate");
-  out.root_crl = {root_crl->this_update, root_crl->next_update};
-  out.pck_crl = {pck_crl->this_update, pck_crl->next_update};
-  out.checks.push_back({"revocation", true, "root CA CRL and " + std::string(pck.processor_ca ? "Processor" : "Platform") + " CA CRL current; nothing revoked"});
+  const std::string pck_crl_name = std::string(pck.processor_ca ? "Processor" : "Platform") + " CA CRL";
+  std::shared_ptr<const CrlEntry> root_crl;
+  if (in.root_crl) {
+    root_crl = CheckedCrl(*in.root_crl, pck.root_der, pck.root.sha256, in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
+    NotRevoked(*root_crl, pck.ca, "PCK CA certificate");
+    out.root_crl = CrlWindow{root_crl->this_update, root_crl->next_update};
+  }
+  if (in.pck_crl) {
+    // The PCK CRL must come from the leaf's own issuer (ca=platform vs ca=processor, TDX.md §7.9).
+    auto pck_crl = CheckedCrl(*in.pck_crl, pck.ca_der, pck.ca.sha256, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
+    NotRevoked(*pck_crl, pck.leaf, "PCK certificate");
+    out.pck_crl = CrlWindow{pck_crl->this_update, pck_crl->next_update};
+  }
+  if (in.root_crl && in.pck_crl) {
+    out.checks.push_back({"revocation", true, "root CA CRL and " + pck_crl_name + " current; nothing revoked"});
+  } else {
+    std::string skipped = !in.root_crl && !in.pck_crl ? "root CA CRL and " + pck_crl_name : !in.root_crl ? std::string("root CA CRL") : pck_crl_name;
+    out.checks.push_back({"revocation", true, "NOT CHECKED against the " + skipped + " (none given: the caller's fail-open)"});
+  }
 
   // QE report, its signature, the attestation key and the QE auth data are the same bytes in every
   // quote of a platform: once verified under this PCK chain they are cached by those exact bytes.
@@ -365,17 +376,20 @@ TdxPeek PeekTdxQuote(const uint8_t* data, size_t len) {
 TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches* caches) {
   if (in.crl_skew < 0 || in.crl_skew > kMaxCrlSkew) Fail(kTdxArgument, "CRL skew must be 0..86400 seconds");
   ParsedAnchors anchors = ParseAnchors(in.anchors);
-  // The root CRL is checked against each anchor whose name issued it.
-  X509CrlPtr probe = ParseCrl(in.root_crl.data(), in.root_crl.size(), kTdxCrlParse);
-  const X509* issuer = nullptr;
-  for (const auto& a : anchors.certs) {
-    if (X509_NAME_cmp(X509_CRL_get_issuer(probe.get()), X509_get_subject_name(a.get())) == 0) issuer = a.get();
-  }
-  if (issuer == nullptr) Fail(kTdxCrlSignature, "root CA CRL is not issued by a pinned root");
   TdxCollateralOutcome out;
-  Bytes issuer_der = CertDer(issuer);
-  auto root_crl = CheckedCrl(in.root_crl, issuer_der, Sha256Of(issuer_der.data(), issuer_der.size()), in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
-  out.root_crl = {root_crl->this_update, root_crl->next_update};
+  std::shared_ptr<const CrlEntry> root_crl;
+  if (in.root_crl) {
+    // The root CRL is checked against each anchor whose name issued it.
+    X509CrlPtr probe = ParseCrl(in.root_crl->data(), in.root_crl->size(), kTdxCrlParse);
+    const X509* issuer = nullptr;
+    for (const auto& a : anchors.certs) {
+      if (X509_NAME_cmp(X509_CRL_get_issuer(probe.get()), X509_get_subject_name(a.get())) == 0) issuer = a.get();
+    }
+    if (issuer == nullptr) Fail(kTdxCrlSignature, "root CA CRL is not issued by a pinned root");
+    Bytes issuer_der = CertDer(issuer);
+    root_crl = CheckedCrl(*in.root_crl, issuer_der, Sha256Of(issuer_der.data(), issuer_der.size()), in.at, in.crl_skew, kRootCrlRules, "root CA CRL", caches);
+    out.root_crl = CrlWindow{root_crl->this_update, root_crl->next_update};
+  }
   if (in.pck_crl) {
     if (!in.pck_crl_chain) Fail(kTdxArgument, "pckCrl needs pckCrlChain");
     std::vector<Bytes> pems = SplitPemChain(in.pck_crl_chain->data(), in.pck_crl_chain->size(), 2, kTdxCollateralChain);
@@ -387,7 +401,7 @@ TdxCollateralOutcome VerifyTdxCollateral(const TdxCollateralInput& in, TdxCaches
     CertSummary cs = Summary(ca.get());
     if (cs.subject_cn != kPlatformCaCn && cs.subject_cn != kProcessorCaCn) Fail(kTdxCollateralChain, "PCK CRL issuer is not a PCK CA");
     RequireCa(ca.get(), true, kTdxCollateralChain, "PCK CRL issuer");
-    NotRevoked(*root_crl, cs, "PCK CA certificate");
+    if (root_crl) NotRevoked(*root_crl, cs, "PCK CA certificate");
     Bytes ca_der = CertDer(ca.get());
     auto pck_crl = CheckedCrl(*in.pck_crl, ca_der, cs.sha256, in.at, in.crl_skew, kPckCrlRules, "PCK CRL", caches);
     out.pck_crl = CrlWindow{pck_crl->this_update, pck_crl->next_update};

@@ -86,8 +86,12 @@ enum class PcsJsonKind { kTcbInfo, kQeIdentity };
 struct TdxVerifyInput {
   Bytes quote;
   std::vector<Bytes> anchors;  // pinned Intel SGX Root CA (+ lab roots), DER or PEM
-  Bytes root_crl;              // Intel SGX Root CA CRL, DER or PEM
-  Bytes pck_crl;               // CRL of the leaf's issuer (Platform or Processor CA), DER or PEM
+  // Intel SGX Root CA CRL and the CRL of the leaf's issuer (Platform or Processor CA), DER or PEM.
+  // Absent only when the caller could not obtain a fresh one and its configuration says to go on
+  // without (TAS_CRL_FAIL_MODE=open, decided in src/): revocation by that CRL is then not checked,
+  // and the outcome says so (no window, a "revocation" check naming what was skipped).
+  std::optional<Bytes> root_crl;
+  std::optional<Bytes> pck_crl;
   PcsSignedJson tcb_info, qe_identity;
   int64_t at = 0;
   int64_t crl_skew = 0;
@@ -102,7 +106,7 @@ struct TdxVerifyOutcome {
   std::shared_ptr<const PckEntry> pck;
   bool pck_cached = false;
   bool qe_cached = false;
-  CrlWindow root_crl, pck_crl;
+  std::optional<CrlWindow> root_crl, pck_crl;  // absent when that CRL was not given
   std::shared_ptr<const SignedJsonEntry> tcb_info, qe_identity;
   std::vector<Check> checks;
 };
@@ -125,7 +129,7 @@ TdxPeek PeekTdxQuote(const uint8_t* data, size_t len);
 // Collateral verification without a quote (re-verifying cached collateral on load).
 struct TdxCollateralInput {
   std::vector<Bytes> anchors;
-  Bytes root_crl;
+  std::optional<Bytes> root_crl;  // absent: pieces are checked without it (the caller's fail-open)
   std::optional<Bytes> pck_crl, pck_crl_chain;  // CRL and its issuer chain (PCK CA, root), PEM
   std::optional<PcsSignedJson> tcb_info, qe_identity;
   int64_t at = 0;
@@ -133,7 +137,7 @@ struct TdxCollateralInput {
 };
 
 struct TdxCollateralOutcome {
-  CrlWindow root_crl;
+  std::optional<CrlWindow> root_crl;
   std::optional<CrlWindow> pck_crl;
   std::optional<CertSummary> pck_ca;
   std::shared_ptr<const SignedJsonEntry> tcb_info, qe_identity;

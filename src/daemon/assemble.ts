@@ -160,6 +160,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const pcsEvents = new Counter({ name: 'tas_pcs_cache_total', help: 'Intel collateral cache lookups by outcome', labelNames: ['outcome'], registers: [ctx.metrics] });
     const { cache: collateral, fetcher: pcsFetcher } = createCollateralCache({
       cfg, blobs: st, trust: () => tdxTrust,
+      crlFailMode: () => ctx.config().get<'closed' | 'open'>('kds.crl_fail_mode'),
       fetcher: { onAttempt: (s) => pcsCalls.inc({ status: s }) },
       onEvent: (kind) => pcsEvents.inc({ outcome: kind }),
     });
@@ -216,7 +217,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
     const v2 = () => ctx.config().get<Product | undefined>('snp.v2_product');
     const parsedKeys = new WeakMap<Buffer, ReturnType<typeof parseWrappingKey>>();
     const snp = snpEvidenceVerifier({ verifier: () => verifier, cache, v2Product: v2, log, trust: () => trust });
-    const tdx = tdxEvidenceVerifier({ verifier: () => tdxVerifier, cache: collateral, update: () => ctx.config().get<CollateralUpdate>('tdx.collateral_update') });
+    const tdx = tdxEvidenceVerifier({ verifier: () => tdxVerifier, cache: collateral, update: () => ctx.config().get<CollateralUpdate>('tdx.collateral_update'), log });
     const metrics = serviceMetrics(ctx.metrics);
     const release = metrics.release((keyId: string, wk: Buffer) => kbm.getSecret(keyId, parsedKeys.get(wk) ?? parseWrappingKey(wk)));
     const ports: AttestPorts = {

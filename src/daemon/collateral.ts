@@ -19,6 +19,8 @@ export interface CollateralCacheOptions {
   fetcher?: Partial<PcsFetcherOptions>;
   requestBudgetMs?: number;
   now?: () => number;
+  /** TAS_CRL_FAIL_MODE (reloadable); default: this cfg's kds.crl_fail_mode. */
+  crlFailMode?: () => 'closed' | 'open';
   onEvent?: ConstructorParameters<typeof CollateralCache>[0]['onEvent'];
 }
 
@@ -30,12 +32,14 @@ export function collateralChecker(trust: () => TdxTrust, now: () => number): Col
     try {
       if (kind === 'rootCrl') {
         const r = await verifyTdxCollateral({ trustRoots, rootCrl: raw.body, at });
-        return { nextUpdate: r.rootCrl.nextUpdate };
+        return { nextUpdate: r.rootCrl!.nextUpdate };
       }
-      if (!rootCrl) throw new Error('no root CA CRL to check against');
+      // Without a root CA CRL (the cache passed it over: TAS_CRL_FAIL_MODE=open) the piece is
+      // still checked for everything else; the cache never gets here without one when closed.
+      const root = rootCrl ?? null;
       if (!raw.chain) throw new Error(`${kind} has no issuer chain`);
       if (kind === 'pckCrl') {
-        const r = await verifyTdxCollateral({ trustRoots, rootCrl, pckCrl: raw.body, pckCrlChain: raw.chain, at });
+        const r = await verifyTdxCollateral({ trustRoots, rootCrl: root, pckCrl: raw.body, pckCrlChain: raw.chain, at });
         const cn = r.pckCa?.subjectCN ?? '';
         const ca = /Processor/.test(cn) ? 'processor' : /Platform/.test(cn) ? 'platform' : undefined;
         if (!ca || (want.ca && ca !== want.ca)) throw new Error(`PCK CRL is issued by ${JSON.stringify(cn)}, expected the ${want.ca ?? 'platform or processor'} CA`);
@@ -44,7 +48,7 @@ export function collateralChecker(trust: () => TdxTrust, now: () => number): Col
       const member = kind === 'tcbInfo' ? 'tcbInfo' : 'enclaveIdentity';
       const s = signedSpan(raw.body, member);
       const signed: PcsSignedJson = { bodyBytes: s.bodyBytes, signature: s.signature, chain: raw.chain };
-      await verifyTdxCollateral({ trustRoots, rootCrl, ...(kind === 'tcbInfo' ? { tcbInfo: signed } : { qeIdentity: signed }), at });
+      await verifyTdxCollateral({ trustRoots, rootCrl: root, ...(kind === 'tcbInfo' ? { tcbInfo: signed } : { qeIdentity: signed }), at });
       const v = kind === 'tcbInfo' ? parseTcbInfo(s.value) : parseQeIdentity(s.value);
       if (kind === 'tcbInfo' && want.fmspc && (v as ReturnType<typeof parseTcbInfo>).fmspc !== want.fmspc.toLowerCase()) {
         throw new Error(`tcbInfo is for FMSPC ${(v as ReturnType<typeof parseTcbInfo>).fmspc}, expected ${want.fmspc}`);
@@ -69,6 +73,7 @@ export function createCollateralCache(o: CollateralCacheOptions): { cache: Colla
   });
   const cache = new CollateralCache({
     fetcher, blobs: o.blobs, check: collateralChecker(o.trust, now), now,
+    crlFailMode: o.crlFailMode ?? (() => o.cfg.get<'closed' | 'open'>('kds.crl_fail_mode')),
     ...(o.requestBudgetMs ? { requestBudgetMs: o.requestBudgetMs } : {}),
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
   });

@@ -8,16 +8,19 @@
  *  - verify: every check at the current time — 400 definitive.
  */
 import type { EvidenceVerifier, VerifiedEvidence } from '../attest';
-import type { CollateralCache, Collateral, CollateralUpdate } from '../pcs';
+import type { CollateralCache, CollateralOrOpen, CollateralUpdate } from '../pcs';
+import type { Logger } from 'pino';
 import { peekQuote, type TdxPeek, type TdxVerifier } from '../tdx/verify';
 
 export interface TdxVerifierDeps {
   verifier(): TdxVerifier;
   cache: CollateralCache;
   update(): CollateralUpdate;
+  /** Where a CRL passed over (TAS_CRL_FAIL_MODE=open) is also logged, as for AMD CRLs. */
+  log?: Pick<Logger, 'warn'>;
 }
 
-export function tdxEvidenceVerifier(d: TdxVerifierDeps): EvidenceVerifier<TdxPeek, Collateral> {
+export function tdxEvidenceVerifier(d: TdxVerifierDeps): EvidenceVerifier<TdxPeek, CollateralOrOpen> {
   return {
     tee: 'intel-tdx',
     policyType: 'TDX',
@@ -28,6 +31,7 @@ export function tdxEvidenceVerifier(d: TdxVerifierDeps): EvidenceVerifier<TdxPee
     describeEndorsements: (c) => ({ collateral_update: c.update, collateral_source: c.source }),
     async verify(quote, peek, c): Promise<VerifiedEvidence> {
       const v = await d.verifier().verify(quote, peek, c, new Date());
+      for (const n of c.notes ?? []) d.log?.warn({ fmspc: peek.fmspc, pck_ca: peek.ca }, n);
       return {
         tee: 'intel-tdx',
         claims: v.claims,
@@ -36,6 +40,7 @@ export function tdxEvidenceVerifier(d: TdxVerifierDeps): EvidenceVerifier<TdxPee
           tcb_status: v.tcb.status, advisory_ids: v.tcb.advisoryIds, collateral_update: c.update,
           tcb_eval_data_number: v.tcb.evalNumber, fmspc: v.tcb.fmspc, mr_td: (v.claims.body as Record<string, unknown>).mr_td,
         },
+        ...(c.notes?.length ? { notes: [...c.notes] } : {}),
       };
     },
   };

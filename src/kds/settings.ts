@@ -27,6 +27,6 @@ registerSettings('kds', [
     values: ['closed', 'open'],
     default: 'closed',
     section: 'Certificates (AMD KDS)',
-    doc: 'When no fresh CRL can be had: `closed` refuses (503), `open` verifies without revocation data and audits it.',
+    doc: 'When no fresh CRL (AMD ARK, Intel root CA / PCK CA) or GPU OCSP answer can be had: `closed` refuses (503), `open` verifies without that revocation data and says so in the audit record (`details.notes`).',
   },
 ]);

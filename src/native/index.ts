@@ -285,10 +285,14 @@ export interface TdxVerifyInput {
   quote: Buffer;
   /** Pinned Intel SGX Root CA (+ TAS_TDX_EXTRA_TRUST_DIR roots), DER or PEM; 1..8. The quote's root must be byte-equal to one. */
   trustRoots: Buffer[];
-  /** Intel SGX Root CA CRL (DER or PEM). */
-  rootCrl: Buffer;
-  /** CRL of the PCK certificate's issuer (`ca=platform` or `ca=processor`, by the leaf's issuer CN). */
-  pckCrl: Buffer;
+  /**
+   * Intel SGX Root CA CRL (DER or PEM). `null` (explicit; `undefined` is refused) only when none
+   * fresh could be had and TAS_CRL_FAIL_MODE=open: revocation by it is then not checked and the
+   * `revocation` check says so.
+   */
+  rootCrl: Buffer | null;
+  /** CRL of the PCK certificate's issuer (`ca=platform` or `ca=processor`, by the leaf's issuer CN); `null` as for rootCrl. */
+  pckCrl: Buffer | null;
   tcbInfo: PcsSignedJson;
   qeIdentity: PcsSignedJson;
   /** Verification time, whole seconds since the epoch (the addon has no clock). */
@@ -309,8 +313,9 @@ export interface TdxVerifyLeanResult {
   caType: 'platform' | 'processor';
   pckSerialHex: string;
   sgx: SgxExtension;
-  rootCrlNextUpdate: Date;
-  pckCrlNextUpdate: Date;
+  /** Absent when that CRL was given as null. */
+  rootCrlNextUpdate?: Date;
+  pckCrlNextUpdate?: Date;
 }
 
 /** TdxPeek is an UNVERIFIED read of a quote: the parse plus the PCK leaf's CA type and SGX extension. */
@@ -354,7 +359,8 @@ export interface TdxVerifyResult {
    * auth data, under the same PCK chain) was verified earlier: only the quote signature was checked.
    */
   qeReportCached: boolean;
-  crls: { root: CrlWindow; pck: CrlWindow };
+  /** A window is absent when that CRL was given as null (not checked). */
+  crls: { root?: CrlWindow; pck?: CrlWindow };
   tcbInfo: SignedJsonResult;
   qeIdentity: SignedJsonResult;
   checks: Check[];
@@ -363,7 +369,8 @@ export interface TdxVerifyResult {
 /** TdxCollateralInput re-verifies collateral without a quote (e.g. a cache entry on load). */
 export interface TdxCollateralInput {
   trustRoots: Buffer[];
-  rootCrl: Buffer;
+  /** `null`: the other pieces are checked without it (TAS_CRL_FAIL_MODE=open with none fresh). */
+  rootCrl: Buffer | null;
   /** PCK CRL and its issuer chain (URL-decoded `SGX-PCK-CRL-Issuer-Chain`: PCK CA, root), both or neither. */
   pckCrl?: Buffer;
   pckCrlChain?: Buffer;
@@ -375,7 +382,7 @@ export interface TdxCollateralInput {
 
 /** TdxCollateralResult lists what verified. */
 export interface TdxCollateralResult {
-  rootCrl: CrlWindow;
+  rootCrl?: CrlWindow;
   pckCrl?: CrlWindow;
   pckCa?: CertSummary;
   tcbInfo?: SignedJsonResult;

@@ -7,6 +7,11 @@
  * the background once it is within `refreshAheadMs` of its nextUpdate, and never used past it:
  * with nothing fresh to be had the caller gets PCS_UNAVAILABLE (503 + Retry-After; the agent's
  * nonce survives). Concurrent misses for one key share one lookup.
+ *
+ * The two CRLs follow TAS_CRL_FAIL_MODE as AMD's do (src/kds/cache.ts): `closed` (default) is the
+ * 503 above; `open` passes a stale or unobtainable CRL over — the quote is verified without it
+ * (revocation by that CRL unknown) and `notes` says so for the audit record. TCB Info and the QE
+ * identity are never passed over: without them there is no TCB status to judge.
  */
 import { TasError } from '../errors';
 import type { BlobStore } from '../store/types';
@@ -37,7 +42,15 @@ export interface Collateral {
   update: CollateralUpdate;
   /** Where each piece came from this time: memory, persistent, pcs, import. */
   source: Record<CollateralKind, string>;
+  /** Operator notes for the audit record: a CRL passed over (TAS_CRL_FAIL_MODE=open). */
+  notes?: string[];
 }
+
+/**
+ * CollateralOrOpen is Collateral in which a CRL may be missing: only TAS_CRL_FAIL_MODE=open gives
+ * one (the missing piece's source is 'none' and `notes` names why).
+ */
+export type CollateralOrOpen = Omit<Collateral, 'rootCrl' | 'pckCrl'> & { rootCrl: RawCollateral | undefined; pckCrl: RawCollateral | undefined };
 
 export interface PcsCacheStats {
   hits: Record<'memory' | 'persistent', number>;
@@ -52,6 +65,8 @@ export interface CollateralCacheDeps {
   blobs: BlobStore;
   check: CollateralChecker;
   now?: () => number;
+  /** TAS_CRL_FAIL_MODE, read per lookup (reloadable); default closed. */
+  crlFailMode?: () => 'closed' | 'open';
   /** Deadline for PCS inside one request. */
   requestBudgetMs?: number;
   /** Refresh this long before nextUpdate (default 24 h, at most half the remaining window). */
@@ -92,18 +107,39 @@ export class CollateralCache {
     return Date.now() + (this.d.requestBudgetMs ?? 8_000);
   }
 
-  /** collateral returns fresh, verified collateral for one FMSPC and PCK CA. */
-  async collateral(fmspc: string, ca: PckCa, update: CollateralUpdate): Promise<Collateral> {
-    const root = await this.piece('rootCrl', cacheKeys.rootCrl(), undefined, {}, (dl) => this.d.fetcher.rootCrl(dl));
+  /**
+   * collateral returns fresh, verified collateral for one FMSPC and PCK CA. With
+   * TAS_CRL_FAIL_MODE=open a CRL that cannot be had fresh is left out (see the module comment).
+   */
+  async collateral(fmspc: string, ca: PckCa, update: CollateralUpdate): Promise<CollateralOrOpen> {
+    const notes: string[] = [];
+    const root = await this.crl('rootCrl', cacheKeys.rootCrl(), undefined, {}, (dl) => this.d.fetcher.rootCrl(dl), notes, 'Intel SGX Root CA CRL');
+    const rootBody = root?.raw.body;
     const [tcb, qe, pck] = await Promise.all([
-      this.piece('tcbInfo', cacheKeys.tcbInfo(fmspc, update), root.raw.body, { fmspc, update }, (dl) => this.d.fetcher.tcbInfo(fmspc, update, dl)),
-      this.piece('qeIdentity', cacheKeys.qeIdentity(update), root.raw.body, { update }, (dl) => this.d.fetcher.qeIdentity(update, dl)),
-      this.piece('pckCrl', cacheKeys.pckCrl(ca), root.raw.body, { ca }, (dl) => this.d.fetcher.pckCrl(ca, dl)),
+      this.piece('tcbInfo', cacheKeys.tcbInfo(fmspc, update), rootBody, { fmspc, update }, (dl) => this.d.fetcher.tcbInfo(fmspc, update, dl)),
+      this.piece('qeIdentity', cacheKeys.qeIdentity(update), rootBody, { update }, (dl) => this.d.fetcher.qeIdentity(update, dl)),
+      this.crl('pckCrl', cacheKeys.pckCrl(ca), rootBody, { ca }, (dl) => this.d.fetcher.pckCrl(ca, dl), notes, `Intel PCK CRL (ca=${ca})`),
     ]);
     return {
-      tcbInfo: tcb.raw, qeIdentity: qe.raw, pckCrl: pck.raw, rootCrl: root.raw, update,
-      source: { rootCrl: root.source, tcbInfo: tcb.source, qeIdentity: qe.source, pckCrl: pck.source },
+      tcbInfo: tcb.raw, qeIdentity: qe.raw, pckCrl: pck?.raw, rootCrl: root?.raw, update,
+      source: { rootCrl: root?.source ?? 'none', tcbInfo: tcb.source, qeIdentity: qe.source, pckCrl: pck?.source ?? 'none' },
+      ...(notes.length ? { notes } : {}),
     };
+  }
+
+  /** crl is piece() for a CRL: with TAS_CRL_FAIL_MODE=open a failure is a note, not an error. */
+  private async crl(
+    kind: 'rootCrl' | 'pckCrl', key: string, rootCrl: Buffer | undefined, want: CollateralWant, fetch: (deadline: number) => Promise<RawCollateral>,
+    notes: string[], name: string,
+  ): Promise<(Entry & { source: string }) | undefined> {
+    try {
+      return await this.piece(kind, key, rootCrl, want, fetch);
+    } catch (e) {
+      if ((this.d.crlFailMode?.() ?? 'closed') !== 'open') throw e;
+      const detail = e instanceof TasError ? e.detail : (e as Error).message;
+      notes.push(`no fresh ${name} (fail-open): revocation by it not checked: ${detail}`);
+      return undefined;
+    }
   }
 
   private fresh(e: Entry | undefined): e is Entry {
@@ -223,10 +259,21 @@ export class CollateralCache {
     }
   }
 
-  private async addToIndex(key: string, nextUpdate: Date): Promise<void> {
-    const idx = await this.index();
-    idx[key] = nextUpdate.toISOString();
-    await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
+  private indexWrites: Promise<void> = Promise.resolve();
+
+  /**
+   * addToIndex is a read-modify-write of one blob: the pieces of one collateral() are stored
+   * concurrently, so the writes are chained (unchained, the last writer dropped the others' keys
+   * and `tas pcs status` missed pieces that were cached).
+   */
+  private addToIndex(key: string, nextUpdate: Date): Promise<void> {
+    const write = this.indexWrites.then(async () => {
+      const idx = await this.index();
+      idx[key] = nextUpdate.toISOString();
+      await this.d.blobs.putBlob(INDEX_KEY, Buffer.from(JSON.stringify(idx)));
+    });
+    this.indexWrites = write.catch(() => undefined);
+    return write;
   }
 
   private remember(key: string, raw: RawCollateral, nextUpdate: Date): Entry {

@@ -21,12 +21,16 @@ export interface TdxPeek {
   ca: PckCa;
 }
 
-/** CollateralSet is the collateral a verification uses. */
+/**
+ * CollateralSet is the collateral a verification uses. A CRL is undefined only when the collateral
+ * cache passed it over under TAS_CRL_FAIL_MODE=open: revocation by it is then not checked (the
+ * native `revocation` check and the caller's audit notes say so).
+ */
 export interface CollateralSet {
   tcbInfo: RawCollateral;
   qeIdentity: RawCollateral;
-  pckCrl: RawCollateral;
-  rootCrl: RawCollateral;
+  pckCrl: RawCollateral | undefined;
+  rootCrl: RawCollateral | undefined;
   update: CollateralUpdate;
 }
 
@@ -106,7 +110,7 @@ export class TdxVerifier {
       const info = parseTcbInfo(tcbSpan.value);
       const qeId = parseQeIdentity(qeSpan.value);
       const native = await verifyTdxQuote({
-        quote, trustRoots: this.o.trustRoots(), rootCrl: c.rootCrl.body, pckCrl: c.pckCrl.body,
+        quote, trustRoots: this.o.trustRoots(), rootCrl: c.rootCrl?.body ?? null, pckCrl: c.pckCrl?.body ?? null,
         tcbInfo: { bodyBytes: tcbSpan.bodyBytes, signature: tcbSpan.signature, chain: c.tcbInfo.chain },
         qeIdentity: { bodyBytes: qeSpan.bodyBytes, signature: qeSpan.signature, chain: c.qeIdentity.chain },
         at: Math.floor(at.getTime() / 1000),

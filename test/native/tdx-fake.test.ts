@@ -125,6 +125,28 @@ describe('native TDX: fake Intel DCAP kit', () => {
     await refused(verifyTdxQuote(input(kit, quote, {}, kit.collateral({ rootCrl: kit.rootCrl({ revoked: [kit.tcbSigning.serialHex] }) }))), 'TDX_ERR_REVOKED');
   });
 
+  it('a CRL given as null (the caller\'s TAS_CRL_FAIL_MODE=open) is not checked and the result says so; undefined is refused', async () => {
+    const quote = kit.quote();
+    const revokedEverywhere = kit.collateral({ pckCrl: kit.pckCrl({ revoked: [kit.pck.serialHex] }), rootCrl: kit.rootCrl({ revoked: [kit.pckCa.serialHex] }) });
+    const both = await verifyTdxQuote(input(kit, quote, { rootCrl: null, pckCrl: null }, revokedEverywhere));
+    assert.equal(both.crls.root, undefined);
+    assert.equal(both.crls.pck, undefined);
+    assert.match(both.checks.find((c) => c.name === 'revocation')!.detail, /NOT CHECKED against the root CA CRL and Platform CA CRL/);
+    const noPck = await verifyTdxQuote(input(kit, quote, { pckCrl: null }));
+    assert.ok(noPck.crls.root!.nextUpdate.getTime() > Date.now());
+    assert.match(noPck.checks.find((c) => c.name === 'revocation')!.detail, /NOT CHECKED against the Platform CA CRL \(/);
+    // The CRL that is given still counts.
+    await refused(verifyTdxQuote(input(kit, quote, { pckCrl: null }, revokedEverywhere)), 'TDX_ERR_REVOKED');
+    await refused(verifyTdxQuote(input(kit, quote, { rootCrl: null }, revokedEverywhere)), 'TDX_ERR_REVOKED');
+    await refused(verifyTdxQuote(input(kit, quote, { rootCrl: undefined as unknown as Buffer })), 'TDX_ERR_ARGUMENT');
+    await refused(verifyTdxQuote(input(kit, quote, { pckCrl: undefined as unknown as Buffer })), 'TDX_ERR_ARGUMENT');
+    // Collateral alone: the signed pieces verify without the root CA CRL.
+    const c = kit.collateral();
+    const r = await verifyTdxCollateral({ trustRoots: [kit.root.der], rootCrl: null, pckCrl: c.pckCrl, pckCrlChain: c.pckCrlChain, tcbInfo: signedJson(c.tcbInfo, 'tcbInfo', c.tcbInfoChain), at: kit.at });
+    assert.equal(r.rootCrl, undefined);
+    assert.ok(r.pckCrl && r.tcbInfo);
+  });
+
   it('CRL windows: past nextUpdate or not yet valid → TDX_ERR_CRL_STALE; skew is honoured', async () => {
     const quote = kit.quote();
     const stale = kit.collateral({ pckCrl: kit.pckCrl({ thisUpdate: new Date(kit.now.getTime() - 40 * DAY * 1000), nextUpdate: new Date(kit.now.getTime() - 1000) }) });

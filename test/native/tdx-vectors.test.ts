@@ -99,8 +99,8 @@ describe('native TDX: genuine vectors', () => {
         assert.ok(r.checks.every((c) => c.ok));
         assert.equal(r.quote.version, v.expected.quote.version);
         const windows = v.expected['collateral_windows'] as Record<string, [string, string]>;
-        assert.equal(r.crls.pck.thisUpdate.toISOString().replace('.000', ''), windows['PCK CRL']![0]);
-        assert.equal(r.crls.root.nextUpdate.toISOString().replace('.000', ''), windows['Root CA CRL']![1]);
+        assert.equal(r.crls.pck!.thisUpdate.toISOString().replace('.000', ''), windows['PCK CRL']![0]);
+        assert.equal(r.crls.root!.nextUpdate.toISOString().replace('.000', ''), windows['Root CA CRL']![1]);
         // A second run is served from the caches and says so.
         const again = await verifyTdxQuote(tdxInput(v, { omitQuote: true }));
         assert.equal(again.pckChainCached, true);
@@ -130,7 +130,7 @@ describe('native TDX: genuine vectors', () => {
         assert.equal(lean.caType, 'platform');
         assert.equal(lean.pckSerialHex, p.leaf.serialHex);
         assert.deepEqual(lean.sgx.tcbComponents, ext.sgx_tcb_comp_svn);
-        assert.equal(lean.pckCrlNextUpdate.getTime() / 1000 > v.at, true);
+        assert.equal(lean.pckCrlNextUpdate!.getTime() / 1000 > v.at, true);
         assert.equal((lean as unknown as { checks?: unknown }).checks, undefined);
         // Lean or not, a failure is the same failure.
         await expectTdx(verifyTdxQuoteLean(tdxInput(v, { quote: flip(v.quote, 0x1c) })), 'TDX_ERR_QUOTE_SIGNATURE');

@@ -53,10 +53,11 @@ for (const backend of ['embedded', 'redis'] as const) {
     let pcs: FakePcs;
     let redis: (RedisNode & { url: string }) | undefined;
     let stores: Store[] = [];
-    const open = (): Store => {
+    /** open opens the test's store; `sub` names another, empty one (embedded: other directories). */
+    const open = (sub = ''): Store => {
       const s = backend === 'redis'
         ? openStore(testConfig({ TAS_STORE: 'redis', TAS_REDIS_URL: redis!.url, TAS_REDIS_KEY_PREFIX: `pcs${Date.now()}${Math.random()}:`.replace('.', '') }), log)
-        : openStore(testConfig({ TAS_STATE_DIR: join(dir, 'state'), TAS_CACHE_DIR: join(dir, 'cache') }), log);
+        : openStore(testConfig({ TAS_STATE_DIR: join(dir, `state${sub}`), TAS_CACHE_DIR: join(dir, `cache${sub}`) }), log);
       stores.push(s);
       return s;
     };
@@ -86,7 +87,7 @@ for (const backend of ['embedded', 'redis'] as const) {
       assert.deepEqual(a.source, { rootCrl: 'pcs', tcbInfo: 'pcs', qeIdentity: 'pcs', pckCrl: 'pcs' });
       assert.deepEqual(a.tcbInfo.body, V.tcbInfoJson);
       assert.deepEqual(a.tcbInfo.chain!.toString(), V.tcbInfoChain.toString(), 'URL-decoded issuer chain');
-      assert.deepEqual(a.pckCrl.body, V.pckCrl);
+      assert.deepEqual(a.pckCrl?.body, V.pckCrl);
       const b = await Promise.all([c.collateral(FMSPC, 'platform', 'standard'), c.collateral(FMSPC, 'platform', 'standard')]);
       assert.equal(b[0].source.tcbInfo, 'memory');
       assert.equal(pcs.total('/tdx/certification/v4/tcb'), 1);
@@ -165,6 +166,53 @@ for (const backend of ['embedded', 'redis'] as const) {
       assert.ok(c.stats.refreshes >= 1);
       await new Promise((res) => setTimeout(res, 300));
       assert.ok(pcs.total('/tdx/certification/v4/tcb') >= 2, 'a refresh went upstream');
+    });
+
+    it('TAS_CRL_FAIL_MODE: closed (default) makes an unobtainable CRL a 503; open passes it over with a note, never TCB Info', async () => {
+      pcs.fault('/sgx/certification/v4/pckcrl', { status: 503, retryAfter: '120' });
+      const e = await unavailable(cacheOn(open('a'), pcs).collateral(FMSPC, 'platform', 'standard'));
+      assert.match(e.detail, /pckCrl/);
+      await unavailable(cacheOn(open('b'), pcs, () => AT, { TAS_CRL_FAIL_MODE: 'closed' }).collateral(FMSPC, 'platform', 'standard'));
+
+      pcs.fault('/IntelSGXRootCA.der', { status: 404 });
+      const s = open('c');
+      const r = await cacheOn(s, pcs, () => AT, { TAS_CRL_FAIL_MODE: 'open' }).collateral(FMSPC, 'platform', 'standard');
+      assert.equal(r.pckCrl, undefined);
+      assert.equal(r.rootCrl, undefined);
+      assert.deepEqual(r.source, { rootCrl: 'none', tcbInfo: 'pcs', qeIdentity: 'pcs', pckCrl: 'none' });
+      assert.equal(r.notes?.length, 2);
+      assert.match(r.notes!.join('\n'), /no fresh Intel SGX Root CA CRL \(fail-open\): revocation by it not checked: .*404/);
+      assert.match(r.notes!.join('\n'), /no fresh Intel PCK CRL \(ca=platform\) \(fail-open\)/);
+      // TCB Info and the QE identity were still verified (signature, chain, FMSPC) without the root CRL.
+      assert.deepEqual(r.tcbInfo.body, V.tcbInfoJson);
+
+      // Once the CRLs can be had again they are used (and nothing is noted).
+      pcs.clearFaults();
+      const again = await cacheOn(s, pcs, () => AT, { TAS_CRL_FAIL_MODE: 'open' }).collateral(FMSPC, 'platform', 'standard');
+      assert.deepEqual(again.pckCrl?.body, V.pckCrl);
+      assert.equal(again.notes, undefined);
+
+      pcs.fault('/tdx/certification/v4/tcb', { status: 503, retryAfter: '120' });
+      await unavailable(cacheOn(open('d'), pcs, () => AT, { TAS_CRL_FAIL_MODE: 'open' }).collateral(FMSPC, 'platform', 'standard'));
+    });
+
+    it('TAS_CRL_FAIL_MODE=open: a stored CRL past its nextUpdate with PCS down is passed over, TCB Info still served', async () => {
+      const s = open();
+      let now = AT;
+      await cacheOn(s, pcs, () => now).collateral(FMSPC, 'platform', 'standard');
+      await pcs.stop();
+      const idx = await cacheOn(s, pcs).index();
+      // Every piece is listed (the pieces are stored concurrently; the index must not lose one).
+      assert.deepEqual(Object.keys(idx).sort(), [cacheKeys.pckCrl('platform'), cacheKeys.qeIdentity('standard'), cacheKeys.rootCrl(), cacheKeys.tcbInfo(FMSPC, 'standard')].sort());
+      const pckNext = idx[cacheKeys.pckCrl('platform')]!;
+      now = Date.parse(pckNext) + 1000;
+      const tcbNext = Date.parse((JSON.parse(V.tcbInfoJson.toString()).tcbInfo as { nextUpdate: string }).nextUpdate);
+      if (now >= tcbNext) return assert.fail(`vector's PCK CRL outlives its TCB Info (${pckNext}); pick another vector`);
+      await unavailable(cacheOn(s, pcs, () => now).collateral(FMSPC, 'platform', 'standard'));
+      const r = await cacheOn(s, pcs, () => now, { TAS_CRL_FAIL_MODE: 'open' }).collateral(FMSPC, 'platform', 'standard');
+      assert.equal(r.source.tcbInfo, 'persistent');
+      assert.equal(r.pckCrl, undefined);
+      assert.match(r.notes!.join('\n'), /PCK CRL.*fail-open.*(nextUpdate|stale|CRL)/i);
     });
 
     it('TAS_PCS_OFFLINE: never contacts PCS', async () => {
