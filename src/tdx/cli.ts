@@ -46,7 +46,7 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function openCache(configFile: string | undefined): Promise<Opened> {
+async function openCache(configFile: string | undefined, opts: { budgetMs?: number; crlFailMode?: 'closed' | 'open' } = {}): Promise<Opened> {
   const cfg = toolConfig(configFile);
   const handOver = handOverToService(cfg);
   let store: Store;
@@ -60,7 +60,10 @@ async function openCache(configFile: string | undefined): Promise<Opened> {
   // Loaded lazily: the composition helper lives in src/daemon (it joins pcs, native and tdx).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { createCollateralCache } = require('../daemon/collateral') as typeof import('../daemon/collateral');
-  const { cache, fetcher } = createCollateralCache({ cfg, blobs: store, trust: () => trust, requestBudgetMs: 30_000 });
+  const { cache, fetcher } = createCollateralCache({
+    cfg, blobs: store, trust: () => trust, requestBudgetMs: opts.budgetMs ?? 30_000,
+    ...(opts.crlFailMode ? { crlFailMode: () => opts.crlFailMode! } : {}),
+  });
   return {
     cache, store, trust,
     update: cfg.get<CollateralUpdate>('tdx.collateral_update'),
@@ -178,27 +181,43 @@ function print(format: string | undefined, v: unknown, text: string): void {
 }
 
 export const pcsCommand = group('pcs <command>', 'Prefetch, import and inspect Intel TDX collateral (offline hosts)', [
-  defineCommand<{ fmspc: string[]; ca?: string; config?: string; format?: string }>({
+  defineCommand<{ fmspc: string[]; ca?: string; update?: string; timeout: number; config?: string; format?: string }>({
     command: 'prefetch',
     describe: 'Fetch, verify and cache the collateral of FMSPCs (TCB Info, QE identity, PCK and root CA CRLs)',
     builder: (y) => y.example('$0 pcs prefetch --fmspc 00806f050000', 'caches the Intel collateral (TCB Info, QE identity, CRLs) of one platform family')
       .option('fmspc', { type: 'string', array: true, demandOption: true, describe: 'FMSPC (12 hex digits), repeatable' })
       .option('ca', { type: 'string', choices: ['platform', 'processor'], default: 'platform' })
+      .option('update', { type: 'string', choices: ['standard', 'early'], describe: 'TCB collateral update mode (default: TAS_TDX_COLLATERAL_UPDATE)' })
+      .option('timeout', { type: 'number', default: 30, describe: 'Seconds per FMSPC (retries included) before it counts as failed' })
       .option('format', { type: 'string', choices: ['json', 'text'], default: 'json' }) as never,
+    // Like `tas kds prefetch`: every FMSPC is tried; each failure (PCS down, refusing, throttling,
+    // answering errors or collateral that does not verify) is one FAIL line / result with its
+    // reason, and any failure makes the exit code 3 (a runtime failure, not a verdict).
     run: async (a) => {
-      const o = await openCache(a.config);
+      if (!(a.timeout > 0)) throw new CliError(EXIT.USAGE, '--timeout must be a positive number of seconds');
+      for (const f of a.fmspc) if (!/^[0-9a-fA-F]{12}$/.test(f)) throw new CliError(EXIT.USAGE, `--fmspc ${f}: need 12 hex digits`);
+      // The CRLs are part of what an offline host needs: prefetch never passes one over, whatever
+      // TAS_CRL_FAIL_MODE says for requests.
+      const o = await openCache(a.config, { budgetMs: Math.round(a.timeout * 1000), crlFailMode: 'closed' });
+      const update = (a.update ?? o.update) as CollateralUpdate;
+      const results: Array<{ item: string; ok: boolean; detail: string; source?: unknown }> = [];
       try {
-        const out: Record<string, unknown> = {};
-        for (const f of a.fmspc) {
-          if (!/^[0-9a-fA-F]{12}$/.test(f)) throw new CliError(EXIT.USAGE, `--fmspc ${f}: need 12 hex digits`);
-          const c = await o.cache.collateral(f.toLowerCase(), (a.ca ?? 'platform') as PckCa, o.update);
-          out[f.toLowerCase()] = c.source;
+        for (const f of a.fmspc.map((x) => x.toLowerCase())) {
+          try {
+            const c = await o.cache.collateral(f, (a.ca ?? 'platform') as PckCa, update);
+            results.push({ item: f, ok: true, detail: `update=${update}`, source: c.source });
+          } catch (e) {
+            results.push({ item: f, ok: false, detail: e instanceof TasError ? `${e.reason}: ${e.detail}` : (e as Error).message });
+          }
         }
-        print(a.format, { ok: true, fetched: out }, Object.entries(out).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n'));
-        return EXIT.OK;
       } finally {
         await o.close();
       }
+      const failed = results.filter((r) => !r.ok).length;
+      print(a.format, { ok: failed === 0, failed, update, results },
+        results.map((r) => (r.ok ? `ok   ${r.item}: ${r.detail} ${JSON.stringify(r.source)}` : `FAIL ${r.item}: ${r.detail}`)).join('\n'));
+      if (failed && a.format === 'text') process.stderr.write(`tas: ${failed} of ${results.length} FMSPCs could not be fetched (see the FAIL lines)\n`);
+      return failed ? EXIT.STARTUP : EXIT.OK;
     },
   }),
   defineCommand<{ dir: string[]; config?: string; format?: string }>({
