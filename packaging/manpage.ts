@@ -108,7 +108,7 @@ lines.push(
   'Every setting has an environment name',
   '.RB ( TAS_ *),',
   'a YAML path in the configuration file and a default; the full list is in',
-  '.IR /usr/share/doc/tas/configuration.md.gz .',
+  '.IR /usr/share/doc/tas/configuration.md .',
   'Environment values win over the file;',
   '.B TAS_OVERRIDE__a__b=value',
   'sets the nested path a.b above both.',

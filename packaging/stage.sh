@@ -96,7 +96,9 @@ done
 sed 's|](docs/|](|g; s|(docs/)|(./)|g' "$repo/README.md" > "$doc/README.md"
 cp "$repo/plugins/tas_kbm_kmip/README.md" "$doc/kmip-plugin.md"
 chmod 0644 "$doc"/*.md
-gzip -9n "$doc/"*.md
+# Not gzipped: the documents link to each other (policy.md, operations.md, ...) and a link to
+# x.md does not resolve to x.md.gz in a viewer (Debian policy 12.3 exempts files that other
+# documentation references from compression, as dh_compress does for HTML).
 node "$lib/dist/src/main.js" --help >/dev/null # the man page is made from this binary's own help
 node --import tsx "$repo/packaging/manpage.ts" "$lib/dist/src/main.js" | gzip -9n > "$root/usr/share/man/man8/tas.8.gz"
 install -m 0644 "$repo/packaging/deb/lintian-overrides" "$root/usr/share/lintian/overrides/tas"

@@ -62,11 +62,11 @@ function dialectOf(doc: unknown): Dialect {
 
 // --- keygen ----------------------------------------------------------------------------------------
 
-const keygen = defineCommand<{ out: string; bits: number; force: boolean }>({
+const keygen = defineCommand<{ out: string; bits: number; force: boolean; format: string }>({
   command: 'keygen',
   describe: 'Generate an RSA policy-signing key pair: <out>.key.pem (0600) and <out>.pub.pem',
   builder: (y) =>
-    y
+    withFormat(y)
       .example('$0 policy keygen --out /root/policy-signer', 'writes policy-signer.key.pem and policy-signer.pub.pem')
       .option('out', { type: 'string', demandOption: true, describe: 'Path prefix of the two files' })
       .option('bits', { type: 'number', default: 3072, choices: [3072, 4096], describe: 'RSA modulus size' })
@@ -82,17 +82,18 @@ const keygen = defineCommand<{ out: string; bits: number; force: boolean }>({
     writeSecretFile(pubPath, publicKey.export({ type: 'spki', format: 'pem' }) as string, argv.force);
     chmodSync(pubPath, 0o644); // public: readable by whoever configures TAS_POLICY_TRUST
     const fp = new PolicyTrust(loadTrust(pubPath).keys).keys[0]!.fingerprint;
-    process.stdout.write(`private key ${keyPath} (0600), public key ${pubPath}\nfingerprint (SHA-256 of SPKI) ${fp}\nput ${pubPath} into TAS_POLICY_TRUST\n`);
+    if (argv.format === 'json') process.stdout.write(`${JSON.stringify({ private_key: keyPath, public_key: pubPath, fingerprint: fp }, null, 2)}\n`);
+    else process.stdout.write(`private key ${keyPath} (0600), public key ${pubPath}\nfingerprint (SHA-256 of SPKI) ${fp}\nput ${pubPath} into TAS_POLICY_TRUST\n`);
   },
 });
 
 // --- sign ------------------------------------------------------------------------------------------
 
-const sign = defineCommand<{ policy: string; key: string; padding: string; salt: string; out?: string }>({
+const sign = defineCommand<{ policy: string; key: string; padding: string; salt: string; out?: string; format: string }>({
   command: 'sign <policy>',
   describe: 'Sign a policy document (RFC 8785 JCS of the whole document minus signature, RSA SHA-384)',
   builder: (y) =>
-    y
+    withFormat(y)
       .example('$0 policy sign web.json --key /root/policy-signer.key.pem', 'adds the signature to web.json')
       .positional('policy', { type: 'string', describe: 'Policy JSON file' })
       .option('key', { type: 'string', demandOption: true, describe: 'Private key (PEM)' })
@@ -117,7 +118,8 @@ const sign = defineCommand<{ policy: string; key: string; padding: string; salt:
     const signed = signPolicy(doc, key, { padding: argv.padding === 'pkcs1' ? 'PKCS1v15' : 'PSS', saltLength: argv.salt === 'max' ? 'max' : 48 });
     const out = argv.out ?? argv.policy;
     writeFileSync(out, `${JSON.stringify(signed, null, 2)}\n`);
-    process.stdout.write(`signed ${doc.metadata.policy_id} -> ${out}\n`);
+    if (argv.format === 'json') process.stdout.write(`${JSON.stringify({ policy_id: doc.metadata.policy_id, out }, null, 2)}\n`);
+    else process.stdout.write(`signed ${doc.metadata.policy_id} -> ${out}\n`);
   },
 });
 
@@ -194,11 +196,11 @@ async function openRepo(configFile: string | undefined): Promise<{ repo: PolicyR
   };
 }
 
-const exportCmd = defineCommand<{ out?: string; config?: string }>({
+const exportCmd = defineCommand<{ out?: string; config?: string; format: string }>({
   command: 'export',
   describe: 'Write every stored policy (signatures kept) to stdout, a .json file or a directory (one file per policy)',
   builder: (y) =>
-    y
+    withFormat(y)
       .example('$0 policy export --out /root/policies-backup', 'one file per stored policy, for a backup or another host')
       .option('out', { type: 'string', describe: 'A .json file (array of documents) or a directory; default: the array on stdout' })
       .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE, else /etc/tas/tas.yaml when installed)' }) as never,
@@ -218,7 +220,9 @@ const exportCmd = defineCommand<{ out?: string; config?: string }>({
         mkdirSync(argv.out, { recursive: true, mode: 0o700 });
         for (const d of docs) writeFileSync(join(argv.out, `${d.id}.json`), `${JSON.stringify(d.doc, null, 2)}\n`, { mode: 0o600 });
       }
-      process.stdout.write(`exported ${docs.length} polic${docs.length === 1 ? 'y' : 'ies'} to ${argv.out}\n`);
+      // On stdout the documents themselves are the output (JSON whatever --format); with --out the summary follows --format.
+      if (argv.format === 'json') process.stdout.write(`${JSON.stringify({ exported: docs.length, out: argv.out, ids: docs.map((d) => d.id) }, null, 2)}\n`);
+      else process.stdout.write(`exported ${docs.length} polic${docs.length === 1 ? 'y' : 'ies'} to ${argv.out}\n`);
     } finally {
       await h.close();
     }
@@ -241,11 +245,11 @@ function readDocuments(paths: readonly string[]): Array<{ source: string; doc: u
   return out;
 }
 
-const importCmd = defineCommand<{ sources: string[]; config?: string }>({
+const importCmd = defineCommand<{ sources: string[]; config?: string; format: string }>({
   command: 'import <sources..>',
   describe: 'Re-verify each policy with TAS_POLICY_TRUST and store it in the configured store (existing ids are kept)',
   builder: (y) =>
-    y
+    withFormat(y)
       .example('$0 policy import /root/policies-backup', 're-verifies and stores every policy of an export')
       .positional('sources', { type: 'string', array: true, describe: 'Files (document or array) or directories of .json files' })
       .option('config', { type: 'string', describe: 'Config file (default $TAS_CONFIG_FILE)' }) as never,
@@ -259,30 +263,32 @@ const importCmd = defineCommand<{ sources: string[]; config?: string }>({
       throw new CliError(EXIT.USAGE, (e as Error).message);
     }
     const h = await openRepo(argv.config);
-    let refused = 0;
-    let stored = 0;
-    let existed = 0;
+    const results: Array<{ source: string; status: 'stored' | 'exists' | 'refused'; id?: string; detail?: string }> = [];
+    const text = argv.format !== 'json';
     try {
       const svc = h.service(trust);
       for (const { source, doc } of docs) {
         try {
           const p = await svc.store(doc, { dialect: dialectOf(doc), client: 'tas policy import' });
-          stored++;
-          process.stdout.write(`stored  ${p.id} (${source})\n`);
+          results.push({ source, status: 'stored', id: p.id });
+          if (text) process.stdout.write(`stored  ${p.id} (${source})\n`);
         } catch (e) {
           if (isTasError(e) && e.code === 'POLICY_EXISTS') {
-            existed++;
-            process.stdout.write(`exists  ${e.params.id} (${source}): kept the stored one\n`);
+            results.push({ source, status: 'exists', id: String(e.params.id) });
+            if (text) process.stdout.write(`exists  ${e.params.id} (${source}): kept the stored one\n`);
           } else {
-            refused++;
-            process.stdout.write(`REFUSED ${source}: ${why(e)}\n`);
+            results.push({ source, status: 'refused', detail: why(e) });
+            if (text) process.stdout.write(`REFUSED ${source}: ${why(e)}\n`);
           }
         }
       }
     } finally {
       await h.close();
     }
-    process.stdout.write(`${stored} stored, ${existed} already present, ${refused} refused\n`);
+    const count = (st: string) => results.filter((r) => r.status === st).length;
+    const [stored, existed, refused] = [count('stored'), count('exists'), count('refused')];
+    if (text) process.stdout.write(`${stored} stored, ${existed} already present, ${refused} refused\n`);
+    else process.stdout.write(`${JSON.stringify({ ok: refused === 0, stored, existed, refused, results }, null, 2)}\n`);
     return refused ? EXIT.CHECK_FAILED : EXIT.OK;
   },
 });

@@ -16,10 +16,6 @@ const ROOT = join(__dirname, '..', '..');
 /** Leaf commands that print nothing to select a format for, and why. */
 const NO_FORMAT: Record<string, string> = {
   serve: 'runs the service; logs are JSON lines already',
-  'policy keygen': 'writes two key files',
-  'policy sign': 'rewrites the policy file',
-  'policy export': 'its output is the JSON documents themselves',
-  'policy import': 'one line per policy stored; the store is the result',
 };
 
 /** leaves walks `tas --help` and every sub-command's help: the commands that take no sub-command. */

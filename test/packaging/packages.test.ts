@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const REPO = join(__dirname, '..', '..');
@@ -19,6 +19,20 @@ const RPMLINT_ACCEPTED: { re: RegExp; why: string }[] = [
   { re: /^E: no-signature$/, why: 'packages are signed at release (rpmsign), not in CI' },
   { re: /^E: files-duplicated-waste \d+$/, why: 'identical LICENSE/index files across bundled npm modules' },
 ];
+
+/** brokenLinks lists relative Markdown links (outside code blocks) of dir's *.md that name no file there. */
+function brokenLinks(dir: string): string[] {
+  const bad: string[] = [];
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.md'))) {
+    const text = readFileSync(join(dir, f), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const m of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+      const target = m[1]!;
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
+      if (!existsSync(join(dir, decodeURIComponent(target.split('#')[0]!)))) bad.push(`${f} -> ${target}`);
+    }
+  }
+  return bad;
+}
 
 function tool(name: string): void {
   assert.equal(spawnSync('sh', ['-c', `command -v ${name}`]).status, 0, `${name} missing (apt packages in .ci/apt-packages)`);
@@ -48,9 +62,17 @@ describe('packages: lintian and rpmlint', function () {
     const files = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
     for (const p of ['./usr/lib/tas/dist/src/main.js', './usr/lib/tas/build/Release/tas_native.node', './usr/lib/systemd/system/tas.service', './usr/share/man/man8/tas.8.gz', './usr/lib/sysusers.d/tas.conf'])
       assert.ok(files.includes(p), `${p} missing from the .deb`);
-    // The documentation stands alone in the package (test/docs/links.test.ts checks the links).
+    // The documentation stands alone in the package and its cross-links resolve there: the
+    // documents are not gzipped (a link to policy.md does not reach policy.md.gz).
     for (const d of ['README', 'protocol', 'policy', 'configuration', 'operations', 'plugins', 'kmip-plugin', 'fleet', 'audit', 'metrics', 'errors'])
-      assert.ok(files.includes(`./usr/share/doc/tas/${d}.md.gz`), `${d}.md.gz missing from /usr/share/doc/tas`);
+      assert.ok(files.includes(`./usr/share/doc/tas/${d}.md\n`), `${d}.md missing from /usr/share/doc/tas`);
+    const x = join(out, 'deb-x');
+    execFileSync('dpkg-deb', ['-x', deb, x]);
+    const broken = brokenLinks(join(x, 'usr/share/doc/tas'));
+    assert.deepEqual(broken, [], 'links between the installed documents');
+    // The system user stays on purge (Debian policy 9.2.1).
+    const postrm = execFileSync('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./postrm`], { encoding: 'utf8' });
+    assert.doesNotMatch(postrm.replace(/^\s*#.*$/gm, ''), /deluser|delgroup|userdel|groupdel/);
     // md5sums of every file but the conffile (lintian: no-md5sums-control-file), and an addon
     // linked with -z now (lintian: hardening-no-bindnow); lintian --pedantic shows neither tag.
     const md5 = execFileSync('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./md5sums`], { encoding: 'utf8' });
@@ -70,6 +92,10 @@ describe('packages: lintian and rpmlint', function () {
     const requires = execFileSync('rpm', ['-qpR', rpm], { encoding: 'utf8' });
     assert.match(requires, /^nodejs >= 20\.19$/m);
     assert.match(execFileSync('rpm', ['-qpc', rpm], { encoding: 'utf8' }), /^\/etc\/tas\/tas\.yaml$/m);
-    assert.match(execFileSync('rpm', ['-qp', '--scripts', rpm], { encoding: 'utf8' }), /tas keys generate --dir \/etc\/tas/);
+    const scripts = execFileSync('rpm', ['-qp', '--scripts', rpm], { encoding: 'utf8' });
+    assert.match(scripts, /tas keys generate --dir \/etc\/tas/);
+    // Erase keeps the system user and group (Fedora packaging guidelines: never removed).
+    assert.doesNotMatch(scripts.replace(/^\s*#.*$/gm, ''), /userdel|groupdel/);
+    assert.match(execFileSync('rpm', ['-qpl', rpm], { encoding: 'utf8' }), /^\/usr\/share\/doc\/tas\/policy\.md$/m);
   });
 });

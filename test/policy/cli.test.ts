@@ -117,6 +117,26 @@ describe('tas policy CLI', function () {
     assert.match(j.out, /2 stored, 0 already present, 0 refused/);
     const again = await tas(['policy', 'import', join(dir, 'exported')], env(join(dir, 'state-b')));
     assert.match(again.out, /0 stored, 2 already present, 0 refused/);
+
+    // --format json (output selection is one flag everywhere): import, export --out, keygen, sign.
+    const ij = await tas(['policy', 'import', src, '--format', 'json'], env(join(dir, 'state-c')));
+    assert.equal(ij.code, 1, ij.out);
+    const idoc = JSON.parse(ij.out) as { ok: boolean; stored: number; existed: number; refused: number; results: Array<{ source: string; status: string; id?: string; detail?: string }> };
+    assert.deepEqual([idoc.ok, idoc.stored, idoc.existed, idoc.refused], [false, 2, 0, 1]);
+    assert.deepEqual(idoc.results.map((r) => `${r.source}:${r.status}`), ['m1.json:stored', 'm2.json:stored', 'm3.json:refused']);
+    assert.match(idoc.results[2]!.detail!, /signature verification failed/);
+    const ej = await tas(['policy', 'export', '--out', join(dir, 'exported-c'), '--json'], env(join(dir, 'state-c')));
+    assert.equal(ej.code, 0, ej.err);
+    assert.deepEqual(JSON.parse(ej.out), { exported: 2, out: join(dir, 'exported-c'), ids: ['m1', 'm2'] });
+    const kj = await tas(['policy', 'keygen', '--out', join(dir, 'fmt'), '--format', 'json']);
+    assert.equal(kj.code, 0, kj.err);
+    const kdoc = JSON.parse(kj.out) as { private_key: string; public_key: string; fingerprint: string };
+    assert.equal(kdoc.private_key, join(dir, 'fmt.key.pem'));
+    assert.match(kdoc.fingerprint, /^[0-9a-f:]{64,}$/i);
+    writeFileSync(join(dir, 'fmt.json'), JSON.stringify(doc('fmt1')));
+    const sj = await tas(['policy', 'sign', join(dir, 'fmt.json'), '--key', kdoc.private_key, '--format', 'json']);
+    assert.equal(sj.code, 0, sj.err);
+    assert.deepEqual(JSON.parse(sj.out), { policy_id: 'fmt1', out: join(dir, 'fmt.json') });
   });
 
   describe('tas policy test', () => {
