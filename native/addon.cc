@@ -634,6 +634,7 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("tdxCacheSize", &TasNative::TdxCacheSize),
                              InstanceMethod("opensslVersion", &TasNative::OpensslVersion),
                              InstanceMethod("parseSpdm", &TasNative::ParseSpdm),
+                             InstanceMethod("checkSpdm", &TasNative::CheckSpdm),
                              InstanceMethod("verifyGpu", &TasNative::VerifyGpu),
                              InstanceMethod("verifyOcsp", &TasNative::VerifyOcsp),
                              InstanceMethod("buildOcspRequest", &TasNative::BuildOcspRequest),
@@ -828,6 +829,16 @@ class TasNative : public Napi::Addon<TasNative> {
     return Guard(info.Env(), [&]() -> Napi::Value {
       Bytes b = ToBytes(info[0], "evidence", tas::kSpdmMaxEvidence);
       return SpdmToJs(info.Env(), tas::ParseSpdm(b.data(), b.size()));
+    });
+  }
+
+  // CheckSpdm is ParseSpdm without building the JS result (the early 400 check of
+  // component-evidence runs on the event loop for every GPU; ~90 Buffers are not needed there).
+  Napi::Value CheckSpdm(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "evidence", tas::kSpdmMaxEvidence);
+      tas::SpdmEvidence e = tas::ParseSpdm(b.data(), b.size());
+      return Napi::Number::New(info.Env(), static_cast<double>(e.blocks.size()));
     });
   }
 

@@ -54,16 +54,31 @@ void CheckPss(const X509* x, const std::string& what) {
   CheckPssParams(X509_get0_tbs_sigalg(x), kErrCertPss, what + " (tbs)");
 }
 
+// CacheKey is the inputs themselves: product, kind, and each certificate's length and bytes
+// (anchors in byte order). A lookup then hashes the bytes once (std::hash) and, on a hit, compares
+// them with one memcmp; no SHA-256 of every certificate per job. Exact bytes also mean no digest
+// collision could ever alias two chains.
 std::string CacheKey(const ChainInput& in) {
-  std::vector<Sha256> anchors;
-  for (const auto& a : in.anchors) anchors.push_back(Sha256Of(a.data(), a.size()));
-  std::sort(anchors.begin(), anchors.end());
-  std::string k = in.product + (in.kind == VekKind::kVcek ? "/VCEK/" : "/VLEK/");
-  for (const auto& a : anchors) k.append(reinterpret_cast<const char*>(a.data()), a.size());
-  Sha256 i = Sha256Of(in.intermediate.data(), in.intermediate.size());
-  Sha256 l = Sha256Of(in.leaf.data(), in.leaf.size());
-  k.append(reinterpret_cast<const char*>(i.data()), i.size());
-  k.append(reinterpret_cast<const char*>(l.data()), l.size());
+  std::vector<const Bytes*> anchors;
+  size_t n = in.product.size() + 6 + 4 * (in.anchors.size() + 2) + in.intermediate.size() + in.leaf.size();
+  for (const auto& a : in.anchors) {
+    anchors.push_back(&a);
+    n += a.size();
+  }
+  std::sort(anchors.begin(), anchors.end(), [](const Bytes* x, const Bytes* y) { return *x < *y; });
+  std::string k;
+  k.reserve(n);
+  k.append(in.product);
+  k.append(in.kind == VekKind::kVcek ? "/VCEK/" : "/VLEK/");
+  auto put = [&k](const Bytes& b) {
+    const uint32_t len = static_cast<uint32_t>(b.size());
+    const char l[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8), static_cast<char>(len)};
+    k.append(l, 4);
+    k.append(reinterpret_cast<const char*>(b.data()), b.size());
+  };
+  for (const Bytes* a : anchors) put(*a);
+  put(in.intermediate);
+  put(in.leaf);
   return k;
 }
 

@@ -165,6 +165,11 @@ export class Pipeline implements Attester {
     // 4. The nonce: exactly one request wins it. If the store fails mid-claim (say Redis died
     // after applying it but before answering), the claim may exist under our owner id: hand it
     // back once the store answers, so that the agent's retry is not refused for the whole lease.
+    // The policy documents are read at the same time (on Redis both commands leave in one write:
+    // one round trip), but nothing is decided on them, nor any of their errors reported, before
+    // the claim is won: the outcome is the one of reading them after the claim.
+    const loaded = this.loadPolicies(req, verifier);
+    loaded.catch(() => undefined); // observed below, once the claim is won
     let won: boolean;
     try {
       won = await p.nonces.claim(req.nonce, owner);
@@ -178,7 +183,7 @@ export class Pipeline implements Attester {
 
     try {
       // 5. Policy selection and evaluation (rules, then component evidence under the same policy).
-      const policy = await this.selectPolicy(req, verifier, evidence, trail);
+      const policy = this.selectPolicy(req, evidence, trail, await loaded);
       if (p.components && (components !== undefined || policy.components !== undefined)) {
         const a = await p.components.appraise(components, { id: policy.id, components: policy.components }, req.nonce, evidence);
         if (a.audit) Object.assign(trail, a.audit);
@@ -276,10 +281,9 @@ export class Pipeline implements Attester {
     }
   }
 
-  private async selectPolicy(req: AttestRequest, verifier: EvidenceVerifier, ev: VerifiedEvidence, trail: Record<string, unknown>): Promise<UsablePolicy> {
+  /** loadPolicies reads the candidate policies of a request (refusals as TasErrors). */
+  private async loadPolicies(req: AttestRequest, verifier: EvidenceVerifier): Promise<UsablePolicy[]> {
     const p = this.ports;
-    const dialect = req.policyId !== undefined ? 'policy-id' : 'key-id';
-    const bound = req.reportDataBinding === true;
     const candidates: UsablePolicy[] = [];
     if (req.policyId !== undefined) {
       const pol = await p.policies.forUse(req.policyId);
@@ -293,6 +297,13 @@ export class Pipeline implements Attester {
       candidates.push(...(await p.policies.byKeyId(keyId, verifier.policyType)));
       if (candidates.length === 0) throw new TasError('KBM_NOT_BOUND', `no stored ${verifier.policyType} policy binds key ${keyId}`, { reason: 'KEY_NOT_BOUND' });
     }
+    return candidates;
+  }
+
+  private selectPolicy(req: AttestRequest, ev: VerifiedEvidence, trail: Record<string, unknown>, candidates: readonly UsablePolicy[]): UsablePolicy {
+    const p = this.ports;
+    const dialect = req.policyId !== undefined ? 'policy-id' : 'key-id';
+    const bound = req.reportDataBinding === true;
 
     const failures: string[] = [];
     for (const pol of candidates) {

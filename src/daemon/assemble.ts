@@ -69,6 +69,10 @@ export async function assemble(initial: Config): Promise<Assembly> {
       if (!store) throw new TasError('HTTP_NOT_READY', 'store not open');
       return store.hit(key, windowMs);
     },
+    // The nonces below live in this same store: get_nonce counts its hit inside the issue.
+    get chargesWithNonces() {
+      return typeof store?.issueCharged === 'function';
+    },
   };
 
   async function configure(ctx: AppContext): Promise<void> {

@@ -50,13 +50,23 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
  * another method answers 405 with Allow; anything else 404. Routes are matched by their pattern,
  * so the reply never depends on client-chosen text beyond "matches or not".
  */
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, beforeError?: (request: FastifyRequest) => Promise<void>): void {
   const patterns: Array<{ re: RegExp; method: string }> = [];
   app.addHook('onRoute', (opts) => {
     const re = new RegExp(`^${opts.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : escapeRe(seg))).join('/')}$`);
     for (const m of Array.isArray(opts.method) ? opts.method : [opts.method]) patterns.push({ re, method: m });
   });
-  app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
+  if (beforeError === undefined) app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
+  else {
+    app.setErrorHandler(async (err, request, reply) => {
+      try {
+        await beforeError(request);
+      } catch (e) {
+        return sendError(e, request, reply);
+      }
+      return sendError(err, request, reply);
+    });
+  }
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     const allowed = [...new Set(patterns.filter((p) => p.re.test(path)).map((p) => p.method))];

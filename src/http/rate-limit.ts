@@ -12,6 +12,18 @@ export interface RateLimitStore {
    * including this hit and the milliseconds until the window resets.
    */
   hit(key: string, windowMs: number): Promise<{ count: number; resetMs: number }>;
+  /**
+   * True when this counter lives in the same store as the nonces, so get_nonce may count its hit
+   * inside the nonce issue (NonceService.issue(charge)): one store operation instead of two.
+   */
+  readonly chargesWithNonces?: boolean;
+}
+
+/** RateCharge is a deferred hit (the store module's RateCharge shape). */
+export interface DeferredCharge {
+  readonly key: string;
+  readonly windowMs: number;
+  readonly limit: number;
 }
 
 /** Rate is a parsed `N/second|minute|hour`. */
@@ -78,18 +90,33 @@ export class RateLimiter {
     this.rate = rate;
   }
 
+  /** chargesWithNonces: see RateLimitStore.chargesWithNonces. */
+  get chargesWithNonces(): boolean {
+    return this.store.chargesWithNonces === true;
+  }
+
+  /** charge is the hit of `key` for a store operation to count (deferred; see settle). */
+  charge(key: string): DeferredCharge {
+    return { key: `rl:${key}`, windowMs: this.rate.windowMs, limit: this.rate.limit };
+  }
+
   /** check counts one request for `key`; throws HTTP_RATE_LIMITED (429 + Retry-After) beyond the limit. */
   async check(key: string): Promise<void> {
+    return this.settle(this.charge(key));
+  }
+
+  /** settle counts a deferred charge that no store operation counted (the request failed before it). */
+  async settle(c: DeferredCharge): Promise<void> {
     let r: { count: number; resetMs: number };
     try {
-      r = await this.store.hit(`rl:${key}`, this.rate.windowMs);
+      r = await this.store.hit(c.key, c.windowMs);
     } catch (e) {
       // Fail closed: an unreachable shared counter must not silently lift the fleet-wide budget.
       if (e instanceof TasError) throw e;
       throw new TasError('STORE_UNAVAILABLE', `rate limit store: ${(e as Error).message}`, { reason: 'RATE_LIMIT_STORE', cause: e });
     }
-    if (r.count > this.rate.limit) {
-      throw new TasError('HTTP_RATE_LIMITED', `client ${key} exceeded ${this.rate.limit} requests per ${this.rate.windowMs / 1000}s`, {
+    if (r.count > c.limit) {
+      throw new TasError('HTTP_RATE_LIMITED', `client ${c.key.slice(3)} exceeded ${c.limit} requests per ${c.windowMs / 1000}s`, {
         retryAfterSeconds: Math.max(1, Math.ceil(r.resetMs / 1000)),
       });
     }

@@ -23,6 +23,7 @@ import { installErrorHandling } from './errors';
 import { registerGetSecret } from './get-secret';
 import { bodyLimit, serverLimits, type ServerLimits } from './limits';
 import { installMetrics } from './metrics';
+import type { DeferredCharge } from './rate-limit';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,10 +33,19 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** clientAddress is the address the request is accounted to (after trusted-proxy handling). */
     clientAddress: string;
+    /**
+     * The rate-limit hit of a `rateLimit: 'with-nonce'` route, not counted yet: the handler hands
+     * it to the nonce issue (and clears it); if the request fails first, the error path counts it.
+     */
+    rateCharge: DeferredCharge | undefined;
   }
   interface FastifyContextConfig {
-    /** rateLimit false exempts a route (probes) from the per-client rate limit. */
-    rateLimit?: boolean;
+    /**
+     * rateLimit false exempts a route (probes) from the per-client rate limit; 'with-nonce' lets
+     * the route count it inside its nonce issue (get_nonce: one store round trip) when the rate
+     * counter and the nonces share a store, and counts it here otherwise.
+     */
+    rateLimit?: boolean | 'with-nonce';
   }
 }
 
@@ -166,6 +176,7 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
 
   app.decorate('tasEdge', edge);
   app.decorateRequest('clientAddress', '');
+  app.decorateRequest('rateCharge', undefined);
 
   // Strict JSON: only application/json, one document, prototype poisoning refused (400).
   app.removeAllContentTypeParsers();
@@ -179,7 +190,14 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
     else void pending.then(() => done(null, payload));
   });
 
-  installErrorHandling(app);
+  installErrorHandling(app, async (request) => {
+    // A deferred rate-limit hit the handler never took (e.g. a refused key) still counts, and an
+    // exhausted budget answers 429 as it would have before the route ran.
+    const c = request.rateCharge;
+    if (c === undefined) return;
+    request.rateCharge = undefined;
+    await edge.rateLimiter.settle(c);
+  });
   installMetrics(app, ctx.metrics, edge);
 
   app.addHook('onRequest', async (request) => {
@@ -189,7 +207,12 @@ export async function buildServer(ctx: AppContext, edge: Edge, services: HttpSer
       throw new TasError('AUTH_CLIENT_CERT', 'management listener: no valid client certificate');
     }
     // Unknown paths count too: a scanner should run out of budget like any other client.
-    if (request.routeOptions.config?.rateLimit === false) return;
+    const rl = request.routeOptions.config?.rateLimit;
+    if (rl === false) return;
+    if (rl === 'with-nonce' && edge.rateLimiter.chargesWithNonces) {
+      request.rateCharge = edge.rateLimiter.charge(rateKey(request.clientAddress));
+      return;
+    }
     await edge.rateLimiter.check(rateKey(request.clientAddress));
   });
 

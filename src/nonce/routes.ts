@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Gauge } from 'prom-client';
 import type { AppContext } from '../daemon/context';
 import { isTasError } from '../errors';
+import type { RateCharge } from '../store/types';
 import { nonceDigest, type NonceService } from './service';
 
 /** AuthHook is an onRequest hook such as src/http's clientAuth. */
@@ -29,14 +30,21 @@ export function registerNonceRoutes(app: FastifyInstance, ctx: AppContext, nonce
       },
     });
   }
-  app.get('/kb/v0/get_nonce', { onRequest: auth }, async (request) => {
+  // rateLimit 'with-nonce': when the edge's rate counter shares the nonces' store, the client's
+  // budget is counted inside the issue (one store operation; on Redis one round trip for the route).
+  app.get('/kb/v0/get_nonce', { onRequest: auth, config: { rateLimit: 'with-nonce' } }, async (request) => {
     const client = (request as { clientAddress?: string }).clientAddress ?? request.ip;
+    const r = request as { rateCharge?: RateCharge };
+    const charge = r.rateCharge;
+    r.rateCharge = undefined;
     try {
-      const nonce = await nonces.issue();
+      const nonce = await nonces.issue(charge);
       // The audit trail links get_nonce to get_secret by digest; the nonce itself never leaves the reply.
       ctx.audit.record({ event: 'get_nonce', outcome: 'allow', reason: 'OK', requestId: request.id, client, details: { nonce_sha256: nonceDigest(nonce) } });
       return { nonce };
     } catch (e) {
+      // A refused budget is the edge's answer, unaudited as when the edge counted it itself.
+      if (isTasError(e) && e.code === 'HTTP_RATE_LIMITED') throw e;
       const reason = isTasError(e) ? e.reason : 'INTERNAL';
       ctx.audit.record({ event: 'get_nonce', outcome: 'error', reason, requestId: request.id, client });
       throw e;

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { TasError } from '../errors';
-import type { NonceStore } from '../store/types';
+import type { IssueResult, NonceStore, RateCharge } from '../store/types';
 import { NONCE_RE } from '../store/types';
 
 /** DEFAULT_LEASE_MS bounds how long a dead claimant blocks a nonce (its retry waits for it). */
@@ -76,12 +76,33 @@ export class NonceService {
     this.maxOutstanding = cfg.get<number>('nonce.max_outstanding');
   }
 
-  /** issue returns a fresh nonce (64 lowercase hex of 32 random bytes); NONCE_CAPACITY over the cap. */
-  async issue(): Promise<string> {
+  /** chargesRate: issue(charge) counts the client's rate budget in the same store operation. */
+  get chargesRate(): boolean {
+    return typeof this.store.issueCharged === 'function';
+  }
+
+  /**
+   * issue returns a fresh nonce (64 lowercase hex of 32 random bytes); NONCE_CAPACITY over the cap.
+   * With `charge` (only when chargesRate), the request is first counted against the client's rate
+   * budget in the same store operation, and HTTP_RATE_LIMITED is thrown beyond it (nothing issued).
+   */
+  async issue(charge?: RateCharge): Promise<string> {
+    if (charge !== undefined && !this.chargesRate) throw new TasError('INTERNAL', 'nonce store cannot charge a rate budget');
     // A collision of 256 random bits does not happen; the loop only keeps 'exists' from leaking out.
     for (let i = 0; i < 3; i++) {
       const nonce = randomBytes(32).toString('hex');
-      const r = await this.store.issue(nonce, this.ttlMs, this.maxOutstanding);
+      let r: IssueResult;
+      if (charge !== undefined && i === 0) {
+        const c = await this.store.issueCharged!(nonce, this.ttlMs, this.maxOutstanding, charge);
+        if (c.result === 'limited') {
+          throw new TasError('HTTP_RATE_LIMITED', `${charge.key} exceeded ${charge.limit} requests per ${charge.windowMs / 1000}s`, {
+            retryAfterSeconds: Math.max(1, Math.ceil(c.hit.resetMs / 1000)),
+          });
+        }
+        r = c.result;
+      } else {
+        r = await this.store.issue(nonce, this.ttlMs, this.maxOutstanding);
+      }
       if (r === 'issued') return nonce;
       if (r === 'capacity') {
         throw new TasError('NONCE_CAPACITY', `${this.maxOutstanding} nonces outstanding (TAS_NONCE_MAX_OUTSTANDING)`, {

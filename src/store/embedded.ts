@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { TasError } from '../errors';
-import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
+import type { ChargedIssue, ClaimResult, IssueResult, PutResult, RateCharge, RateHit, Store, StoredPolicy, StoreInfo } from './types';
 import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
@@ -227,6 +227,14 @@ export class EmbeddedStore implements Store {
     if (this.st.live >= maxOutstanding) return 'capacity';
     this.insert(nonce, now + ttlMs);
     return 'issued';
+  }
+
+  async issueCharged(nonce: string, ttlMs: number, maxOutstanding: number, charge: RateCharge): Promise<ChargedIssue> {
+    assertNonce(nonce);
+    // One process owns both: the hit and the issue need no atomicity beyond running in one turn.
+    const hit = await this.hit(charge.key, charge.windowMs);
+    if (hit.count > charge.limit) return { result: 'limited', hit };
+    return { result: await this.issue(nonce, ttlMs, maxOutstanding), hit };
   }
 
   /** insert adds an issued nonce with expiry `exp` (issue, unconsume). */

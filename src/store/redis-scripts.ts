@@ -21,6 +21,29 @@ redis.call('PEXPIREAT', KEYS[1], ms(exp))
 redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
 return 'issued'`;
 
+/**
+ * ISSUE_CHARGED KEYS: nonce, outstanding zset, rate-limit window counter. ARGV: member, ttlMs,
+ * cap, windowMs, limit. get_nonce in one round trip: the HIT of the client's budget (always
+ * counted, as HIT does), then ISSUE unless the window's count exceeds the limit. Returns
+ * {result, count, window ms left}.
+ */
+export const ISSUE_CHARGED = `${NOW}
+local c = redis.call('INCR', KEYS[3])
+local ttl = redis.call('PTTL', KEYS[3])
+if c == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  ttl = tonumber(ARGV[4])
+end
+if c > tonumber(ARGV[5]) then return {'limited', c, ttl} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms(now))
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', c, ttl} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {'capacity', c, ttl} end
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'exp', ms(exp))
+redis.call('PEXPIREAT', KEYS[1], ms(exp))
+redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
+return {'issued', c, ttl}`;
+
 /** CLAIM KEYS: nonce. ARGV: owner, leaseMs. A lapsed lease counts as issued. */
 export const CLAIM = `${NOW}
 local h = redis.call('HMGET', KEYS[1], 'exp', 'o', 'l')
@@ -92,16 +115,41 @@ export const COUNT = `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
 return redis.call('ZCARD', KEYS[1])`;
 
+/**
+ * NEXT_GEN advances the policy generation to the server's time in microseconds (at least one more
+ * than before). Daemons cache policy documents by generation (RedisStore.getPolicy); a plain
+ * counter could come back to a cached value after a failover to a replica that missed the last
+ * increments, with different documents under it; a microsecond time does not come back.
+ */
+const NEXT_GEN = `local t = redis.call('TIME')
+local g = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local old = tonumber(redis.call('GET', KEYS[2]) or '0')
+if g <= old then g = old + 1 end
+redis.call('SET', KEYS[2], string.format('%.0f', g))`;
+
 /** PUT_POLICY KEYS: docs hash, generation. ARGV: id, doc. Create-only. */
 export const PUT_POLICY = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
+${NEXT_GEN}
 return 1`;
+
+/**
+ * POLICY_READ KEYS: docs hash, generation. ARGV: id, or '' for every document. The documents and
+ * the generation they belong to, read atomically: {gen, doc|false} or {gen, id1, doc1, ...}.
+ */
+export const POLICY_READ = `
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ARGV[1] == '' then
+  local all = redis.call('HGETALL', KEYS[1])
+  table.insert(all, 1, g)
+  return all
+end
+return {g, redis.call('HGET', KEYS[1], ARGV[1])}`;
 
 /** DELETE_POLICY KEYS: docs hash, generation. ARGV: id. */
 export const DELETE_POLICY = `
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
+${NEXT_GEN}
 return 1`;
 
 /** HIT KEYS: window counter. ARGV: windowMs. Fixed window shared by the fleet. */

@@ -4,9 +4,10 @@
  * touches one Cluster slot:
  *   P{nonce}:<64 hex>        hash {exp, o, l}: one nonce (issued; claimed when `o` is set)
  *   P{nonce}:outstanding     zset member=nonce score=expiry: the outstanding count
- *   P{policy}:docs           hash id -> document text; P{policy}:gen  generation counter
+ *   P{policy}:docs           hash id -> document text; P{policy}:gen  generation (server µs time)
  *   P{blob}:<key>            certificate cache entries (string, optional TTL)
- *   P{rl}:<sha256(key)>      fixed-window rate-limit counters
+ *   P{nonce}:rl:<sha256(key)> fixed-window rate-limit counters (in the nonce slot, so that
+ *                            get_nonce's budget hit and its issue are one script: one round trip)
  * A nonce is validated to 64 hex characters before it becomes part of a key, so the nonce
  * namespace can never address another key. Every failure of the connection becomes
  * TasError('STORE_UNAVAILABLE'); ioredis 'error' events are always listened to (an unlistened
@@ -22,7 +23,7 @@ import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import * as lua from './redis-scripts';
-import type { ClaimResult, IssueResult, PutResult, RateHit, Store, StoredPolicy, StoreInfo } from './types';
+import type { ChargedIssue, ClaimResult, IssueResult, PutResult, RateCharge, RateHit, Store, StoredPolicy, StoreInfo } from './types';
 import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
@@ -56,6 +57,7 @@ export interface RedisStoreOptions {
 type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
 interface Scripted {
   tasIssue: ScriptFn;
+  tasIssueCharged: ScriptFn;
   tasClaim: ScriptFn;
   tasConsume: ScriptFn;
   tasUnconsume: ScriptFn;
@@ -63,11 +65,13 @@ interface Scripted {
   tasCount: ScriptFn;
   tasPutPolicy: ScriptFn;
   tasDeletePolicy: ScriptFn;
+  tasPolicyRead: ScriptFn;
   tasHit: ScriptFn;
 }
 
 const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
   tasIssue: { lua: lua.ISSUE, numberOfKeys: 2 },
+  tasIssueCharged: { lua: lua.ISSUE_CHARGED, numberOfKeys: 3 },
   tasClaim: { lua: lua.CLAIM, numberOfKeys: 1 },
   tasConsume: { lua: lua.CONSUME, numberOfKeys: 3 },
   tasUnconsume: { lua: lua.UNCONSUME, numberOfKeys: 3 },
@@ -75,8 +79,12 @@ const SCRIPTS: Record<keyof Scripted, { lua: string; numberOfKeys: number }> = {
   tasCount: { lua: lua.COUNT, numberOfKeys: 1 },
   tasPutPolicy: { lua: lua.PUT_POLICY, numberOfKeys: 2 },
   tasDeletePolicy: { lua: lua.DELETE_POLICY, numberOfKeys: 2 },
+  tasPolicyRead: { lua: lua.POLICY_READ, numberOfKeys: 2 },
   tasHit: { lua: lua.HIT, numberOfKeys: 1 },
 };
+
+/** Most policy ids whose documents the Redis store keeps by generation. */
+const POLICY_CACHE_MAX = 4096;
 
 /** RedisStore implements Store on Redis. */
 export class RedisStore implements Store {
@@ -112,6 +120,10 @@ export class RedisStore implements Store {
       maxRetriesPerRequest: 1,
       connectionName: 'tas',
       lazyConnect: false,
+      // Commands issued while one event-loop turn runs (the requests of one poll round) leave in
+      // one write: fewer system calls and wake-ups of redis-server under concurrency. Every
+      // command keeps its own reply, error and commandTimeout.
+      enableAutoPipelining: true,
     };
     const retry = (times: number): number => Math.min(50 * times, 2000);
     let topology: string;
@@ -119,6 +131,7 @@ export class RedisStore implements Store {
       this.client = new Cluster(o.clusterNodes, {
         redisOptions: common,
         scaleReads: 'master',
+        enableAutoPipelining: true,
         clusterRetryStrategy: retry,
         scripts: SCRIPTS,
       });
@@ -198,6 +211,22 @@ export class RedisStore implements Store {
       if (r !== 'issued' && r !== 'capacity' && r !== 'exists') throw new Error(`unexpected script reply ${r}`);
       if (r === 'issued') await this.confirm('issue');
       return r;
+    });
+  }
+
+  async issueCharged(nonce: string, ttlMs: number, maxOutstanding: number, charge: RateCharge): Promise<ChargedIssue> {
+    assertNonce(nonce);
+    assertPositive('ttlMs', ttlMs);
+    assertPositive('maxOutstanding', maxOutstanding);
+    assertPositive('windowMs', charge.windowMs);
+    assertPositive('limit', charge.limit);
+    const k = this.rateKey(charge.key);
+    return this.run('issue', async () => {
+      const r = (await this.s.tasIssueCharged(this.nonceKey(nonce), this.outstandingKey, k, nonce, ttlMs, maxOutstanding, charge.windowMs, charge.limit)) as [string, number, number];
+      const result = String(r[0]);
+      if (result !== 'issued' && result !== 'capacity' && result !== 'exists' && result !== 'limited') throw new Error(`unexpected script reply ${result}`);
+      if (result === 'issued') await this.confirm('issue');
+      return { result, hit: { count: Number(r[1]), resetMs: Math.max(0, Number(r[2])) } };
     });
   }
 
@@ -293,9 +322,33 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * Policies read by generation: every put and delete advances P{policy}:gen (in the same
+   * script, to a value not used before: NEXT_GEN), and policies are create-only, so a document
+   * read together with generation g is still current while the counter reads g. Each get_secret then costs one GET of the counter,
+   * not the document (nor, for the key-id dialect, every document); a changed counter re-reads.
+   */
+  private readonly policyCache = new Map<string, { gen: number; doc: string | undefined }>();
+  private listCache: { gen: number; list: StoredPolicy[] } | undefined;
+  /** Policy reads answered from the cache, and read afresh (tests, status). */
+  readonly policyReads = { cached: 0, fetched: 0 };
+
   async getPolicy(id: string): Promise<string | undefined> {
     assertPolicyId(id);
-    return this.run('get policy', async () => (await this.client.hget(this.docsKey, id)) ?? undefined);
+    return this.run('get policy', async () => {
+      const hit = this.policyCache.get(id);
+      if (hit !== undefined && Number((await this.client.get(this.genKey)) ?? 0) === hit.gen) {
+        this.policyReads.cached++;
+        return hit.doc;
+      }
+      const r = (await this.s.tasPolicyRead(this.docsKey, this.genKey, id)) as [number, string | null];
+      const doc = r[1] ?? undefined;
+      this.policyReads.fetched++;
+      // Bounded: ids are validated, and a flood of unknown ids only resets the cache.
+      if (this.policyCache.size >= POLICY_CACHE_MAX) this.policyCache.clear();
+      this.policyCache.set(id, { gen: Number(r[0]), doc });
+      return doc;
+    });
   }
 
   async deletePolicy(id: string): Promise<boolean> {
@@ -309,11 +362,19 @@ export class RedisStore implements Store {
 
   async listPolicies(): Promise<StoredPolicy[]> {
     return this.run('list policies', async () => {
+      const hit = this.listCache;
+      if (hit !== undefined && Number((await this.client.get(this.genKey)) ?? 0) === hit.gen) {
+        this.policyReads.cached++;
+        return hit.list.slice();
+      }
       // One hash holds every document: listing is one HGETALL, never a KEYS/SCAN walk.
-      const all = await this.client.hgetall(this.docsKey);
-      return Object.keys(all)
-        .sort()
-        .map((id) => ({ id, doc: all[id]! }));
+      const r = (await this.s.tasPolicyRead(this.docsKey, this.genKey, '')) as Array<number | string>;
+      const all: StoredPolicy[] = [];
+      for (let i = 1; i + 1 < r.length; i += 2) all.push({ id: String(r[i]), doc: String(r[i + 1]) });
+      all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      this.policyReads.fetched++;
+      this.listCache = { gen: Number(r[0]), list: all };
+      return all.slice();
     });
   }
 
@@ -341,13 +402,20 @@ export class RedisStore implements Store {
 
   async hit(key: string, windowMs: number): Promise<RateHit> {
     assertPositive('windowMs', windowMs);
-    if (typeof key !== 'string' || key.length > RATE_KEY_MAX) throw new TasError('INTERNAL', 'bad rate-limit key');
-    // Hashing keeps client-controlled text (addresses) out of key names.
-    const k = `${this.p}{rl}:${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+    const k = this.rateKey(key);
     return this.run('rate limit', async () => {
       const r = (await this.s.tasHit(k, windowMs)) as [number, number];
       return { count: Number(r[0]), resetMs: Math.max(0, Number(r[1])) };
     });
+  }
+
+  /**
+   * rateKey names a client's window counter. Hashing keeps client-controlled text (addresses) out
+   * of key names; the `{nonce}` hash tag puts it in the nonce slot (see the key layout above).
+   */
+  private rateKey(key: string): string {
+    if (typeof key !== 'string' || key.length > RATE_KEY_MAX) throw new TasError('INTERNAL', 'bad rate-limit key');
+    return `${this.p}{nonce}:rl:${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
   }
 
   // --- life -----------------------------------------------------------------------------------

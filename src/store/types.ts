@@ -20,10 +20,35 @@ export type IssueResult = 'issued' | 'capacity' | 'exists';
 /** ClaimResult: `invalid` covers unknown, expired, claimed (lease held) and consumed nonces alike. */
 export type ClaimResult = 'claimed' | 'invalid';
 
+/**
+ * RateCharge is one request counted against a client's fixed-window budget (RateCounter.hit with
+ * a limit) in the same store operation as a nonce issue: on Redis, one round trip instead of two.
+ */
+export interface RateCharge {
+  /** The RateCounter key (the same counter the per-request hit uses). */
+  readonly key: string;
+  readonly windowMs: number;
+  /** Hits allowed per window; beyond it the nonce is not issued. */
+  readonly limit: number;
+}
+
+/** ChargedIssue is the outcome of issueCharged: `limited` when the charge exceeded the budget. */
+export interface ChargedIssue {
+  readonly result: IssueResult | 'limited';
+  /** The window after this hit (count includes it). */
+  readonly hit: RateHit;
+}
+
 /** NonceStore holds the nonce state machine issued -> claimed -> consumed | back to issued. */
 export interface NonceStore {
   /** issue records a new nonce valid for ttlMs, unless maxOutstanding unexpired nonces exist. */
   issue(nonce: string, ttlMs: number, maxOutstanding: number): Promise<IssueResult>;
+  /**
+   * issueCharged counts one hit of `charge` (always, like RateCounter.hit) and then, unless the
+   * window's count exceeds charge.limit (`limited`: nothing issued), issues like issue(). Only for
+   * a store that is also the RateCounter of the daemon, so the budget is the one every route uses.
+   */
+  issueCharged?(nonce: string, ttlMs: number, maxOutstanding: number, charge: RateCharge): Promise<ChargedIssue>;
   /**
    * claim moves an issued, unexpired nonce to claimed by owner for leaseMs. A claimed nonce
    * whose lease ran out counts as issued again (its holder died), so it can be claimed anew.

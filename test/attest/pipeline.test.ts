@@ -201,6 +201,44 @@ describe('attest: pipeline ordering', () => {
     await refused(h.pipeline.getSecret(req(), rctx), 'KBM_SECRET_NOT_FOUND');
     assert.equal(h.nonces.get(NONCE), 'consumed');
   });
+
+  it('reads the policy while the claim is under way, but decides nothing on it before the claim is won', async () => {
+    const h = harness();
+    const ports = (h.pipeline as unknown as { ports: AttestPorts }).ports;
+    const events: string[] = [];
+    const claim = ports.nonces.claim;
+    let claimResult: ((won: boolean) => void) | undefined;
+    (ports.nonces as { claim: typeof claim }).claim = (n, o) => {
+      events.push('claim sent');
+      return new Promise<boolean>((resolve) => (claimResult = resolve)).then(async (won) => (won ? claim(n, o) : false));
+    };
+    let policyOutcome: 'ok' | 'missing' | 'store down' = 'ok';
+    const forUse = ports.policies.forUse;
+    (ports.policies as { forUse: typeof forUse }).forUse = async (id) => {
+      events.push('policy read');
+      if (policyOutcome === 'store down') throw new TasError('STORE_UNAVAILABLE', 'redis down', { retryAfterSeconds: 1 });
+      return policyOutcome === 'missing' ? undefined : forUse(id);
+    };
+    const settle = async (won: boolean, p: Promise<unknown>) => {
+      while (claimResult === undefined) await new Promise((r) => setImmediate(r));
+      assert.deepEqual(events.slice(-2).sort(), ['claim sent', 'policy read'], 'both are in flight together');
+      claimResult(won);
+      claimResult = undefined;
+      return p;
+    };
+    // A lost claim answers 401 even when the policy read failed (that failure is not reported).
+    policyOutcome = 'store down';
+    await refused(settle(false, h.pipeline.getSecret(req(), rctx)), 'NONCE_INVALID');
+    assert.equal(h.nonces.get(NONCE), 'issued');
+    // A won claim with a failed policy read: 503, and the nonce goes back to issued for the retry.
+    await refused(settle(true, h.pipeline.getSecret(req(), rctx)), 'STORE_UNAVAILABLE');
+    assert.equal(h.nonces.get(NONCE), 'issued');
+    // A won claim with a missing policy: the definitive refusal consumes the nonce, as before.
+    policyOutcome = 'missing';
+    await refused(settle(true, h.pipeline.getSecret(req(), rctx)), 'POLICY_NOT_FOUND');
+    assert.equal(h.nonces.get(NONCE), 'consumed');
+    assert.equal(h.brokerCalls(), 0);
+  });
 });
 
 /** outagePipeline is a pipeline whose every port works except the nonce store the test supplies. */

@@ -41,6 +41,11 @@ function cpuSplit(pid: number): { user: number; system: number } {
   return { user: Number(rest[11]) * TICK_MS, system: Number(rest[12]) * TICK_MS }; // utime, stime
 }
 
+/** readCalls is the read(2)-family system calls a process made (/proc/<pid>/io syscr). */
+function readCalls(pid: number): number {
+  return Number(/^syscr:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+}
+
 function cpuMs(pid: number): number {
   const c = cpuSplit(pid);
   return c.user + c.system;
@@ -89,6 +94,11 @@ export interface LevelResult {
   kernelShare: number;
   /** redis-server CPU per cycle (Redis store only), ms. */
   redisCpuPerCycle?: number;
+  /**
+   * redis-server read(2) calls per cycle (Redis store only): how many separate batches of commands
+   * reached it — the round trips of a cycle, fewer when commands share a write. Counted, not timed.
+   */
+  redisReadsPerCycle?: number;
   /** Daemon resident set at the end of the level, and its peak so far, MiB. */
   rssMiB: number;
   peakRssMiB: number;
@@ -118,6 +128,7 @@ export const HEADER = 'store     conc  cycles  cycles/s  p50 ms  p99 ms  secret 
 export function formatLevel(r: LevelResult): string {
   return `${(r.label ? `${r.store}/${r.label}` : r.store).padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}` +
     (r.redisCpuPerCycle !== undefined ? `  redis-server ${r.redisCpuPerCycle.toFixed(3)} ms/cycle` : '') +
+    (r.redisReadsPerCycle !== undefined ? `, ${r.redisReadsPerCycle.toFixed(2)} reads/cycle` : '') +
     (r.errors ? `  (${r.errors} errors; first: ${r.firstError})` : '');
 }
 
@@ -234,6 +245,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       const stopAt = Date.now() + opts.seconds * 1000;
       const split0 = cpuSplit(daemon.pid!);
       const redis0 = redisPid ? cpuMs(redisPid) : 0;
+      const redisReads0 = redisPid ? readCalls(redisPid) : 0;
       const t0 = performance.now();
       await Promise.all(Array.from({ length: c }, async () => {
         while (Date.now() < stopAt) {
@@ -258,7 +270,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
         store: opts.store, ...(opts.label ? { label: opts.label } : {}), concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
         secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
         kernelShare: (split1.system - split0.system) / Math.max(1, cpu),
-        ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n } : {}),
+        ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n, redisReadsPerCycle: (readCalls(redisPid) - redisReads0) / n } : {}),
         rssMiB: mem.rss, peakRssMiB: mem.peak, load: [load0, loadavg()[0]!], errors, ...(firstError ? { firstError } : {}),
       };
       results.push(r);

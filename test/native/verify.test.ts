@@ -155,6 +155,24 @@ describe('native verify (genuine vectors)', () => {
     await expectCode(verifyChain({ ...chain, anchors: [] }), 'SNP_ERR_ARGUMENT');
   });
 
+  it('the chain cache is keyed by the exact bytes: same anchors in any order hit; another anchor set, another encoding or kind miss', async () => {
+    clearChainCache();
+    const g = vector('mstav-genoa-v3');
+    const m = vector('mstav-milan-v3');
+    const { report: _r, ...chain } = input(g);
+    assert.equal((await verifyChain(chain)).cached, false);
+    assert.equal((await verifyChain(chain)).cached, true);
+    const two = [...chain.anchors, ...input(m).anchors];
+    assert.equal((await verifyChain({ ...chain, anchors: two })).cached, false, 'a second anchor is another key');
+    assert.equal((await verifyChain({ ...chain, anchors: [...two].reverse() })).cached, true, 'anchor order does not matter');
+    const pem = Buffer.from(`-----BEGIN CERTIFICATE-----\n${pemToDer(chain.leaf).toString('base64')}\n-----END CERTIFICATE-----\n`);
+    const asPem = await verifyChain({ ...chain, leaf: pem });
+    assert.equal(asPem.cached, false, 'other bytes, other key (same verdict)');
+    assert.equal(asPem.vek.serialHex, (await verifyChain(chain)).vek.serialHex);
+    await expectCode(verifyChain({ ...chain, kind: 'VLEK' }), 'SNP_ERR_SIGNER_KIND');
+    assert.equal(chainCacheSize(), 3);
+  });
+
   it('the ARK itself or the ASK as a leaf is refused', async () => {
     const v = vector('mstav-milan-v3');
     await expectCode(verify(input(v, { leaf: v.intermediate })), 'SNP_ERR_CERT_SHAPE');

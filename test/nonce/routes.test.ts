@@ -10,7 +10,7 @@ import { clientAuth } from '../../src/http';
 import { NonceService, nonceDigest, nonceRoutes } from '../../src/nonce';
 import { EmbeddedStore, RedisStore, type Store } from '../../src/store';
 import { CLIENT_KEY, MGMT_KEY, makeApp } from '../http/helpers';
-import { freePort } from '../support/redis';
+import { freePort, startPlain } from '../support/redis';
 
 describe('nonce route: GET /kb/v0/get_nonce', () => {
   let dir: string;
@@ -86,4 +86,53 @@ describe('nonce route: GET /kb/v0/get_nonce', () => {
       await redis.close();
     }
   });
+
+  // get_nonce counts the client's rate budget inside the nonce issue when the edge's rate counter
+  // is the nonces' store (the daemon's composition): one store operation (one Redis round trip).
+  for (const backend of ['embedded', 'redis'] as const) {
+    it(`${backend}: counts the rate budget inside the issue; a refused key and other routes draw on the same budget`, async () => {
+      const redis = backend === 'redis' ? await startPlain() : undefined;
+      const st: Store = redis ? new RedisStore({ host: '127.0.0.1', port: redis.port, keyPrefix: 'tas:', waitReplicas: 0 }) : store;
+      const calls = { hit: 0, issue: 0, issueCharged: 0 };
+      const counted = new Proxy(st, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            if (prop === 'hit' || prop === 'issue' || prop === 'issueCharged') calls[prop]++;
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      try {
+        const svc = new NonceService(counted, { ttlSeconds: 120, maxOutstanding: 10 });
+        const t = await makeApp(
+          { TAS_CLIENT_RATE_LIMIT: '3/minute' },
+          { routes: [nonceRoutes(svc, clientAuth)] },
+          { store: { hit: (k, w) => counted.hit(k, w), chargesWithNonces: true } },
+        );
+        const get = (key = CLIENT_KEY) => t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers: { 'x-api-key': key }, remoteAddress: '192.0.2.9' });
+        assert.equal((await get()).statusCode, 200);
+        assert.deepEqual(calls, { hit: 0, issue: 0, issueCharged: 1 }, 'one store operation for the route');
+        assert.equal((await get('x'.repeat(64))).statusCode, 401, 'a refused key is counted by the error path');
+        assert.equal(calls.hit, 1);
+        assert.equal((await get()).statusCode, 200);
+        const over = await get();
+        assert.equal(over.statusCode, 429, 'fourth request of the window');
+        assert.deepEqual(over.json(), { error: 'Too many requests' });
+        assert.ok(Number(over.headers['retry-after']) >= 1);
+        assert.equal(await st.count(), 2, 'nothing issued beyond the budget');
+        assert.equal((await get('x'.repeat(64))).statusCode, 429, 'over budget, a refused key answers 429 as before');
+        assert.equal((await t.app.inject({ url: '/version', headers: { 'x-api-key': CLIENT_KEY }, remoteAddress: '192.0.2.9' })).statusCode, 429, 'one budget across routes');
+        assert.equal((await t.app.inject({ method: 'GET', url: '/kb/v0/get_nonce', headers: { 'x-api-key': CLIENT_KEY }, remoteAddress: '192.0.2.10' })).statusCode, 200, 'another client has its own');
+        assert.ok(!t.audit.records.some((a) => a.event === 'get_nonce' && a.outcome !== 'allow'), 'a 429 is the edge\'s answer, not an audited nonce refusal');
+        await t.app.close();
+      } finally {
+        if (redis) {
+          await st.close();
+          await redis.stop();
+        }
+      }
+    });
+  }
 });

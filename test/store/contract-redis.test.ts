@@ -2,6 +2,7 @@
  * The store contract against real redis-server topologies: plain, ACL user, TLS (mutual),
  * Sentinel and Cluster. Each topology starts once for its describe block.
  */
+import assert from 'node:assert/strict';
 import Redis, { Cluster } from 'ioredis';
 import { ACL_PASSWORD, ACL_USER, ADMIN_PASSWORD, SENTINEL_NAME, startAcl, startCluster, startPlain, startSentinel, startTls } from '../support/redis';
 import type { RedisSettings } from '../../src/store';
@@ -35,6 +36,34 @@ describe('redis store: plain', function () {
     await srv.stop();
   });
   storeContract('redis plain', redisHarness(() => ({ url: srv.url }), () => admin));
+
+  it('serves a cached policy with one GET of the generation per read; a change through another instance re-reads', async () => {
+    const keyPrefix = `gen${Date.now()}:`;
+    const s = openRedisStore({ url: srv.url, keyPrefix });
+    const t = openRedisStore({ url: srv.url, keyPrefix });
+    const calls = (info: string, cmd: string): number => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+    try {
+      assert.equal(await s.putPolicy('p', 'doc-1'), 'created');
+      assert.equal(await t.getPolicy('p'), 'doc-1');
+      assert.equal((await t.listPolicies()).length, 1);
+      await admin.config('RESETSTAT');
+      for (let i = 0; i < 5; i++) assert.equal(await t.getPolicy('p'), 'doc-1');
+      assert.deepEqual(await t.listPolicies(), [{ id: 'p', doc: 'doc-1' }]);
+      const info = await admin.info('commandstats');
+      assert.equal(calls(info, 'get'), 6, info);
+      assert.equal(calls(info, 'hget') + calls(info, 'hgetall') + calls(info, 'evalsha') + calls(info, 'eval'), 0, 'no document read');
+      assert.deepEqual(t.policyReads, { cached: 6, fetched: 2 });
+      assert.equal(await s.deletePolicy('p'), true);
+      assert.equal(await t.getPolicy('p'), undefined);
+      assert.deepEqual(await t.listPolicies(), []);
+      assert.equal(await s.putPolicy('p', 'doc-2'), 'created');
+      assert.equal(await t.getPolicy('p'), 'doc-2');
+      assert.deepEqual(await t.listPolicies(), [{ id: 'p', doc: 'doc-2' }]);
+    } finally {
+      await s.close();
+      await t.close();
+    }
+  });
 });
 
 describe('redis store: ACL user', function () {

@@ -207,7 +207,6 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
       const before = await s.count();
       const n = fresh();
       assert.equal(await s.issue(n, 400, 1_000_000), 'issued');
-      assert.equal(await s.count(), before + 1);
       await h.pass(550);
       assert.equal(await s.claim(n, 'late', 1000), 'invalid');
       assert.equal(await s.count(), before);
@@ -310,14 +309,48 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
       assert.equal((await s.hit(k, 400)).count, 1, 'a new window starts');
     });
 
+    it('issueCharged counts the hit on the rate counter every time and issues only within the limit', async () => {
+      assert.equal(typeof s.issueCharged, 'function', 'both stores charge get_nonce in the issue');
+      const k = `charged-${fresh()}`;
+      const charge = { key: k, windowMs: 60_000, limit: 3 };
+      await s.hit(k, 60_000); // another route of the same client: one budget
+      const a = fresh();
+      const r1 = await s.issueCharged!(a, 60_000, 1000, charge);
+      assert.equal(r1.result, 'issued');
+      assert.equal(r1.hit.count, 2);
+      assert.ok(r1.hit.resetMs > 0 && r1.hit.resetMs <= 60_000, String(r1.hit.resetMs));
+      assert.equal((await s.issueCharged!(a, 60_000, 1000, charge)).result, 'exists', 'a duplicate is still refused (and counted)');
+      const b = fresh();
+      const r3 = await s.issueCharged!(b, 60_000, 1000, charge);
+      assert.equal(r3.result, 'limited');
+      assert.equal(r3.hit.count, 4);
+      assert.ok(r3.hit.resetMs >= 1);
+      assert.equal(await s.claim(b, 'o', 10_000), 'invalid', 'nothing issued beyond the budget');
+      assert.equal((await s.hit(k, 60_000)).count, 5, 'the refused charge was counted too');
+      const c = fresh();
+      assert.equal((await s.issueCharged!(c, 60_000, 1000, { key: `other-${k}`, windowMs: 60_000, limit: 1 })).result, 'issued', 'budgets are per key');
+      assert.equal((await s.issueCharged!(fresh(), 60_000, 1, { key: `cap-${k}`, windowMs: 60_000, limit: 10 })).result, 'capacity', 'the cap still holds');
+      assert.equal(await code(s.issueCharged!('not-a-nonce', 60_000, 1000, charge)), 'NONCE_FORMAT');
+    });
+
     it('two instances share policies (and, on a shared backend, nonces and the rate budget)', async () => {
       const t = await open();
       assert.equal(await s.putPolicy('shared-p', '{"v":1}'), 'created');
       assert.equal(await t.getPolicy('shared-p'), '{"v":1}');
+      assert.equal(await s.getPolicy('shared-p'), '{"v":1}');
       assert.equal(await t.putPolicy('shared-p', '{"v":2}'), 'exists');
       assert.ok((await t.listPolicies()).some((p) => p.id === 'shared-p'));
+      assert.ok((await s.listPolicies()).some((p) => p.id === 'shared-p'));
       assert.equal(await t.deletePolicy('shared-p'), true);
+      // Each instance read (and may cache) the document and the list above: a change made through
+      // the other instance shows at once, on every read.
       assert.equal(await s.getPolicy('shared-p'), undefined);
+      assert.ok(!(await s.listPolicies()).some((p) => p.id === 'shared-p'));
+      assert.equal(await t.putPolicy('shared-p', '{"v":3}'), 'created');
+      assert.equal(await s.getPolicy('shared-p'), '{"v":3}');
+      assert.equal((await s.listPolicies()).find((p) => p.id === 'shared-p')?.doc, '{"v":3}');
+      assert.equal(await s.deletePolicy('shared-p'), true);
+      assert.equal(await t.getPolicy('shared-p'), undefined);
       if (h.sharedNonces) {
         const n = fresh();
         assert.equal(await s.issue(n, 60_000, 1000), 'issued');
@@ -327,6 +360,7 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
         const k = `fleet-${fresh()}`;
         for (let i = 0; i < 5; i++) await (i % 2 ? s : t).hit(k, 60_000);
         assert.equal((await s.hit(k, 60_000)).count, 6, 'one budget for the fleet');
+        assert.equal((await t.issueCharged!(fresh(), 60_000, 1000, { key: k, windowMs: 60_000, limit: 6 })).result, 'limited', 'get_nonce on another node draws on it');
         assert.equal(await t.count(), await s.count());
       }
     });

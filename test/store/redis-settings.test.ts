@@ -206,7 +206,7 @@ describe('store settings: effects on real Redis', function () {
       assert.ok(mine.includes(`fleetA:{nonce}:${NONCE}`));
       assert.ok(mine.includes('fleetA:{nonce}:outstanding'));
       assert.ok(mine.includes('fleetA:{blob}:vcek/x'));
-      assert.ok(mine.some((k) => /^fleetA:\{rl\}:[0-9a-f]{32}$/.test(k)));
+      assert.ok(mine.some((k) => /^fleetA:\{nonce\}:rl:[0-9a-f]{32}$/.test(k)));
       assert.equal(keys.filter((k) => k.startsWith('fleetB:')).length, 0);
     } finally {
       admin.disconnect();
