@@ -154,8 +154,8 @@ export class GpuCache {
   /** revocation is the RevocationSource: a fresh cached answer, else (online) the responder, else TAS_CRL_FAIL_MODE. */
   revocation(): RevocationSource {
     return {
-      status: async (cert, issuer, chain, deviceIndex) => {
-        const serial = certInfo(cert).serialHex;
+      status: async (cert, issuer, chain, deviceIndex, serialHex) => {
+        const serial = serialHex ?? certInfo(cert).serialHex;
         const at = this.now();
         const mem = this.ocspMem.get(serial);
         if (mem && mem.result.nextUpdate.getTime() / 1000 > at) {

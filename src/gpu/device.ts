@@ -21,9 +21,12 @@ export interface Revocation {
 
 /** RevocationSource answers OCSP for a device certificate (DER) and its issuer (DER). */
 export interface RevocationSource {
-  /** Throws a 503 TasError when no fresh answer can be had and TAS_CRL_FAIL_MODE is closed. */
-  /** `chain` holds the device chain's CA certificates (DER), to complete the responder's chain. */
-  status(cert: Buffer, issuer: Buffer, chain: readonly Buffer[], deviceIndex: number): Promise<Revocation>;
+  /**
+   * Throws a 503 TasError when no fresh answer can be had and TAS_CRL_FAIL_MODE is closed.
+   * `chain` holds the device chain's CA certificates (DER), to complete the responder's chain;
+   * `serialHex` is `cert`'s serial as the verified chain already reported it (saves a parse).
+   */
+  status(cert: Buffer, issuer: Buffer, chain: readonly Buffer[], deviceIndex: number, serialHex?: string): Promise<Revocation>;
 }
 
 /** GoldenMeasurement is one RIM measurement index: any alternative may match. */
@@ -157,7 +160,7 @@ export async function verifyGpuDevice(g: GpuEntry, o: DeviceOptions): Promise<Gp
   if (o.revocation && r.chainOk) {
     const statuses: Revocation[] = [];
     for (let i = 1; i < r.certs.length - 1; i++) {
-      const st = await o.revocation.status(r.certs[i]!.der, r.certs[i + 1]!.der, r.certs.slice(1).map((c) => c.der), g.deviceIndex);
+      const st = await o.revocation.status(r.certs[i]!.der, r.certs[i + 1]!.der, r.certs.slice(1).map((c) => c.der), g.deviceIndex, r.certs[i]!.serialHex);
       statuses.push(st.status === 'revoked' ? { ...st, reason: `${st.reason ?? 'unspecified'} (${r.certs[i]!.subjectCN})` } : st);
     }
     ocsp = statuses.find((x) => x.status === 'revoked') ?? statuses.find((x) => x.status === 'unknown') ?? { status: 'good' };

@@ -138,8 +138,8 @@ class OcspFiles implements RevocationSource {
     private readonly fallback: RevocationSource | undefined,
   ) {}
 
-  async status(cert: Buffer, issuer: Buffer, chain: readonly Buffer[], deviceIndex: number): Promise<Revocation> {
-    const serial = certInfo(cert).serialHex.toLowerCase();
+  async status(cert: Buffer, issuer: Buffer, chain: readonly Buffer[], deviceIndex: number, serialHex?: string): Promise<Revocation> {
+    const serial = (serialHex ?? certInfo(cert).serialHex).toLowerCase();
     const file = this.files.get(serial);
     if (file) {
       const r = await verifyOcsp({ response: readBounded(file, '--ocsp', 16 * 1024), cert, issuer, anchors: [...this.trust.deviceRoots], untrusted: chain.slice(0, 8), atSeconds: this.atSeconds, skewSeconds: 300 }).catch((e: Error) => {
@@ -147,7 +147,7 @@ class OcspFiles implements RevocationSource {
       });
       return r.status === 'revoked' ? { status: 'revoked', reason: CRL_REASONS[r.revocationReason ?? 0] ?? 'unspecified' } : { status: r.status };
     }
-    return this.fallback ? this.fallback.status(cert, issuer, chain, deviceIndex) : { status: 'unknown' };
+    return this.fallback ? this.fallback.status(cert, issuer, chain, deviceIndex, serialHex) : { status: 'unknown' };
   }
 }
 

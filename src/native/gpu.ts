@@ -81,6 +81,7 @@ export interface OcspResult {
 
 interface GpuBinding {
   parseSpdm(evidence: Buffer): SpdmEvidence;
+  checkSpdm(evidence: Buffer): number;
   verifyGpu(input: GpuDeviceInput): Promise<GpuDeviceResult>;
   verifyOcsp(input: OcspInput): Promise<OcspResult>;
   buildOcspRequest(cert: Buffer, issuer: Buffer): Buffer;
@@ -91,6 +92,11 @@ const gpu = (): GpuBinding => loadBinding() as unknown as GpuBinding;
 /** parseSpdm parses request ‖ response (throws GPU_ERR_SPDM). */
 export function parseSpdm(evidence: Buffer): SpdmEvidence {
   return syncCall(() => gpu().parseSpdm(evidence));
+}
+
+/** checkSpdm parses request ‖ response like parseSpdm but returns only the number of measurement blocks (throws GPU_ERR_SPDM). */
+export function checkSpdm(evidence: Buffer): number {
+  return syncCall(() => gpu().checkSpdm(evidence));
 }
 
 /**

@@ -12,7 +12,7 @@ describe('bench: GPU verify vs SNP verify smoke (genuine vectors, cold and warm 
   it('every row measures; cached rows hit the chain cache, uncached rows never do', async () => {
     const rows = await runGpuBench({ seconds: 0.3, rounds: 1 });
     console.log(`      ${formatGpuBench(rows).replace(/\n/g, '\n      ')}`);
-    assert.equal(rows.length, 5);
+    assert.equal(rows.length, 6);
     for (const r of rows) {
       assert.ok(r.n > 0 && Number.isFinite(r.msPerOp), r.name);
       if (r.chainCached < 0) continue;

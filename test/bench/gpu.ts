@@ -6,6 +6,8 @@
  *    request ‖ response, FWID): sdk-h100-590-ppcie with the verified device chain cached (warm)
  *    and uncached (cold: five certificate signatures each time).
  *  - GPU appraisal (src/gpu/device.ts: the native checks plus nonce, arch, claims), warm chain.
+ *  - The early per-GPU work of get_secret on the event loop: component-evidence parse (both
+ *    base64 layers, JSON, SPDM parse) and the SHA-512 binding hash.
  * Prints milliseconds per verification and the GPU/SNP ratios. Never asserts a time.
  * Run: `node --import tsx test/bench/gpu.ts [seconds per measurement]`.
  */
@@ -17,7 +19,7 @@ import { clearChainCache, opensslVersion, verify, type VerifyInput } from '../..
 import { verifyGpu } from '../../src/native/gpu.js';
 import { verifyGpuDevice } from '../../src/gpu/device.js';
 import { NVIDIA_DEVICE_IDENTITY_ROOT } from '../../src/gpu/roots.js';
-import type { GpuArch } from '../../src/gpu/evidence.js';
+import { bindingSuffix, parseComponentEvidence, type GpuArch } from '../../src/gpu/evidence.js';
 
 const SNP_DIR = join(__dirname, '..', 'fixtures', 'snp-vectors', 'mstav-turin-v5');
 const GPU_DIR = join(__dirname, '..', 'fixtures', 'gpu-vectors', 'sdk-h100-590-ppcie');
@@ -62,6 +64,7 @@ export async function runGpuBench(o: { seconds: number; rounds?: number }): Prom
   const atSeconds = Math.floor(Date.parse('2025-06-01T00:00:00Z') / 1000);
   const gpu = { evidence: Buffer.from(e.evidence, 'base64'), chain: Buffer.from(e.certificate, 'base64'), anchors, atSeconds };
   const entry = { deviceIndex: 0, arch: e.arch.toUpperCase() as GpuArch, spdm: gpu.evidence, chainPem: gpu.chain, entryNonce: e.nonce };
+  const ce = { gpu: [{ type: 'gpu-nvidia', 'device-index': 0, evidence: Buffer.from(JSON.stringify(e)).toString('base64') }] };
   const ops: Array<[string, () => Promise<boolean | undefined>]> = [
     ['SNP report, chain cached', async () => (await verify(snp)).chainCached],
     ['SNP report, chain uncached', async () => (clearChainCache(), (await verify(snp)).chainCached)],
@@ -71,6 +74,10 @@ export async function runGpuBench(o: { seconds: number; rounds?: number }): Prom
       const v = await verifyGpuDevice(entry, { nonce: e.nonce, atSeconds, anchors });
       if (v.hardFailure) throw new Error(v.hardFailure.detail);
       return undefined; // device.ts does not say where the chain verdict came from
+    }],
+    ['GPU component-evidence parse + binding hash', async () => {
+      bindingSuffix(parseComponentEvidence(ce)!);
+      return undefined;
     }],
   ];
   const best = new Map<string, GpuBenchRow>();

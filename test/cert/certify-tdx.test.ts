@@ -3,7 +3,8 @@
  * (its root trusted only through TAS_TDX_EXTRA_TRUST_DIR, collateral from a fake PCS), REPORT_DATA
  * binding the CSR key, a signed TDX policy for the domain. The certificate verifies with openssl
  * against the served bundle and records intel-tdx as the verified platform; a SEV policy for a TDX
- * quote is refused.
+ * quote is refused; renewal with a fresh quote keeps the SPIFFE ID; PCS down with nothing cached is
+ * 503 + Retry-After and the nonce survives.
  */
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -44,6 +45,42 @@ describe('certify: TDX quote end to end (fake Intel DCAP signer, fake PCS, tas_c
   after(async () => {
     await lab?.close();
     await pcs?.stop();
+  });
+
+  // First: nothing is cached yet. Nonce semantics as for get_secret: a transient failure keeps it.
+  it('PCS down with no collateral cached: 503 + Retry-After, nonce kept; the same request succeeds once PCS is back', async () => {
+    const base = lab.daemon.urls.main;
+    const csr = makeCsr(newKey('ec-p256'));
+    const nonce = await alphaNonce(base);
+    const call = { teeType: 'intel-tdx', nonce, evidence: kit.quote({ reportData: bindingReportData(nonce, csr.bindingKey), mrTd }), csr: csr.pem, domain: 'td' };
+    const port = pcs.port;
+    await pcs.stop();
+    const r = await postCertify(base, call);
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(lab.daemon.audit.records.filter((x) => x.event === 'certify').at(-1)!.reason, 'PCS_UNAVAILABLE');
+    await pcs.start(port);
+    const again = await postCertify(base, call);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+  });
+
+  it('renewal with a fresh TDX quote keeps the SPIFFE ID; another key is refused', async () => {
+    const base = lab.daemon.urls.main;
+    const key = newKey('ec-p256');
+    const certify = async (renew?: string, k = key) => {
+      const csr = makeCsr(k);
+      const nonce = await alphaNonce(base);
+      return postCertify(base, { teeType: 'intel-tdx', nonce, evidence: kit.quote({ reportData: bindingReportData(nonce, csr.bindingKey), mrTd }), csr: csr.pem, domain: 'td', ...(renew ? { renew } : {}) });
+    };
+    const first = await certify();
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const spiffe = (pem: string) => /URI:(spiffe:\/\/[^,\s]+)/.exec(x509Text(pem))![1];
+    const renewed = await certify(first.body.certificate as string);
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+    assert.equal(spiffe(renewed.body.certificate as string), spiffe(first.body.certificate as string));
+    const other = await certify(first.body.certificate as string, newKey('ec-p256'));
+    assert.equal(other.status, 400);
+    assert.equal(lab.daemon.audit.records.filter((x) => x.event === 'certify').at(-1)!.reason, 'RENEWAL_KEY_MISMATCH');
   });
 
   it('issues a certificate to a fresh TDX quote; openssl verifies it against the served bundle; platforms say intel-tdx', async () => {
