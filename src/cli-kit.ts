@@ -8,8 +8,10 @@
  */
 import { chownSync, chmodSync, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
 import { ConfigError, getInstalledConfigFile, loadConfig, type Config } from './config/load';
+import { openStore, type Store } from './store';
 
 export const EXIT = { OK: 0, CHECK_FAILED: 1, USAGE: 2, STARTUP: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -150,6 +152,39 @@ export function handOverToService(cfg: Config, opts: { account?: { uid: number; 
       if (!existsSync(r)) continue;
       give(r, existed.get(r) === false, account);
     }
+  };
+}
+
+/** ServiceStore is the configured store opened by a command, handed over to the service when closed. */
+export interface ServiceStore {
+  readonly store: Store;
+  /** close runs `before` (e.g. closing a fetcher), closes the store and hands what was written over (also after a failure). */
+  close(before?: () => Promise<void>): Promise<void>;
+}
+
+/**
+ * openServiceStore opens the configured store (TAS_STORE) for a command that writes the service's
+ * state (`tas kds|pcs|policy ...`), with handOverToService around it; warnings go to stderr.
+ */
+export function openServiceStore(cfg: Config, log: Logger = pino({ level: 'warn' }, pino.destination(2))): ServiceStore {
+  const handOver = handOverToService(cfg);
+  let store: Store;
+  try {
+    store = openStore(cfg, log);
+  } catch (e) {
+    handOver();
+    throw e;
+  }
+  return {
+    store,
+    close: async (before) => {
+      try {
+        await before?.();
+        await store.close();
+      } finally {
+        handOver();
+      }
+    },
   };
 }
 

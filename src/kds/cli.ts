@@ -14,12 +14,11 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
-import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig, withFormat } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, openServiceStore, toolConfig, withFormat } from '../cli-kit';
 import { isTasError } from '../errors';
 import { certInfo, parseVek } from '../native';
 import { loadSnpTrust, peekReport, PRODUCTS, type Product } from '../snp';
-import { openStore, type Store } from '../store';
+import type { Store } from '../store';
 import type { CertCache } from './cache';
 import { pemToDer } from './fetcher';
 import { vcekCacheKey, type ReportedTcb } from './urls';
@@ -32,14 +31,7 @@ interface Opened {
 
 async function open(configFile: string | undefined, opts: { budgetMs?: number } = {}): Promise<Opened> {
   const cfg = toolConfig(configFile);
-  const handOver = handOverToService(cfg);
-  let store: Store;
-  try {
-    store = openStore(cfg, pino({ level: 'warn' }, pino.destination(2)));
-  } catch (e) {
-    handOver();
-    throw e;
-  }
+  const { store, close } = openServiceStore(cfg);
   const trust = loadSnpTrust({ extraTrustDir: cfg.get<string | undefined>('snp.extra_trust_dir') });
   // Loaded lazily: the composition helper lives in src/daemon (it joins kds, native and snp).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -48,14 +40,7 @@ async function open(configFile: string | undefined, opts: { budgetMs?: number } 
   return {
     cache,
     store,
-    close: async () => {
-      try {
-        await fetcher.close();
-        await store.close();
-      } finally {
-        handOver();
-      }
-    },
+    close: () => close(() => fetcher.close()),
   };
 }
 

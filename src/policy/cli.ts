@@ -13,9 +13,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import pino from 'pino';
-import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig, withFormat } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, openServiceStore, toolConfig, withFormat } from '../cli-kit';
 import { isProduct, verifySnpEvidence } from '../snp';
-import { openStore } from '../store';
 import { writeSecretFile } from '../config/keys';
 import { isTasError } from '../errors';
 import { claimSchemaFor } from './claims-schema';
@@ -170,14 +169,7 @@ const verify = defineCommand<{ policies: string[]; trust: string; format: string
 async function openRepo(configFile: string | undefined): Promise<{ repo: PolicyRepo; service: (trust: PolicyTrust) => PolicyService; close(): Promise<void> }> {
   const cfg = toolConfig(configFile);
   const log = pino({ level: 'warn' }, pino.destination(2));
-  const handOver = handOverToService(cfg);
-  let store: ReturnType<typeof openStore>;
-  try {
-    store = openStore(cfg, log);
-  } catch (e) {
-    handOver();
-    throw e;
-  }
+  const { store, close } = openServiceStore(cfg, log);
   const repo = repoFromStore(store);
   const settings = {
     enforceSigned: cfg.get<boolean>('policy.enforce_signed') ?? true,
@@ -186,13 +178,7 @@ async function openRepo(configFile: string | undefined): Promise<{ repo: PolicyR
   return {
     repo,
     service: (trust) => new PolicyService({ repo, trust, settings: () => settings }),
-    close: async () => {
-      try {
-        await store.close();
-      } finally {
-        handOver();
-      }
-    },
+    close: () => close(),
   };
 }
 

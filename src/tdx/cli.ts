@@ -6,12 +6,11 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
-import { CliError, defineCommand, EXIT, group, handOverToService, toolConfig } from '../cli-kit';
+import { CliError, defineCommand, EXIT, group, openServiceStore, toolConfig } from '../cli-kit';
 import { TasError } from '../errors';
 import { cacheKeys, type CollateralCache, type CollateralUpdate, type PckCa } from '../pcs';
 import type { RawCollateral } from '../pcs';
-import { openStore, type Store } from '../store';
+import type { Store } from '../store';
 import { loadTdxTrust, TDX_PINNED_ONLY, type TdxTrust } from './trust';
 import { peekQuote, TdxVerifier, type CollateralSet, type TdxPeek } from './verify';
 
@@ -48,14 +47,7 @@ interface Opened {
 
 async function openCache(configFile: string | undefined, opts: { budgetMs?: number; crlFailMode?: 'closed' | 'open' } = {}): Promise<Opened> {
   const cfg = toolConfig(configFile);
-  const handOver = handOverToService(cfg);
-  let store: Store;
-  try {
-    store = openStore(cfg, pino({ level: 'warn' }, pino.destination(2)));
-  } catch (e) {
-    handOver();
-    throw e;
-  }
+  const { store, close } = openServiceStore(cfg);
   const trust = loadTdxTrust({ extraTrustDir: cfg.get<string | undefined>('tdx.extra_trust_dir') });
   // Loaded lazily: the composition helper lives in src/daemon (it joins pcs, native and tdx).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -68,14 +60,7 @@ async function openCache(configFile: string | undefined, opts: { budgetMs?: numb
     cache, store, trust,
     update: cfg.get<CollateralUpdate>('tdx.collateral_update'),
     minEval: cfg.get<number>('tdx.min_tcb_eval_number'),
-    close: async () => {
-      try {
-        await fetcher.close();
-        await store.close();
-      } finally {
-        handOver();
-      }
-    },
+    close: () => close(() => fetcher.close()),
   };
 }
 
