@@ -245,6 +245,13 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       if (!ok) throw new Error(`warm-up cycle refused: ${out}`);
     }
 
+    // Steady state before anything is measured: a few seconds of unmeasured cycles at concurrency 4,
+    // so that JIT compilation (V8's compiler threads count as daemon CPU) and heap growth land here,
+    // not in whichever level happens to run first.
+    const warmUntil = Date.now() + Math.min(3000, opts.seconds * 1000);
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (Date.now() < warmUntil) await cycle().catch(() => false);
+    }));
     const verifyMs = opts.verifyMs ?? verifyCostMs();
     // What the daemon spends with no request at all (timers, background refreshes): part of every
     // level's CPU per cycle, the larger the fewer cycles per second.
