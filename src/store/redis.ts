@@ -120,10 +120,9 @@ export class RedisStore implements Store {
       maxRetriesPerRequest: 1,
       connectionName: 'tas',
       lazyConnect: false,
-      // Commands issued while one event-loop turn runs (the requests of one poll round) leave in
-      // one write: fewer system calls and wake-ups of redis-server under concurrency. Every
-      // command keeps its own reply, error and commandTimeout.
-      enableAutoPipelining: true,
+      // No ioredis auto-pipelining: it halves redis-server's reads per cycle, but each pipeline
+      // copies every defined script onto a new object, which cost the daemon ~1.4 ms more CPU per
+      // agent cycle at concurrency 4 (test/bench/cycle.ts, measured side by side).
     };
     const retry = (times: number): number => Math.min(50 * times, 2000);
     let topology: string;
@@ -131,7 +130,6 @@ export class RedisStore implements Store {
       this.client = new Cluster(o.clusterNodes, {
         redisOptions: common,
         scaleReads: 'master',
-        enableAutoPipelining: true,
         clusterRetryStrategy: retry,
         scripts: SCRIPTS,
       });
