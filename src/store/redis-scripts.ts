@@ -10,16 +10,36 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function ms(x) return string.format('%.0f', x) end
 `;
 
+/** Lua fragment: issue(nonce key, outstanding zset, member, ttlMs, cap) -> 'issued' | 'exists' | 'capacity'. */
+const ISSUE_FN = `
+local function issue(key, zset, member, ttlMs, cap)
+  redis.call('ZREMRANGEBYSCORE', zset, '-inf', ms(now))
+  if redis.call('EXISTS', key) == 1 then return 'exists' end
+  if redis.call('ZCARD', zset) >= tonumber(cap) then return 'capacity' end
+  local exp = now + tonumber(ttlMs)
+  redis.call('HSET', key, 'exp', ms(exp))
+  redis.call('PEXPIREAT', key, ms(exp))
+  redis.call('ZADD', zset, ms(exp), member)
+  return 'issued'
+end
+`;
+
+/** Lua fragment: hit(window counter, windowMs) -> count, ms left; a fixed window shared by the fleet. */
+const HIT_FN = `
+local function hit(key, windowMs)
+  local c = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if c == 1 or ttl < 0 then
+    redis.call('PEXPIRE', key, windowMs)
+    ttl = tonumber(windowMs)
+  end
+  return c, ttl
+end
+`;
+
 /** ISSUE KEYS: nonce, outstanding zset. ARGV: member, ttlMs, cap. */
-export const ISSUE = `${NOW}
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms(now))
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 'capacity' end
-local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'exp', ms(exp))
-redis.call('PEXPIREAT', KEYS[1], ms(exp))
-redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
-return 'issued'`;
+export const ISSUE = `${NOW}${ISSUE_FN}
+return issue(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])`;
 
 /**
  * ISSUE_CHARGED KEYS: nonce, outstanding zset, rate-limit window counter. ARGV: member, ttlMs,
@@ -27,22 +47,10 @@ return 'issued'`;
  * counted, as HIT does), then ISSUE unless the window's count exceeds the limit. Returns
  * {result, count, window ms left}.
  */
-export const ISSUE_CHARGED = `${NOW}
-local c = redis.call('INCR', KEYS[3])
-local ttl = redis.call('PTTL', KEYS[3])
-if c == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
-  ttl = tonumber(ARGV[4])
-end
+export const ISSUE_CHARGED = `${NOW}${HIT_FN}${ISSUE_FN}
+local c, ttl = hit(KEYS[3], ARGV[4])
 if c > tonumber(ARGV[5]) then return {'limited', c, ttl} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms(now))
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', c, ttl} end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {'capacity', c, ttl} end
-local exp = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'exp', ms(exp))
-redis.call('PEXPIREAT', KEYS[1], ms(exp))
-redis.call('ZADD', KEYS[2], ms(exp), ARGV[1])
-return {'issued', c, ttl}`;
+return {issue(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]), c, ttl}`;
 
 /** CLAIM KEYS: nonce. ARGV: owner, leaseMs. A lapsed lease counts as issued. */
 export const CLAIM = `${NOW}
@@ -153,11 +161,6 @@ ${NEXT_GEN}
 return 1`;
 
 /** HIT KEYS: window counter. ARGV: windowMs. Fixed window shared by the fleet. */
-export const HIT = `
-local c = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if c == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+export const HIT = `${HIT_FN}
+local c, ttl = hit(KEYS[1], ARGV[1])
 return {c, ttl}`;
