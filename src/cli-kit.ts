@@ -6,7 +6,7 @@
  * Exit codes (README "Exit codes"): 0 ok, 1 a check failed (e.g. `tas audit verify` found
  * tampering), 2 usage or configuration error, 3 startup failure or internal error.
  */
-import { chownSync, chmodSync, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Argv, ArgumentsCamelCase, CommandModule } from 'yargs';
@@ -196,6 +196,21 @@ function give(path: string, self: boolean, to: { uid: number; gid: number }): vo
     chmodSync(path, st.isDirectory() ? 0o700 : 0o600);
   }
   if (st.isDirectory()) for (const n of readdirSync(path)) give(join(path, n), true, to);
+}
+
+/**
+ * filesIn expands command-line paths: a file stands for itself, a directory for its regular files
+ * whose names `keep` accepts, sorted; a missing path is a usage error (`what` names the option).
+ */
+export function filesIn(paths: readonly string[], keep: (name: string) => boolean = () => true, what?: string): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st) throw new CliError(EXIT.USAGE, `${what === undefined ? '' : `${what} `}${p}: no such file or directory`);
+    if (st.isDirectory()) out.push(...readdirSync(p).sort().filter(keep).map((f) => join(p, f)).filter((f) => statSync(f).isFile()));
+    else out.push(p);
+  }
+  return out;
 }
 
 /** FORMATS: every command's output selection (`--format json|text`; `--json` is an alias). */

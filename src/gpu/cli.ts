@@ -7,9 +7,9 @@
  *   status  what is cached
  * Exit codes: 0 ok, 1 some items refused, 2 usage or configuration error, 3 internal error.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CliError, defineCommand, EXIT, group, toolConfig, withFormat } from '../cli-kit';
+import { defineCommand, EXIT, filesIn, group, toolConfig, withFormat } from '../cli-kit';
 import { GpuCache } from './cache';
 import { rimIdFromName } from './rim';
 import { loadGpuTrust } from './trust';
@@ -27,12 +27,6 @@ function openCache(configFile: string | undefined): GpuCache {
   });
 }
 
-function files(p: string): string[] {
-  const st = statSync(p, { throwIfNoEntry: false });
-  if (!st) throw new CliError(EXIT.USAGE, `${p}: no such file or directory`);
-  return st.isDirectory() ? readdirSync(p).sort().map((f) => join(p, f)).filter((f) => statSync(f).isFile()) : [p];
-}
-
 const importCmd = defineCommand<{ config?: string; paths: string[]; rimId?: string; format: string }>({
   command: 'import <paths..>',
   describe: 'Verify and store NVIDIA RIMs (xmlsec1) and OCSP answers obtained elsewhere',
@@ -45,7 +39,7 @@ const importCmd = defineCommand<{ config?: string; paths: string[]; rimId?: stri
   async run(argv) {
     const cache = openCache(argv.config);
     const results: Array<{ file: string; ok: boolean; detail: string }> = [];
-    for (const f of argv.paths.flatMap(files)) {
+    for (const f of filesIn(argv.paths)) {
       const name = basename(f);
       try {
         if (/\.der$/i.test(name)) {

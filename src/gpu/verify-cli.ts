@@ -11,9 +11,9 @@
  * is reported (`rim.<kind>` fails; revocation `unknown`), never looked up.
  * Exit codes: 0 every GPU valid, 1 invalid, 2 usage.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CliError, EXIT, toolConfig } from '../cli-kit';
+import { CliError, EXIT, filesIn, toolConfig } from '../cli-kit';
 import { isTasError } from '../errors';
 import { certInfo } from '../native';
 import { verifyOcsp } from '../native/gpu';
@@ -66,13 +66,7 @@ function readBounded(path: string, what: string, max: number): Buffer {
 }
 
 function filesOf(paths: readonly string[], what: string, keep: (name: string) => boolean): string[] {
-  const out: string[] = [];
-  for (const p of paths) {
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) throw new CliError(EXIT.USAGE, `${what} ${p}: no such file or directory`);
-    if (st.isDirectory()) out.push(...readdirSync(p).sort().filter(keep).map((f) => join(p, f)).filter((f) => statSync(f).isFile()));
-    else out.push(p);
-  }
+  const out = filesIn(paths, keep, what);
   if (out.length > MAX_FILES) throw new CliError(EXIT.USAGE, `${what}: more than ${MAX_FILES} files`);
   return out;
 }
