@@ -60,29 +60,60 @@ export function serviceMetrics(registry: Registry): ServiceMetrics {
       throw e;
     }
   };
+  // Labelled children looked up once per label set: prom-client otherwise sorts and hashes the
+  // labels on every inc/observe (several per attestation, #16). The label values are bounded
+  // (TEE types, outcomes, reason codes), so are these maps.
+  const child = <C>(m: Map<string, C>, key: string, make: () => C): C => {
+    let c = m.get(key);
+    if (c === undefined) {
+      c = make();
+      m.set(key, c);
+    }
+    return c;
+  };
+  const attestationsBy = new Map<string, { inc(): void }>();
+  const verificationBy = new Map<string, { observe(v: number): void }>();
+  const releaseBy = new Map<string, { observe(v: number): void }>();
   return {
     audit: (inner) => ({
       record(ev: AuditEvent): void {
         if (ATTEST_EVENTS.has(ev.event)) {
           const tee = typeof ev.details?.tee_type === 'string' ? ev.details.tee_type : 'unknown';
-          attestations.inc({ tee, outcome: ev.outcome, reason: ev.reason });
+          child(attestationsBy, `${tee}\0${ev.outcome}\0${ev.reason}`, () => attestations.labels({ tee, outcome: ev.outcome, reason: ev.reason })).inc();
         }
         inner.record(ev);
       },
       close: () => inner.close(),
     }),
     verifier: <P, E>(v: EvidenceVerifier<P, E>): EvidenceVerifier<P, E> => {
-      const verify: EvidenceVerifier<P, E>['verify'] = (evidence, peek, endorsements) =>
-        timed((ok, s) => verification.observe({ tee: v.tee, outcome: ok ? 'ok' : 'error' }, s), () => v.verify(evidence, peek, endorsements));
-      // A proxy, so that members a verifier adds later (and private fields) keep working.
+      const observe = (ok: boolean, s: number): void => {
+        const outcome = ok ? 'ok' : 'error';
+        child(verificationBy, `${v.tee}\0${outcome}`, () => verification.labels({ tee: v.tee, outcome })).observe(s);
+      };
+      const verify: EvidenceVerifier<P, E>['verify'] = (evidence, peek, endorsements) => timed(observe, () => v.verify(evidence, peek, endorsements));
+      // A proxy, so that members a verifier adds later (and private fields) keep working. Methods
+      // are bound once each, not on every access (peek and endorsements run per request).
+      const bound = new Map<PropertyKey, unknown>();
       return new Proxy(v, {
         get(target, prop) {
           if (prop === 'verify') return verify;
           const x = Reflect.get(target, prop, target) as unknown;
-          return typeof x === 'function' ? (x as (...a: unknown[]) => unknown).bind(target) : x;
+          if (typeof x !== 'function') return x;
+          let b = bound.get(prop) as { fn: unknown; b: unknown } | undefined;
+          if (b === undefined || b.fn !== x) {
+            b = { fn: x, b: (x as (...a: unknown[]) => unknown).bind(target) };
+            bound.set(prop, b);
+          }
+          return b.b;
         },
       });
     },
-    release: (fn) => (...a) => timed((ok, s) => release.observe({ outcome: ok ? 'ok' : 'error' }, s), () => fn(...a)),
+    release: (fn) => {
+      const observe = (ok: boolean, s: number): void => {
+        const outcome = ok ? 'ok' : 'error';
+        child(releaseBy, outcome, () => release.labels({ outcome })).observe(s);
+      };
+      return (...a) => timed(observe, () => fn(...a));
+    },
   };
 }

@@ -394,18 +394,20 @@ export class EmbeddedStore implements Store {
    * Parsed policy files by path, valid while the file's inode, size and mtime are unchanged: every
    * get_secret reads its policy, and one stat is far cheaper than open+read+parse. A file replaced
    * by another process (atomic rename: a new inode) is re-read. With the directory watch healthy
-   * and no event since the entry was checked (`epoch`), not even the stat is needed.
+   * and no event since the entry was checked (`epoch`), not even the stat is needed. Keyed by the
+   * policy id: only ids that passed policyPath() are ever stored, so a hit skips building and
+   * re-checking the path (a join and a resolve per request, #16).
    */
   private readonly policyCache = new Map<string, { ino: number; size: number; mtimeMs: number; doc: string; epoch: number; checkedAt: number }>();
 
   async getPolicy(id: string): Promise<string | undefined> {
-    const p = this.policyPath(id);
-    const hit = this.policyCache.get(p);
+    const hit = this.policyCache.get(id);
     const now = this.now();
     if (hit && this.policyWatch !== undefined && hit.epoch === this.st.policyEpoch && now - hit.checkedAt < POLICY_RECHECK_MS) {
       this.policyReads.cached++;
       return hit.doc;
     }
+    const p = this.policyPath(id);
     // Read the epoch before the stat: an event during the stat voids what the stat saw.
     const epoch = this.st.policyEpoch;
     let st: Stats;
@@ -421,14 +423,14 @@ export class EmbeddedStore implements Store {
       text = await readFile(p, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.policyCache.delete(p);
+        this.policyCache.delete(id);
         return undefined;
       }
       throw this.ioError('read policy', e);
     }
     const doc = parsePolicyFile(text, id, p).doc;
     if (this.policyCache.size > 10_000) this.policyCache.clear();
-    this.policyCache.set(p, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc, epoch, checkedAt: now });
+    this.policyCache.set(id, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, doc, epoch, checkedAt: now });
     return doc;
   }
 

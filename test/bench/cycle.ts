@@ -9,7 +9,10 @@
  * embedded ≤ 2.0, Redis ≤ 2.5), and the daemon's RSS at the end of the level.
  *
  * Run: `node --import tsx test/bench/cycle.ts [seconds-per-level=10] [levels=1,4,16]
- *        [--store=embedded|redis|both] [--profile=DIR] [--compare=DIR]`
+ *        [--store=embedded|redis|both] [--profile=DIR] [--compare=DIR] [--warmup=SECONDS(15)]`
+ * Each level also prints its ratio to a floor probed right before and after it (the floor drifts).
+ * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
+ * `perf record -g -p <pid>` (JIT frames by name).
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there), alternating with this one per
  * store, so before and after share one floor and the same machine load.
@@ -117,6 +120,9 @@ export interface LevelResult {
   load: [number, number];
   errors: number;
   firstError?: string;
+  /** BenchOptions.levelFloor: the mean of the floor probed right before and right after this level (ms), and the CPU per cycle divided by it. */
+  levelFloorMs?: number;
+  levelRatio?: number;
 }
 
 export interface BenchOptions {
@@ -132,6 +138,14 @@ export interface BenchOptions {
   /** Row label for that checkout (`before`, `after`). */
   label?: string;
   quiet?: boolean;
+  /** Seconds of unmeasured cycles at concurrency 4 before the first level (default 3; the CLI 15). */
+  warmupSeconds?: number;
+  /**
+   * Probe the floor again right before and right after every level and also divide by their mean:
+   * on a shared VM the cost of a verify drifts by a third within minutes, so a floor probed next
+   * to the level is the fairer yardstick for it (both are printed).
+   */
+  levelFloor?: boolean;
 }
 
 export const HEADER = 'store     conc  cycles  cycles/s  p50 ms  p99 ms  secret p50/p99 ms  CPU ms/cycle  ÷ floor  kernel  RSS MiB  load  (counted: daemon read/write syscalls per cycle; redis-server reads)';
@@ -140,6 +154,7 @@ export function formatLevel(r: LevelResult): string {
   return `${(r.label ? `${r.store}/${r.label}` : r.store).padEnd(8)} ${String(r.concurrency).padStart(5)}  ${String(r.cycles).padStart(6)}  ${r.perSecond.toFixed(1).padStart(8)}  ${r.p50.toFixed(1).padStart(6)}  ${r.p99.toFixed(1).padStart(6)}  ${`${r.secretP50.toFixed(1)}/${r.secretP99.toFixed(1)}`.padStart(17)}  ${r.cpuPerCycle.toFixed(3).padStart(12)}  ${r.ratio.toFixed(2).padStart(7)}  ${(100 * r.kernelShare).toFixed(0).padStart(5)}%  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.load[0].toFixed(2)}→${r.load[1].toFixed(2)}  syscalls r/w ${r.daemonReadsPerCycle.toFixed(1)}/${r.daemonWritesPerCycle.toFixed(1)}` +
     (r.redisCpuPerCycle !== undefined ? `  redis-server ${r.redisCpuPerCycle.toFixed(3)} ms/cycle` : '') +
     (r.redisReadsPerCycle !== undefined ? `, ${r.redisReadsPerCycle.toFixed(2)} reads/cycle` : '') +
+    (r.levelRatio !== undefined ? `  [floor next to the level ${(1000 * r.levelFloorMs!).toFixed(0)} µs: ÷ ${r.levelRatio.toFixed(2)}]` : '') +
     (r.errors ? `  (${r.errors} errors; first: ${r.firstError})` : '');
 }
 
@@ -173,6 +188,8 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
     const compiled = join(root, 'dist/src/main.js');
     if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
     const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`, `--cpu-prof-name=tas-${opts.store}-${process.pid}.cpuprofile`] : [];
+    // e.g. TAS_BENCH_NODE_FLAGS=--perf-basic-prof, to read the daemon with `perf record -p`.
+    if (process.env.TAS_BENCH_NODE_FLAGS) prof.push(...process.env.TAS_BENCH_NODE_FLAGS.split(' ').filter(Boolean));
     const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
     daemon = spawn(process.execPath, args, {
       env: {
@@ -248,7 +265,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
     // Steady state before anything is measured: a few seconds of unmeasured cycles at concurrency 4,
     // so that JIT compilation (V8's compiler threads count as daemon CPU) and heap growth land here,
     // not in whichever level happens to run first.
-    const warmUntil = Date.now() + Math.min(3000, opts.seconds * 1000);
+    const warmUntil = Date.now() + 1000 * (opts.warmupSeconds ?? Math.min(3, opts.seconds));
     await Promise.all(Array.from({ length: 4 }, async () => {
       while (Date.now() < warmUntil) await cycle().catch(() => false);
     }));
@@ -265,6 +282,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       secretLat = [];
       let errors = 0;
       let firstError: string | undefined;
+      const floorBefore = opts.levelFloor ? verifyCostMs(1000) : undefined;
       const load0 = loadavg()[0]!;
       const stopAt = Date.now() + opts.seconds * 1000;
       const split0 = cpuSplit(daemon.pid!);
@@ -291,6 +309,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       lat.sort((a, b) => a - b);
       secretLat.sort((a, b) => a - b);
       const mem = memMiB(daemon.pid!);
+      const levelFloorMs = floorBefore !== undefined ? (floorBefore + verifyCostMs(1000)) / 2 : undefined;
       const r: LevelResult = {
         store: opts.store, ...(opts.label ? { label: opts.label } : {}), concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
         secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
@@ -298,6 +317,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
         ...((io1) => ({ daemonReadsPerCycle: (io1.reads - io0.reads) / n, daemonWritesPerCycle: (io1.writes - io0.writes) / n }))(ioCalls(daemon.pid!)),
         ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n, redisReadsPerCycle: (readCalls(redisPid) - redisReads0) / n } : {}),
         rssMiB: mem.rss, peakRssMiB: mem.peak, load: [load0, loadavg()[0]!], errors, ...(firstError ? { firstError } : {}),
+        ...(levelFloorMs !== undefined ? { levelFloorMs, levelRatio: cpu / n / levelFloorMs } : {}),
       };
       results.push(r);
       log(formatLevel(r));
@@ -361,6 +381,10 @@ if (require.main === module) {
   const which = flag('store') ?? 'both';
   const stores: StoreKind[] = which === 'both' ? ['embedded', 'redis'] : [which as StoreKind];
   const profileDir = flag('profile') ?? (process.argv.includes('--profile') ? 'tas-cpu-profiles' : undefined);
+  const warm = flag('warmup');
+  // Long enough for V8 to finish optimising the request path: with 3 s, a level still paid for
+  // compilation and read up to 1.8x its steady state (#16 round 3); a daemon runs for days.
+  const warmupSeconds = warm === undefined ? 15 : Number(warm);
   void (async () => {
     // One floor for the whole run: every ratio of the run divides by the same probe.
     const verifyMs = verifyCostMs();
@@ -368,8 +392,8 @@ if (require.main === module) {
     console.log(HEADER);
     const compare = flag('compare');
     for (const store of stores) {
-      if (compare) await runBench({ store, seconds, levels, verifyMs, root: compare, label: 'before' });
-      await runBench({ store, seconds, levels, verifyMs, ...(compare ? { label: 'after' } : {}), ...(profileDir ? { profileDir } : {}) });
+      if (compare) await runBench({ store, seconds, levels, verifyMs, root: compare, label: 'before', warmupSeconds, levelFloor: true });
+      await runBench({ store, seconds, levels, verifyMs, ...(compare ? { label: 'after' } : {}), ...(profileDir ? { profileDir } : {}), warmupSeconds, levelFloor: true });
     }
     const after = verifyCostMs();
     console.log(`floor re-probed at the end: ${(after * 1000).toFixed(0)} µs (${(100 * (after / verifyMs - 1)).toFixed(0)}% drift); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
