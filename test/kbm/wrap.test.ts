@@ -37,6 +37,20 @@ describe('kbm/wrap: parseWrappingKey', () => {
     }
   });
 
+  it('PKCS#1 DER: n and e read from the bytes equal what OpenSSL exports (sizes, exponents, leading zero bytes)', () => {
+    for (const [bits, exp] of [[2048, 65537], [3072, 3], [4096, 65537], [2049, 17]] as const) {
+      const k = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: exp }).publicKey;
+      const jwk = k.export({ format: 'jwk' });
+      const r = parseWrappingKeyWithFormat(k.export({ format: 'der', type: 'pkcs1' }));
+      assert.equal(r.format, 'pkcs1-der');
+      assert.equal(r.key.bits, bits);
+      assert.equal(r.key.n.toString('base64url'), jwk.n, `${bits}: modulus`);
+      assert.equal(r.key.e.toString('base64url'), jwk.e, `${bits}: exponent`);
+      assert.notEqual(r.key.n[0], 0, 'no leading zero byte');
+      assert.equal(checkWrappingKey(r.key), r.key);
+    }
+  });
+
   it('accepts the wrapping-key bytes a real agent sent (PKCS#1 DER, 2048 bits)', () => {
     // From /work/shared/agent-fixtures/exchanges/ok-03-get_secret.json (the upstream tas_agent's
     // request body, `wrapping-key`): a public key, copied here so the test does not need the fixtures.
