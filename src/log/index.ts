@@ -127,28 +127,52 @@ const LEVEL_METHODS: readonly LevelMethod[] = ['fatal', 'error', 'warn', 'info',
  * lazy form a request costs one small object, and at most one real child logger.
  */
 export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
-  let real: Logger | undefined;
-  const get = (): Logger => (real ??= parent.child(bindings));
-  const lazy: Record<string | symbol, unknown> = {
-    child: (b: Record<string, unknown>, o?: Record<string, unknown>) => get().child(b, o),
-    isLevelEnabled: (l: string) => (real ?? parent).isLevelEnabled(l),
-    bindings: () => get().bindings(),
-    setBindings: (b: Record<string, unknown>) => get().setBindings(b),
-    flush: (cb?: (err?: Error) => void) => (real ?? parent).flush(cb),
-    silent: () => undefined,
-  };
-  for (const m of LEVEL_METHODS) {
-    lazy[m] = function logAt(...args: unknown[]): void {
-      const target = real ?? parent;
+  return new LazyChild(parent, bindings) as unknown as Logger;
+}
+
+/** LazyChild: one small object per request; the methods live on the prototype (no closures per request). */
+class LazyChild {
+  private real: Logger | undefined;
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindingsOf: Record<string, unknown>,
+  ) {}
+  private get_(): Logger {
+    return (this.real ??= this.parent.child(this.bindingsOf));
+  }
+  child(b: Record<string, unknown>, o?: Record<string, unknown>): Logger {
+    return this.get_().child(b, o);
+  }
+  isLevelEnabled(l: string): boolean {
+    return (this.real ?? this.parent).isLevelEnabled(l);
+  }
+  bindings(): Record<string, unknown> {
+    return this.get_().bindings();
+  }
+  setBindings(b: Record<string, unknown>): void {
+    this.get_().setBindings(b);
+  }
+  flush(cb?: (err?: Error) => void): void {
+    (this.real ?? this.parent).flush(cb);
+  }
+  silent(): void {}
+  get level(): string {
+    return (this.real ?? this.parent).level;
+  }
+  set level(v: string) {
+    this.get_().level = v;
+  }
+}
+for (const m of LEVEL_METHODS) {
+  Object.defineProperty(LazyChild.prototype, m, {
+    value: function logAt(this: LazyChild, ...args: unknown[]): void {
+      const self = this as unknown as { real: Logger | undefined; parent: Logger; get_(): Logger };
+      const target = self.real ?? self.parent;
       // The parent's level is read at call time: a SIGHUP level change applies to open requests too.
       if (!target.isLevelEnabled(m)) return;
-      (get()[m] as (...a: unknown[]) => void)(...args);
-    };
-  }
-  Object.defineProperty(lazy, 'level', {
-    get: () => (real ?? parent).level,
-    set: (v: string) => void (get().level = v),
-    enumerable: true,
+      (self.get_()[m] as (...a: unknown[]) => void)(...args);
+    },
+    writable: true,
+    configurable: true,
   });
-  return lazy as unknown as Logger;
 }
