@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,6 +107,81 @@ Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
     o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
     o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
   }
+  return o;
+}
+
+// The byte fields of a report in the order of the packed form below (name, bytes). ReportToJs
+// builds one Buffer per field; the packed form copies them all into ONE Buffer and lets the JS
+// wrapper cut views (src/native parseReport): one allocation instead of fifteen per request (#16).
+template <typename F>
+void ForEachReportBytes(const tas::Report& r, F f) {
+  f("familyId", r.family_id.data(), r.family_id.size());
+  f("imageId", r.image_id.data(), r.image_id.size());
+  f("currentTcb", r.current_tcb.data(), r.current_tcb.size());
+  f("reportData", r.report_data.data(), r.report_data.size());
+  f("measurement", r.measurement.data(), r.measurement.size());
+  f("hostData", r.host_data.data(), r.host_data.size());
+  f("idKeyDigest", r.id_key_digest.data(), r.id_key_digest.size());
+  f("authorKeyDigest", r.author_key_digest.data(), r.author_key_digest.size());
+  f("reportId", r.report_id.data(), r.report_id.size());
+  f("reportIdMa", r.report_id_ma.data(), r.report_id_ma.size());
+  f("reportedTcb", r.reported_tcb.data(), r.reported_tcb.size());
+  f("chipId", r.chip_id.data(), r.chip_id.size());
+  f("committedTcb", r.committed_tcb.data(), r.committed_tcb.size());
+  f("launchTcb", r.launch_tcb.data(), r.launch_tcb.size());
+}
+
+// ReportBytesLayout is [[name, offset, length], ...] of the packed form (the same for every report).
+Napi::Array ReportBytesLayout(Napi::Env env) {
+  Napi::Array a = Napi::Array::New(env);
+  size_t off = 0;
+  uint32_t i = 0;
+  ForEachReportBytes(tas::Report{}, [&](const char* name, const uint8_t*, size_t n) {
+    Napi::Array e = Napi::Array::New(env, 3);
+    e.Set(0u, name);
+    e.Set(1u, static_cast<double>(off));
+    e.Set(2u, static_cast<double>(n));
+    a.Set(i++, e);
+    off += n;
+  });
+  return a;
+}
+
+// ReportToJsPacked: the scalar fields as in ReportToJs, the byte fields packed into `bytes`.
+Napi::Object ReportToJsPacked(Napi::Env env, const tas::Report& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", r.version);
+  o.Set("guestSvn", r.guest_svn);
+  o.Set("policy", Napi::BigInt::New(env, r.policy));
+  o.Set("vmpl", r.vmpl);
+  o.Set("signatureAlgo", r.signature_algo);
+  o.Set("platformInfo", Napi::BigInt::New(env, r.platform_info));
+  o.Set("signerInfo", r.signer_info);
+  o.Set("authorKeyEn", r.author_key_en);
+  o.Set("maskChipKey", r.mask_chip_key);
+  o.Set("signingKey", r.signing_key);
+  if (r.has_cpuid) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("family", r.cpuid_fam_id);
+    c.Set("model", r.cpuid_mod_id);
+    c.Set("stepping", r.cpuid_step);
+    o.Set("cpuid", c);
+  }
+  o.Set("currentVersion", TcbVersion(env, r.current_version));
+  o.Set("committedVersion", TcbVersion(env, r.committed_version));
+  if (r.has_mit_vectors) {
+    o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
+    o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
+  }
+  size_t total = 0;
+  ForEachReportBytes(r, [&](const char*, const uint8_t*, size_t n) { total += n; });
+  Napi::Buffer<uint8_t> packed = Napi::Buffer<uint8_t>::New(env, total);
+  size_t off = 0;
+  ForEachReportBytes(r, [&](const char*, const uint8_t* p, size_t n) {
+    std::memcpy(packed.Data() + off, p, n);
+    off += n;
+  });
+  o.Set("bytes", packed);
   return o;
 }
 
@@ -243,7 +319,7 @@ Napi::Value Queue(Napi::Env env, Job job, Napi::Value (*shape)(Napi::Env, const 
 
 // VerifyOutcomeBody fills everything but the parsed report (callers that parsed the report
 // themselves ask for `omitReport`: building its ~25 Buffers is a third of a cached verification).
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out);
+Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek = true);
 
 Napi::Value VerifyOutcomeToJs(Napi::Env env, const tas::VerifyOutcome& out) {
   Napi::Object o = VerifyOutcomeBody(env, out);
@@ -255,10 +331,21 @@ Napi::Value VerifyOutcomeToJsLean(Napi::Env env, const tas::VerifyOutcome& out) 
   return VerifyOutcomeBody(env, out);
 }
 
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out) {
+// The leanest form (`omitReport` and `omitVek`): the leaf is named by its SHA-256 only; a caller
+// that already described that certificate (src/native keeps the descriptions by SHA-256) skips
+// building the VEK object, some twenty members, on every request (#16).
+Napi::Value VerifyOutcomeToJsNoVek(Napi::Env env, const tas::VerifyOutcome& out) {
+  return VerifyOutcomeBody(env, out, false);
+}
+
+Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek) {
   const tas::ChainEntry& e = *out.chain.entry;
   Napi::Object o = Napi::Object::New(env);
-  o.Set("vek", VekToJs(env, e.vek));
+  if (with_vek) {
+    o.Set("vek", VekToJs(env, e.vek));
+  } else {
+    o.Set("leafSha256", Buf(env, e.vek.cert.sha256));
+  }
   o.Set("anchorSha256", Buf(env, e.anchor.sha256));
   o.Set("intermediateSha256", Buf(env, e.intermediate.sha256));
   o.Set("intermediateSerialHex", e.intermediate.serial_hex);
@@ -640,6 +727,8 @@ class TasNative : public Napi::Addon<TasNative> {
       : cache_(std::make_shared<tas::ChainCache>()), tdx_caches_(std::make_shared<tas::TdxCaches>()), gpu_cache_(std::make_shared<tas::GpuChainCache>()) {
     DefineAddon(exports, {
                              InstanceMethod("parseReport", &TasNative::ParseReport),
+                             InstanceMethod("parseReportPacked", &TasNative::ParseReportPacked),
+                             InstanceMethod("reportBytesLayout", &TasNative::ReportBytesLayoutMethod),
                              InstanceMethod("parseVek", &TasNative::ParseVek),
                              InstanceMethod("certInfo", &TasNative::CertInfo),
                              InstanceMethod("verify", &TasNative::Verify),
@@ -680,6 +769,15 @@ class TasNative : public Napi::Addon<TasNative> {
     });
   }
 
+  Napi::Value ParseReportPacked(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      Bytes b = ToBytes(info[0], "report", kMaxReportInput);
+      return ReportToJsPacked(info.Env(), tas::ParseReport(b.data(), b.size()));
+    });
+  }
+
+  Napi::Value ReportBytesLayoutMethod(const Napi::CallbackInfo& info) { return ReportBytesLayout(info.Env()); }
+
   Napi::Value ParseVek(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       Bytes b = ToBytes(info[0], "certificate", tas::kMaxCertSize);
@@ -709,9 +807,11 @@ class TasNative : public Napi::Addon<TasNative> {
       if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = ToSeconds(skew, "crlSkewSeconds");
       Napi::Value omit = o.Get("omitReport");
       const bool lean = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
+      Napi::Value omit_vek = o.Get("omitVek");
+      const bool no_vek = lean && omit_vek.IsBoolean() && omit_vek.As<Napi::Boolean>().Value();
       std::shared_ptr<tas::ChainCache> cache = cache_;
       auto job = [in = std::move(in), cache]() { return tas::Verify(in, cache.get()); };
-      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), lean ? &VerifyOutcomeToJsLean : &VerifyOutcomeToJs);
+      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), no_vek ? &VerifyOutcomeToJsNoVek : lean ? &VerifyOutcomeToJsLean : &VerifyOutcomeToJs);
     });
   }
 

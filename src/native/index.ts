@@ -70,6 +70,10 @@ export interface ParsedReport {
   currentMitVector?: bigint;
 }
 
+/** PackedReport is the addon's parse with the byte fields in one Buffer (see parseReport). */
+type PackedReport = Omit<ParsedReport, ByteField> & { bytes: Buffer };
+type ByteField = 'familyId' | 'imageId' | 'currentTcb' | 'reportData' | 'measurement' | 'hostData' | 'idKeyDigest' | 'authorKeyDigest' | 'reportId' | 'reportIdMa' | 'reportedTcb' | 'chipId' | 'committedTcb' | 'launchTcb';
+
 /** VekInfo is what a VCEK/VLEK certifies (AMD 57230 extensions) plus its identity. */
 export interface VekInfo {
   kind: VekKind;
@@ -391,9 +395,11 @@ export interface TdxCollateralResult {
 
 interface Binding {
   parseReport(report: Buffer): ParsedReport;
+  parseReportPacked(report: Buffer): PackedReport;
+  reportBytesLayout(): Array<[string, number, number]>;
   parseVek(cert: Buffer): VekInfo;
   certInfo(cert: Buffer): CertInfo;
-  verify(input: VerifyInput): Promise<VerifyResult>;
+  verify(input: VerifyInput & { omitVek?: boolean }): Promise<VerifyResult & { leafSha256?: Buffer }>;
   verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult>;
   verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
   parseTdxQuote(quote: Buffer): TdxQuote;
@@ -530,7 +536,48 @@ export function nativeQueueDepth(): number {
 
 /** parseReport decodes and checks a report synchronously (cheap; no crypto). */
 export function parseReport(report: Buffer): ParsedReport {
+  const p = sync(() => load().parseReportPacked(report));
+  // The byte fields are views of one private Buffer the addon filled (one allocation instead of
+  // one per field, #16); each view covers its own field only. Same members, same order as the
+  // addon's one-Buffer-per-field form (parseReportUnpacked).
+  const b = p.bytes;
+  const at = reportLayout();
+  const r: ParsedReport = {
+    version: p.version, guestSvn: p.guestSvn, policy: p.policy, familyId: at.familyId(b), imageId: at.imageId(b), vmpl: p.vmpl,
+    signatureAlgo: p.signatureAlgo, currentTcb: at.currentTcb(b), platformInfo: p.platformInfo, signerInfo: p.signerInfo,
+    authorKeyEn: p.authorKeyEn, maskChipKey: p.maskChipKey, signingKey: p.signingKey, reportData: at.reportData(b),
+    measurement: at.measurement(b), hostData: at.hostData(b), idKeyDigest: at.idKeyDigest(b), authorKeyDigest: at.authorKeyDigest(b),
+    reportId: at.reportId(b), reportIdMa: at.reportIdMa(b), reportedTcb: at.reportedTcb(b),
+  } as ParsedReport;
+  if (p.cpuid !== undefined) r.cpuid = p.cpuid;
+  r.chipId = at.chipId(b);
+  r.committedTcb = at.committedTcb(b);
+  r.currentVersion = p.currentVersion;
+  r.committedVersion = p.committedVersion;
+  r.launchTcb = at.launchTcb(b);
+  if (p.launchMitVector !== undefined) r.launchMitVector = p.launchMitVector;
+  if (p.currentMitVector !== undefined) r.currentMitVector = p.currentMitVector;
+  return r;
+}
+
+/** parseReportUnpacked is the addon's form with a Buffer of its own per byte field (tests compare the two). */
+export function parseReportUnpacked(report: Buffer): ParsedReport {
   return sync(() => load().parseReport(report));
+}
+
+let layout: Record<ByteField, (b: Buffer) => Buffer> | undefined;
+
+/** reportLayout reads the packed form's layout from the addon once: a slicer per byte field. */
+function reportLayout(): Record<ByteField, (b: Buffer) => Buffer> {
+  if (layout !== undefined) return layout;
+  const out: Partial<Record<ByteField, (b: Buffer) => Buffer>> = {};
+  for (const [name, off, len] of load().reportBytesLayout()) {
+    out[name as ByteField] = (b) => b.subarray(off, off + len);
+  }
+  const missing = ['familyId', 'imageId', 'currentTcb', 'reportData', 'measurement', 'hostData', 'idKeyDigest', 'authorKeyDigest', 'reportId', 'reportIdMa', 'reportedTcb', 'chipId', 'committedTcb', 'launchTcb'].filter((n) => !(n in out));
+  if (missing.length) throw new NativeError('SNP_ERR_ADDON_LOAD', `the addon's packed report lacks ${missing.join(', ')} (rebuild it: npm run build:native)`);
+  layout = out as Record<ByteField, (b: Buffer) => Buffer>;
+  return layout;
 }
 
 /** parseVek decodes a VCEK/VLEK (DER or PEM) and its AMD extensions. */
@@ -549,7 +596,31 @@ export function certInfo(cert: Buffer): CertInfo {
  * certificate (REPORTED_TCB, CHIP_ID) is the caller's job (src/snp).
  */
 export function verify(input: VerifyInput): Promise<VerifyResult> {
-  return later(() => load().verify(input));
+  if (input.omitReport !== true) return later(() => load().verify(input));
+  // The per-request form: the addon names the verified leaf by its SHA-256 instead of describing
+  // it again; the description (parseVek of the same bytes) is kept here by that digest.
+  return later(() => load().verify({ ...input, omitVek: true })).then((r) => withVek(r, input.leaf));
+}
+
+const vekBySha256 = new Map<string, VekInfo>();
+
+function withVek(r: VerifyResult & { leafSha256?: Buffer }, leaf: Buffer): VerifyResult {
+  const sha = r.leafSha256;
+  if (sha === undefined) return r;
+  const key = sha.toString('latin1');
+  let vek = vekBySha256.get(key);
+  if (vek === undefined) {
+    vek = parseVek(leaf);
+    if (!vek.sha256.equals(sha)) throw new NativeError('SNP_ERR_INTERNAL', 'the certificate described is not the leaf the addon verified');
+    // Shared by every request with this leaf: nobody may change it.
+    Object.freeze(vek.spl);
+    Object.freeze(vek);
+    // Bounded: VCEKs in use are a few per chip and TCB; a flood of distinct leaves only restarts it.
+    if (vekBySha256.size >= 1024) vekBySha256.clear();
+    vekBySha256.set(key, vek);
+  }
+  r.vek = vek;
+  return r;
 }
 
 /** verifyChain verifies ARK -> ASK/ASVK -> VCEK/VLEK only (e.g. re-checking a cached KDS cert). */

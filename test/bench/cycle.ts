@@ -14,8 +14,9 @@
  * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
  * `perf record -g -p <pid>` (JIT frames by name).
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
- * commit before a change, then `npx tsc -p tsconfig.json` there), alternating with this one per
- * store, so before and after share one floor and the same machine load.
+ * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
+ * every level in `--slices=N` (6) short stretches alternating between the two, each next to its
+ * own floor probe, so that drift of the shared machine lands on before and after alike.
  * `--profile=DIR` runs the daemon with `--cpu-prof` and writes its V8 CPU profile into DIR on exit
  * (open it in Chrome DevTools or speedscope: where does the CPU of a cycle go?).
  */
@@ -138,7 +139,7 @@ export interface BenchOptions {
   /** Row label for that checkout (`before`, `after`). */
   label?: string;
   quiet?: boolean;
-  /** Seconds of unmeasured cycles at concurrency 4 before the first level (default 3; the CLI 15). */
+  /** Seconds of unmeasured cycles at concurrency 4 before the first level (default 3, at most the level length; the CLI 15). */
   warmupSeconds?: number;
   /**
    * Probe the floor again right before and right after every level and also divide by their mean:
@@ -158,13 +159,35 @@ export function formatLevel(r: LevelResult): string {
     (r.errors ? `  (${r.errors} errors; first: ${r.firstError})` : '');
 }
 
-export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; verifyMs: number; idleMsPerS: number; results: LevelResult[] }> {
-  const log = (s: string) => (opts.quiet ? undefined : console.log(s));
+/** A running `tas serve` with everything a cycle needs (KDS, store, signer child, agent key). */
+interface Target {
+  readonly store: StoreKind;
+  readonly label: string | undefined;
+  readonly pid: number;
+  readonly redisPid: number | undefined;
+  /** One full agent cycle; true when the secret was released (and, on a sample, decrypted). */
+  cycle(): Promise<boolean>;
+  /** get_secret latencies since the last take (ms). */
+  takeSecretLatencies(): number[];
+  stop(): Promise<void>;
+}
+
+async function startTarget(opts: BenchOptions): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'tas-bench-'));
   const kds = await new FakeKds().start();
   let daemon: ChildProcess | undefined;
   let signer: ChildProcess | undefined;
   let redis: (RedisNode & { url: string }) | undefined;
+  const stop = async (): Promise<void> => {
+    signer?.kill();
+    if (daemon && daemon.exitCode === null) {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon!.once('exit', r));
+    }
+    await redis?.stop();
+    await kds.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     const kit = await FakeAmd.create({ product: 'Genoa' });
     const trust = join(dir, 'trust');
@@ -233,6 +256,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
     const agent = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const wire = agent.publicKey.export({ type: 'pkcs1', format: 'der' });
     let secretLat: number[] = [];
+    let released = 0;
     const cycle = async (): Promise<boolean> => {
       const nr = await fetch(`${base}/kb/v0/get_nonce`, { headers: { 'x-api-key': CLIENT } });
       const { nonce } = (await nr.json()) as { nonce: string };
@@ -242,10 +266,17 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
         method: 'POST', headers: { 'x-api-key': CLIENT, 'content-type': 'application/json' },
         body: JSON.stringify({ nonce: JSON.stringify(nonce), 'policy-id': 'bench', 'report-data-binding': true, 'tee-evidence': report.toString('base64'), 'tee-type': 'amd-sev-snp', 'wrapping-key': wire.toString('base64') }),
       });
-      const body = (await r.json()) as { secret_key?: { wrapped_key: string } };
+      const body = (await r.json()) as { secret_key?: { wrapped_key: string; blob: string; iv: string; tag: string } };
       if (r.status !== 200 || !body.secret_key) return false;
       secretLat.push(performance.now() - s);
-      privateDecrypt({ key: agent.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(body.secret_key.wrapped_key, 'base64'));
+      // The agent's RSA-2048 private decrypt costs the load generator more CPU than the daemon spends
+      // on the whole cycle; on 2 shared cores that stole CPU from the daemon and inflated its
+      // latencies. Every reply is checked for its shape; one in 16 is opened like the agent does.
+      const k = body.secret_key;
+      if (![k.wrapped_key, k.blob, k.iv, k.tag].every((f) => typeof f === 'string' && f.length > 0)) return false;
+      if (released++ % 16 === 0) {
+        privateDecrypt({ key: agent.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(k.wrapped_key, 'base64'));
+      }
       return true;
     };
     // Warm-up (JIT, VCEK cache). A transport error here (a keep-alive connection the server closed
@@ -261,77 +292,177 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
       }
       if (!ok) throw new Error(`warm-up cycle refused: ${out}`);
     }
+    return {
+      store: opts.store, label: opts.label, pid: daemon.pid!, redisPid, cycle,
+      takeSecretLatencies: () => {
+        const l = secretLat;
+        secretLat = [];
+        return l;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
 
-    // Steady state before anything is measured: a few seconds of unmeasured cycles at concurrency 4,
-    // so that JIT compilation (V8's compiler threads count as daemon CPU) and heap growth land here,
-    // not in whichever level happens to run first.
-    const warmUntil = Date.now() + 1000 * (opts.warmupSeconds ?? Math.min(3, opts.seconds));
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (Date.now() < warmUntil) await cycle().catch(() => false);
-    }));
+/**
+ * Steady state before anything is measured: unmeasured cycles at concurrency 4, so that JIT
+ * compilation (V8's compiler threads count as daemon CPU) and heap growth land here, not in
+ * whichever level happens to run first.
+ */
+async function warmUp(t: Target, seconds: number): Promise<void> {
+  const until = Date.now() + 1000 * seconds;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (Date.now() < until) await t.cycle().catch(() => false);
+  }));
+}
+
+/** Raw counters of one measured stretch of cycles against one target. */
+interface Stretch {
+  lat: number[];
+  secretLat: number[];
+  errors: number;
+  firstError?: string;
+  wall: number;
+  user: number;
+  system: number;
+  reads: number;
+  writes: number;
+  redisCpu: number;
+  redisReads: number;
+  load: [number, number];
+}
+
+async function measure(t: Target, concurrency: number, seconds: number): Promise<Stretch> {
+  const lat: number[] = [];
+  t.takeSecretLatencies();
+  let errors = 0;
+  let firstError: string | undefined;
+  const load0 = loadavg()[0]!;
+  const stopAt = Date.now() + seconds * 1000;
+  const split0 = cpuSplit(t.pid);
+  const redis0 = t.redisPid ? cpuMs(t.redisPid) : 0;
+  const redisReads0 = t.redisPid ? readCalls(t.redisPid) : 0;
+  const io0 = ioCalls(t.pid);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < stopAt) {
+      const s = performance.now();
+      try {
+        if (await t.cycle()) lat.push(performance.now() - s);
+        else errors++;
+      } catch (e) {
+        errors++;
+        firstError ??= `${(e as Error).message}: ${String((e as { cause?: unknown }).cause)}`;
+      }
+    }
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  const split1 = cpuSplit(t.pid);
+  const io1 = ioCalls(t.pid);
+  return {
+    lat, secretLat: t.takeSecretLatencies(), errors, ...(firstError ? { firstError } : {}), wall,
+    user: split1.user - split0.user, system: split1.system - split0.system, reads: io1.reads - io0.reads, writes: io1.writes - io0.writes,
+    redisCpu: t.redisPid ? cpuMs(t.redisPid) - redis0 : 0, redisReads: t.redisPid ? readCalls(t.redisPid) - redisReads0 : 0,
+    load: [load0, loadavg()[0]!],
+  };
+}
+
+/** summarise turns the stretches of one level (one, or several interleaved) into its row. */
+function summarise(t: Target, concurrency: number, parts: Stretch[], verifyMs: number, levelFloorMs: number | undefined): LevelResult {
+  const lat = parts.flatMap((p) => p.lat).sort((a, b) => a - b);
+  const secretLat = parts.flatMap((p) => p.secretLat).sort((a, b) => a - b);
+  const sum = (f: (p: Stretch) => number): number => parts.reduce((a, p) => a + f(p), 0);
+  const cpu = sum((p) => p.user + p.system);
+  const n = Math.max(1, lat.length);
+  const mem = memMiB(t.pid);
+  const firstError = parts.find((p) => p.firstError)?.firstError;
+  return {
+    store: t.store, ...(t.label ? { label: t.label } : {}), concurrency, cycles: lat.length, perSecond: lat.length / sum((p) => p.wall), p50: pct(lat, 50), p99: pct(lat, 99),
+    secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
+    kernelShare: sum((p) => p.system) / Math.max(1, cpu),
+    daemonReadsPerCycle: sum((p) => p.reads) / n, daemonWritesPerCycle: sum((p) => p.writes) / n,
+    ...(t.redisPid ? { redisCpuPerCycle: sum((p) => p.redisCpu) / n, redisReadsPerCycle: sum((p) => p.redisReads) / n } : {}),
+    rssMiB: mem.rss, peakRssMiB: mem.peak, load: [parts[0]!.load[0], parts[parts.length - 1]!.load[1]], errors: sum((p) => p.errors), ...(firstError ? { firstError } : {}),
+    ...(levelFloorMs !== undefined ? { levelFloorMs, levelRatio: cpu / n / levelFloorMs } : {}),
+  };
+}
+
+/** idleCpu is what a daemon spends with no request at all (timers, background refreshes), ms per second. */
+async function idleCpu(t: Target): Promise<number> {
+  const idle0 = cpuMs(t.pid);
+  await new Promise((r) => setTimeout(r, 2000));
+  return (cpuMs(t.pid) - idle0) / 2;
+}
+
+export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; verifyMs: number; idleMsPerS: number; results: LevelResult[] }> {
+  const log = (s: string) => (opts.quiet ? undefined : console.log(s));
+  const t = await startTarget(opts);
+  try {
+    await warmUp(t, opts.warmupSeconds ?? Math.min(3, opts.seconds));
     const verifyMs = opts.verifyMs ?? verifyCostMs();
-    // What the daemon spends with no request at all (timers, background refreshes): part of every
-    // level's CPU per cycle, the larger the fewer cycles per second.
-    const idle0 = cpuMs(daemon.pid!);
-    await new Promise((r) => setTimeout(r, 2000));
-    const idleMsPerS = (cpuMs(daemon.pid!) - idle0) / 2;
+    // Idle CPU is part of every level's CPU per cycle, the larger the fewer cycles per second.
+    const idleMsPerS = await idleCpu(t);
     log(`${(opts.label ? `${opts.store}/${opts.label}` : opts.store).padEnd(8)} idle: ${idleMsPerS.toFixed(1)} ms CPU per second`);
     const results: LevelResult[] = [];
     for (const c of opts.levels) {
-      const lat: number[] = [];
-      secretLat = [];
-      let errors = 0;
-      let firstError: string | undefined;
       const floorBefore = opts.levelFloor ? verifyCostMs(1000) : undefined;
-      const load0 = loadavg()[0]!;
-      const stopAt = Date.now() + opts.seconds * 1000;
-      const split0 = cpuSplit(daemon.pid!);
-      const redis0 = redisPid ? cpuMs(redisPid) : 0;
-      const redisReads0 = redisPid ? readCalls(redisPid) : 0;
-      const io0 = ioCalls(daemon.pid!);
-      const t0 = performance.now();
-      await Promise.all(Array.from({ length: c }, async () => {
-        while (Date.now() < stopAt) {
-          const s = performance.now();
-          try {
-            if (await cycle()) lat.push(performance.now() - s);
-            else errors++;
-          } catch (e) {
-            errors++;
-            firstError ??= `${(e as Error).message}: ${String((e as { cause?: unknown }).cause)}`;
-          }
-        }
-      }));
-      const wall = (performance.now() - t0) / 1000;
-      const split1 = cpuSplit(daemon.pid!);
-      const cpu = split1.user + split1.system - split0.user - split0.system;
-      const n = Math.max(1, lat.length);
-      lat.sort((a, b) => a - b);
-      secretLat.sort((a, b) => a - b);
-      const mem = memMiB(daemon.pid!);
+      const part = await measure(t, c, opts.seconds);
       const levelFloorMs = floorBefore !== undefined ? (floorBefore + verifyCostMs(1000)) / 2 : undefined;
-      const r: LevelResult = {
-        store: opts.store, ...(opts.label ? { label: opts.label } : {}), concurrency: c, cycles: lat.length, perSecond: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99),
-        secretP50: pct(secretLat, 50), secretP99: pct(secretLat, 99), cpuPerCycle: cpu / n, ratio: cpu / n / verifyMs,
-        kernelShare: (split1.system - split0.system) / Math.max(1, cpu),
-        ...((io1) => ({ daemonReadsPerCycle: (io1.reads - io0.reads) / n, daemonWritesPerCycle: (io1.writes - io0.writes) / n }))(ioCalls(daemon.pid!)),
-        ...(redisPid ? { redisCpuPerCycle: (cpuMs(redisPid) - redis0) / n, redisReadsPerCycle: (readCalls(redisPid) - redisReads0) / n } : {}),
-        rssMiB: mem.rss, peakRssMiB: mem.peak, load: [load0, loadavg()[0]!], errors, ...(firstError ? { firstError } : {}),
-        ...(levelFloorMs !== undefined ? { levelFloorMs, levelRatio: cpu / n / levelFloorMs } : {}),
-      };
+      const r = summarise(t, c, [part], verifyMs, levelFloorMs);
       results.push(r);
       log(formatLevel(r));
     }
     return { store: opts.store, verifyMs, idleMsPerS, results };
   } finally {
-    signer?.kill();
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => daemon!.once('exit', r));
+    await t.stop();
+  }
+}
+
+/**
+ * runPaired compares two checkouts fairly on a noisy shared machine: both daemons run at once
+ * (each with its own KDS, store and signer), and every level is measured in `slices` short
+ * stretches that alternate between them (before, after, after, before, ...), each stretch next to
+ * its own floor probe. Host-level drift (the cost of one verify moved by a third within minutes
+ * here) then lands on both sides alike, instead of on whichever ran second.
+ */
+export async function runPaired(opts: Omit<BenchOptions, 'root' | 'label'> & { beforeRoot: string; slices: number }): Promise<{ before: LevelResult[]; after: LevelResult[] }> {
+  const log = (s: string) => (opts.quiet ? undefined : console.log(s));
+  const before = await startTarget({ ...opts, root: opts.beforeRoot, label: 'before', profileDir: undefined });
+  let after: Target | undefined;
+  try {
+    after = await startTarget({ ...opts, label: 'after' });
+    const warm = opts.warmupSeconds ?? Math.min(3, opts.seconds);
+    await Promise.all([warmUp(before, warm), warmUp(after, warm)]);
+    const verifyMs = opts.verifyMs ?? verifyCostMs();
+    const out = { before: [] as LevelResult[], after: [] as LevelResult[] };
+    for (const c of opts.levels) {
+      const parts = { before: [] as Stretch[], after: [] as Stretch[] };
+      const floors: number[] = [];
+      for (let i = 0; i < opts.slices; i++) {
+        const order = i % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+        for (const side of order) {
+          floors.push(verifyCostMs(300));
+          parts[side].push(await measure(side === 'before' ? before : after, c, opts.seconds / opts.slices));
+        }
+      }
+      floors.push(verifyCostMs(300));
+      const floor = floors.reduce((a, b) => a + b, 0) / floors.length;
+      for (const side of ['before', 'after'] as const) {
+        const r = summarise(side === 'before' ? before : after!, c, parts[side], verifyMs, floor);
+        out[side].push(r);
+        log(formatLevel(r));
+      }
+      const b = out.before[out.before.length - 1]!;
+      const a = out.after[out.after.length - 1]!;
+      log(`${''.padEnd(8)} ${String(c).padStart(5)}  after/before CPU per cycle: ${(a.cpuPerCycle / b.cpuPerCycle).toFixed(3)} (${opts.slices} interleaved stretches each)`);
     }
-    await redis?.stop();
-    await kds.stop();
-    rmSync(dir, { recursive: true, force: true });
+    return out;
+  } finally {
+    await after?.stop();
+    await before.stop();
   }
 }
 
@@ -391,9 +522,10 @@ if (require.main === module) {
     console.log(`floor: one ECDSA-P384 verify (SHA-384, 672 bytes) = ${(verifyMs * 1000).toFixed(0)} µs CPU; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${seconds} s per level`);
     console.log(HEADER);
     const compare = flag('compare');
+    const slices = Number(flag('slices') ?? 6);
     for (const store of stores) {
-      if (compare) await runBench({ store, seconds, levels, verifyMs, root: compare, label: 'before', warmupSeconds, levelFloor: true });
-      await runBench({ store, seconds, levels, verifyMs, ...(compare ? { label: 'after' } : {}), ...(profileDir ? { profileDir } : {}), warmupSeconds, levelFloor: true });
+      if (compare) await runPaired({ store, seconds, levels, verifyMs, beforeRoot: compare, slices, warmupSeconds, ...(profileDir ? { profileDir } : {}) });
+      else await runBench({ store, seconds, levels, verifyMs, ...(profileDir ? { profileDir } : {}), warmupSeconds, levelFloor: true });
     }
     const after = verifyCostMs();
     console.log(`floor re-probed at the end: ${(after * 1000).toFixed(0)} µs (${(100 * (after / verifyMs - 1)).toFixed(0)}% drift); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

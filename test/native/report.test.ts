@@ -3,7 +3,7 @@
  * malformed reports (each rejected with its precise code).
  */
 import assert from 'node:assert/strict';
-import { parseReport, NativeError, catalogueCodeFor, nativeToTasError, NATIVE_CODES, type ParsedReport } from '../../src/native/index.js';
+import { parseReport, parseReportUnpacked, NativeError, catalogueCodeFor, nativeToTasError, NATIVE_CODES, type ParsedReport } from '../../src/native/index.js';
 import { VECTORS, vector, mutate, expectCode } from './vectors.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -62,6 +62,25 @@ describe('native parseReport', () => {
   const base = vector('mstav-milan-v3').report; // v3
   const v2 = vector('gosevguest-milan-v2').report;
   const v5 = vector('mstav-turin-v5').report;
+
+  it('the packed form (byte fields as views of one Buffer) equals the one-Buffer-per-field form, members in the same order, views independent', () => {
+    for (const v of VECTORS) {
+      const packed = parseReport(v.report);
+      const unpacked = parseReportUnpacked(v.report);
+      assert.deepEqual(packed, unpacked, v.name);
+      assert.deepEqual(Object.keys(packed), Object.keys(unpacked), `${v.name}: member order`);
+      for (const [k, x] of Object.entries(packed)) {
+        if (!Buffer.isBuffer(x)) continue;
+        assert.equal(x.length, (unpacked as unknown as Record<string, Buffer>)[k]!.length, `${v.name}: ${k} length`);
+      }
+      // A view covers its field only: changing one leaves every other field and the input alone.
+      const before = Buffer.from(v.report);
+      packed.chipId.fill(0xff);
+      assert.deepEqual(packed.committedTcb, unpacked.committedTcb);
+      assert.deepEqual(packed.reportedTcb, unpacked.reportedTcb);
+      assert.ok(v.report.equals(before), 'the caller\'s report is not shared');
+    }
+  });
 
   it('rejects 1183- and 1185-byte reports and an empty one (SNP_ERR_REPORT_SIZE)', async () => {
     await expectCode(() => parseReport(base.subarray(0, 1183)), 'SNP_ERR_REPORT_SIZE');

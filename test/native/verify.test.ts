@@ -60,6 +60,22 @@ describe('native verify (genuine vectors)', () => {
     });
   }
 
+  it('omitReport (the per-request form): no report, and the VEK described once per leaf equals the full form, every leaf its own', async () => {
+    // Every vector in turn, twice round: the description kept by leaf SHA-256 must follow the leaf
+    // actually verified, never the one verified before it.
+    for (let round = 0; round < 2; round++) {
+      for (const v of VECTORS) {
+        const full = await verify(input(v));
+        const lean = await verify({ ...input(v), omitReport: true });
+        assert.equal((lean as { report?: unknown }).report, undefined, `${v.name}: no report`);
+        assert.deepEqual(lean.vek, full.vek, `${v.name}: the same VEK description`);
+        assert.equal(lean.vek.sha256.toString('hex'), sha256(v.leaf.toString('latin1').startsWith('-----') ? pemToDer(v.leaf) : v.leaf), `${v.name}: the leaf verified`);
+        assert.ok(Object.isFrozen(lean.vek), 'shared descriptions are frozen');
+        assert.deepEqual(lean.checks, full.checks);
+      }
+    }
+  });
+
   it('certInfo identifies ARK/ASK (DER and PEM give the same digest)', () => {
     const ark = root('Milan', 'ark.pem');
     const a = certInfo(ark);
