@@ -435,7 +435,10 @@ export async function runPaired(opts: Omit<BenchOptions, 'root' | 'label'> & { b
   try {
     after = await startTarget({ ...opts, label: 'after' });
     const warm = opts.warmupSeconds ?? Math.min(3, opts.seconds);
-    await Promise.all([warmUp(before, warm), warmUp(after, warm)]);
+    // One after the other: warming both at once would give each half the CPU, and so half the
+    // optimisation, of a single run's warm-up.
+    await warmUp(before, warm);
+    await warmUp(after, warm);
     const verifyMs = opts.verifyMs ?? verifyCostMs();
     const out = { before: [] as LevelResult[], after: [] as LevelResult[] };
     for (const c of opts.levels) {
