@@ -14,7 +14,7 @@
  *    the nonce: retrying cannot fix it, and a replay must not get a second chance;
  *  - only the request that won the claim runs the action (talks to the key backend, signs).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/types';
 import { TasError, isTasError } from '../errors';
 import { CONSUME_ATTEMPTS, CONSUME_RETRY_PAUSES_MS } from './lease';
@@ -341,9 +341,8 @@ export class Pipeline implements Attester {
 function checkReportData(req: AttestRequest, reportData: Buffer, suffix: Buffer | undefined): void {
   let expected: Buffer;
   if (req.reportDataBinding === true) {
-    const h = createHash('sha512').update(Buffer.from(req.nonce, 'ascii')).update(req.bindingKey);
-    if (suffix) h.update(suffix);
-    expected = h.digest();
+    const nonce = Buffer.from(req.nonce, 'ascii');
+    expected = hash('sha512', suffix ? Buffer.concat([nonce, req.bindingKey, suffix]) : Buffer.concat([nonce, req.bindingKey]), 'buffer');
   } else {
     expected = Buffer.from(req.nonce, 'ascii');
   }
@@ -354,5 +353,5 @@ function checkReportData(req: AttestRequest, reportData: Buffer, suffix: Buffer 
 }
 
 function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
+  return hash('sha256', b, 'hex');
 }

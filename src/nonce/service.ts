@@ -5,7 +5,7 @@
  * request failed transiently. The store does every transition atomically; this class generates
  * the values, checks their format before any store call, and maps outcomes to catalogue errors.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { TasError } from '../errors';
@@ -47,7 +47,7 @@ export function parseNonce(raw: unknown): string {
 
 /** nonceDigest is what logs and audit records may carry instead of a nonce: a SHA-256 prefix. */
 export function nonceDigest(nonce: string): string {
-  return createHash('sha256').update(nonce).digest('hex').slice(0, 16);
+  return hash('sha256', nonce, 'hex').slice(0, 16);
 }
 
 /** NonceService issues and tracks nonces. */
