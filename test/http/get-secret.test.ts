@@ -99,6 +99,10 @@ describe('http: get_secret request parsing', () => {
     for (const bad of ['YWJ', 'YW=j', 'YWI', 'Y WJj', 'YWJj\n', 'YW-_', 'YWJ=', 'YWI==', '====', 'YWJj====', 'YWJ\u00e9', 'YWJ\u0000']) {
       assert.throws(() => decodeBase64Strict('f', bad, 100), (e: TasError) => e.code === 'HTTP_FIELD_INVALID', JSON.stringify(bad));
     }
+    // The message names what is wrong: the alphabet or padding, or bits a canonical encoder leaves zero.
+    for (const [bad, why] of [['YWJ', /alphabet or padding/], ['YW-_', /alphabet or padding/], ['YWJj\n', /alphabet or padding/], ['YWJ=', /non-zero trailing bits/], ['YR==', /non-zero trailing bits/]] as const) {
+      assert.throws(() => decodeBase64Strict('f', bad, 100), (e: TasError) => why.test(e.detail), JSON.stringify(bad));
+    }
     assert.throws(() => decodeBase64Strict('f', 'YWI=', 1), /longer than 1 bytes/);
     assert.throws(() => decodeBase64Strict('f', '', 10), /empty/);
     // a huge field is refused before decoding
