@@ -319,7 +319,7 @@ Napi::Value Queue(Napi::Env env, Job job, Napi::Value (*shape)(Napi::Env, const 
 
 // VerifyOutcomeBody fills everything but the parsed report (callers that parsed the report
 // themselves ask for `omitReport`: building its ~25 Buffers is a third of a cached verification).
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek = true);
+Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek = true, bool with_checks = true);
 
 Napi::Value VerifyOutcomeToJs(Napi::Env env, const tas::VerifyOutcome& out) {
   Napi::Object o = VerifyOutcomeBody(env, out);
@@ -338,7 +338,12 @@ Napi::Value VerifyOutcomeToJsNoVek(Napi::Env env, const tas::VerifyOutcome& out)
   return VerifyOutcomeBody(env, out, false);
 }
 
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek) {
+// ... and `omitChecks`: the passed checks stay out too (`checks` is empty); a failure rejects anyway.
+Napi::Value VerifyOutcomeToJsNoVekNoChecks(Napi::Env env, const tas::VerifyOutcome& out) {
+  return VerifyOutcomeBody(env, out, false, false);
+}
+
+Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek, bool with_checks) {
   const tas::ChainEntry& e = *out.chain.entry;
   Napi::Object o = Napi::Object::New(env);
   if (with_vek) {
@@ -356,7 +361,7 @@ Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, boo
     c.Set("nextUpdate", Date(env, out.crl->next_update));
     o.Set("crl", c);
   }
-  o.Set("checks", ChecksToJs(env, out.checks));
+  o.Set("checks", with_checks ? ChecksToJs(env, out.checks) : Napi::Array::New(env, 0));
   return o;
 }
 
@@ -809,9 +814,11 @@ class TasNative : public Napi::Addon<TasNative> {
       const bool lean = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
       Napi::Value omit_vek = o.Get("omitVek");
       const bool no_vek = lean && omit_vek.IsBoolean() && omit_vek.As<Napi::Boolean>().Value();
+      Napi::Value omit_checks = o.Get("omitChecks");
+      const bool no_checks = no_vek && omit_checks.IsBoolean() && omit_checks.As<Napi::Boolean>().Value();
       std::shared_ptr<tas::ChainCache> cache = cache_;
       auto job = [in = std::move(in), cache]() { return tas::Verify(in, cache.get()); };
-      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), no_vek ? &VerifyOutcomeToJsNoVek : lean ? &VerifyOutcomeToJsLean : &VerifyOutcomeToJs);
+      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), no_checks ? &VerifyOutcomeToJsNoVekNoChecks : no_vek ? &VerifyOutcomeToJsNoVek : lean ? &VerifyOutcomeToJsLean : &VerifyOutcomeToJs);
     });
   }
 

@@ -124,6 +124,7 @@ export function snpEvidenceVerifier(d: SnpVerifierDeps): EvidenceVerifier<SnpPee
             report, vek: t.leaf, intermediate: t.intermediate, crl: fastFor(t.intermediate) ? undefined : crl.der, at: new Date(), product,
             ...(certs.candidates ? { candidates: certs.candidates } : {}),
             parsed: peek.raw.parsed, // parsed once, in peek
+            withoutPassedChecks: true, // nothing below reads them
           });
           used = t;
           break;

@@ -124,6 +124,8 @@ export interface VerifyInput {
   crlSkewSeconds?: number;
   /** Leave `report` out of the result (the caller parsed it already; saves building ~25 Buffers). */
   omitReport?: boolean;
+  /** With omitReport: leave the passed checks out too (`checks` is then empty). */
+  omitChecks?: boolean;
 }
 
 /** Check is one named step that passed (failures reject instead). */

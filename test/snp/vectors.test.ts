@@ -133,8 +133,22 @@ describe('snp: genuine AMD vectors', () => {
       // The vector's own ASK/ASVK (byte-identical to the pinned ones) gives the same result.
       const again = await v.verify({ report: ev.report, vek: ev.vek, intermediate: ev.intermediate, at: midpoint(e) });
       assert.deepEqual(again.claims, res.claims);
+      // The daemon's form without the passed checks: the same verdict, claims and product, no list.
+      const lean = await v.verify({ report: ev.report, vek: ev.vek, at: midpoint(e), withoutPassedChecks: true });
+      assert.deepEqual(lean.claims, res.claims);
+      assert.equal(lean.product, res.product);
+      assert.deepEqual(lean.checks, []);
     });
   }
+
+  it('without the passed checks a failure still names its one failing check', async () => {
+    const ev = load('mstav-genoa-v3');
+    const res = await new SnpVerifier().check({ report: ev.report, vek: load('mstav-milan-v3').vek, at: new Date('2026-06-01T00:00:00Z'), withoutPassedChecks: true });
+    assert.equal(res.valid, false);
+    assert.equal(res.checks.length, 1);
+    assert.equal(res.checks[0]!.ok, false);
+    assert.match(res.checks[0]!.detail, /^SNP_ERR_/);
+  });
 
   it('v2 report without TAS_SNP_V2_PRODUCT is refused (SNP_ERR_V2_PRODUCT_UNSET)', async () => {
     const ev = load('gosevguest-milan-v2');
