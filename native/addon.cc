@@ -68,6 +68,22 @@ Napi::Object TcbVersion(Napi::Env env, const tas::FwVersion& v) {
   return o;
 }
 
+// CPUID_FAM_ID / CPUID_MOD_ID / CPUID_STEP (report version 3 and later).
+Napi::Object CpuidToJs(Napi::Env env, const tas::Report& r) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("family", r.cpuid_fam_id);
+  c.Set("model", r.cpuid_mod_id);
+  c.Set("stepping", r.cpuid_step);
+  return c;
+}
+
+// LAUNCH_MIT_VECTOR / CURRENT_MIT_VECTOR (report version 5 and later).
+void SetMitVectors(Napi::Env env, Napi::Object& o, const tas::Report& r) {
+  if (!r.has_mit_vectors) return;
+  o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
+  o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
+}
+
 Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", r.version);
@@ -91,22 +107,13 @@ Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
   o.Set("reportId", Buf(env, r.report_id));
   o.Set("reportIdMa", Buf(env, r.report_id_ma));
   o.Set("reportedTcb", Buf(env, r.reported_tcb));
-  if (r.has_cpuid) {
-    Napi::Object c = Napi::Object::New(env);
-    c.Set("family", r.cpuid_fam_id);
-    c.Set("model", r.cpuid_mod_id);
-    c.Set("stepping", r.cpuid_step);
-    o.Set("cpuid", c);
-  }
+  if (r.has_cpuid) o.Set("cpuid", CpuidToJs(env, r));
   o.Set("chipId", Buf(env, r.chip_id));
   o.Set("committedTcb", Buf(env, r.committed_tcb));
   o.Set("currentVersion", TcbVersion(env, r.current_version));
   o.Set("committedVersion", TcbVersion(env, r.committed_version));
   o.Set("launchTcb", Buf(env, r.launch_tcb));
-  if (r.has_mit_vectors) {
-    o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
-    o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
-  }
+  SetMitVectors(env, o, r);
   return o;
 }
 
@@ -160,19 +167,10 @@ Napi::Object ReportToJsPacked(Napi::Env env, const tas::Report& r) {
   o.Set("authorKeyEn", r.author_key_en);
   o.Set("maskChipKey", r.mask_chip_key);
   o.Set("signingKey", r.signing_key);
-  if (r.has_cpuid) {
-    Napi::Object c = Napi::Object::New(env);
-    c.Set("family", r.cpuid_fam_id);
-    c.Set("model", r.cpuid_mod_id);
-    c.Set("stepping", r.cpuid_step);
-    o.Set("cpuid", c);
-  }
+  if (r.has_cpuid) o.Set("cpuid", CpuidToJs(env, r));
   o.Set("currentVersion", TcbVersion(env, r.current_version));
   o.Set("committedVersion", TcbVersion(env, r.committed_version));
-  if (r.has_mit_vectors) {
-    o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
-    o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
-  }
+  SetMitVectors(env, o, r);
   size_t total = 0;
   ForEachReportBytes(r, [&](const char*, const uint8_t*, size_t n) { total += n; });
   Napi::Buffer<uint8_t> packed = Napi::Buffer<uint8_t>::New(env, total);
