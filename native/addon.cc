@@ -51,6 +51,12 @@ Bytes ToBytes(const Napi::Value& v, const char* what, size_t max) {
   return Bytes(p, p + arr.ByteLength());
 }
 
+// Flag reads an optional boolean option: true only when the member is the boolean true.
+bool Flag(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
 int64_t ToSeconds(const Napi::Value& v, const char* what) {
   if (!v.IsNumber()) tas::Fail(tas::kErrArgument, std::string(what) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
@@ -315,36 +321,22 @@ Napi::Value Queue(Napi::Env env, Job job, Napi::Value (*shape)(Napi::Env, const 
   return p;
 }
 
-// VerifyOutcomeBody fills everything but the parsed report (callers that parsed the report
-// themselves ask for `omitReport`: building its ~25 Buffers is a third of a cached verification).
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek = true, bool with_checks = true);
+// SnpJob carries a verification with the caller's choice of result shape (as TdxJob does): the
+// per-request path parsed the report itself (`omitReport`: its ~25 Buffers are a third of a cached
+// verification), keeps VEK descriptions by leaf SHA-256 (`omitVek`: some twenty members less) and
+// reads no passed checks (`omitChecks`: `checks` is empty; a failure rejects anyway) (#16).
+struct SnpJob {
+  tas::VerifyOutcome out;
+  bool with_report = true;
+  bool with_vek = true;
+  bool with_checks = true;
+};
 
-Napi::Value VerifyOutcomeToJs(Napi::Env env, const tas::VerifyOutcome& out) {
-  Napi::Object o = VerifyOutcomeBody(env, out);
-  o.Set("report", ReportToJs(env, out.report));
-  return o;
-}
-
-Napi::Value VerifyOutcomeToJsLean(Napi::Env env, const tas::VerifyOutcome& out) {
-  return VerifyOutcomeBody(env, out);
-}
-
-// The leanest form (`omitReport` and `omitVek`): the leaf is named by its SHA-256 only; a caller
-// that already described that certificate (src/native keeps the descriptions by SHA-256) skips
-// building the VEK object, some twenty members, on every request (#16).
-Napi::Value VerifyOutcomeToJsNoVek(Napi::Env env, const tas::VerifyOutcome& out) {
-  return VerifyOutcomeBody(env, out, false);
-}
-
-// ... and `omitChecks`: the passed checks stay out too (`checks` is empty); a failure rejects anyway.
-Napi::Value VerifyOutcomeToJsNoVekNoChecks(Napi::Env env, const tas::VerifyOutcome& out) {
-  return VerifyOutcomeBody(env, out, false, false);
-}
-
-Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, bool with_vek, bool with_checks) {
+Napi::Value SnpOutcomeToJs(Napi::Env env, const SnpJob& job) {
+  const tas::VerifyOutcome& out = job.out;
   const tas::ChainEntry& e = *out.chain.entry;
   Napi::Object o = Napi::Object::New(env);
-  if (with_vek) {
+  if (job.with_vek) {
     o.Set("vek", VekToJs(env, e.vek));
   } else {
     o.Set("leafSha256", Buf(env, e.vek.cert.sha256));
@@ -359,7 +351,8 @@ Napi::Object VerifyOutcomeBody(Napi::Env env, const tas::VerifyOutcome& out, boo
     c.Set("nextUpdate", Date(env, out.crl->next_update));
     o.Set("crl", c);
   }
-  o.Set("checks", with_checks ? ChecksToJs(env, out.checks) : Napi::Array::New(env, 0));
+  o.Set("checks", job.with_checks ? ChecksToJs(env, out.checks) : Napi::Array::New(env, 0));
+  if (job.with_report) o.Set("report", ReportToJs(env, out.report));
   return o;
 }
 
@@ -808,15 +801,15 @@ class TasNative : public Napi::Addon<TasNative> {
       if (!crl.IsUndefined() && !crl.IsNull()) in.crl = ToBytes(crl, "crl", tas::kMaxCrlSize);
       Napi::Value skew = o.Get("crlSkewSeconds");
       if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = ToSeconds(skew, "crlSkewSeconds");
-      Napi::Value omit = o.Get("omitReport");
-      const bool lean = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
-      Napi::Value omit_vek = o.Get("omitVek");
-      const bool no_vek = lean && omit_vek.IsBoolean() && omit_vek.As<Napi::Boolean>().Value();
-      Napi::Value omit_checks = o.Get("omitChecks");
-      const bool no_checks = no_vek && omit_checks.IsBoolean() && omit_checks.As<Napi::Boolean>().Value();
+      // omitVek and omitChecks apply only with omitReport (the per-request form).
+      const bool omit_report = Flag(o, "omitReport");
+      const bool omit_vek = omit_report && Flag(o, "omitVek");
+      const bool omit_checks = omit_vek && Flag(o, "omitChecks");
       std::shared_ptr<tas::ChainCache> cache = cache_;
-      auto job = [in = std::move(in), cache]() { return tas::Verify(in, cache.get()); };
-      return Queue<decltype(job), tas::VerifyOutcome>(info.Env(), std::move(job), no_checks ? &VerifyOutcomeToJsNoVekNoChecks : no_vek ? &VerifyOutcomeToJsNoVek : lean ? &VerifyOutcomeToJsLean : &VerifyOutcomeToJs);
+      auto job = [in = std::move(in), cache, omit_report, omit_vek, omit_checks]() {
+        return SnpJob{tas::Verify(in, cache.get()), !omit_report, !omit_vek, !omit_checks};
+      };
+      return Queue<decltype(job), SnpJob>(info.Env(), std::move(job), &SnpOutcomeToJs);
     });
   }
 
@@ -889,10 +882,8 @@ class TasNative : public Napi::Addon<TasNative> {
       in.at = TdxSeconds(o.Get("at"), "at");
       Napi::Value skew = o.Get("crlSkewSeconds");
       if (!skew.IsUndefined() && !skew.IsNull()) in.crl_skew = TdxSeconds(skew, "crlSkewSeconds");
-      Napi::Value omit = o.Get("omitQuote");
-      const bool omit_quote = omit.IsBoolean() && omit.As<Napi::Boolean>().Value();
-      Napi::Value lean_v = o.Get("lean");
-      const bool lean = lean_v.IsBoolean() && lean_v.As<Napi::Boolean>().Value();
+      const bool omit_quote = Flag(o, "omitQuote");
+      const bool lean = Flag(o, "lean");
       std::shared_ptr<tas::TdxCaches> caches = tdx_caches_;
       auto job = [in = std::move(in), caches, omit_quote, lean]() {
         TdxJob j;

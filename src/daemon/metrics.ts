@@ -93,13 +93,13 @@ export function serviceMetrics(registry: Registry): ServiceMetrics {
       const verify: EvidenceVerifier<P, E>['verify'] = (evidence, peek, endorsements) => timed(observe, () => v.verify(evidence, peek, endorsements));
       // A proxy, so that members a verifier adds later (and private fields) keep working. Methods
       // are bound once each, not on every access (peek and endorsements run per request).
-      const bound = new Map<PropertyKey, unknown>();
+      const bound = new Map<PropertyKey, { fn: unknown; b: unknown }>();
       return new Proxy(v, {
         get(target, prop) {
           if (prop === 'verify') return verify;
           const x = Reflect.get(target, prop, target) as unknown;
           if (typeof x !== 'function') return x;
-          let b = bound.get(prop) as { fn: unknown; b: unknown } | undefined;
+          let b = bound.get(prop);
           if (b === undefined || b.fn !== x) {
             b = { fn: x, b: (x as (...a: unknown[]) => unknown).bind(target) };
             bound.set(prop, b);

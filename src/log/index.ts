@@ -132,12 +132,12 @@ export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Lo
 
 /** LazyChild: one small object per request; the methods live on the prototype (no closures per request). */
 class LazyChild {
-  private real: Logger | undefined;
+  real: Logger | undefined;
   constructor(
-    private readonly parent: Logger,
+    readonly parent: Logger,
     private readonly bindingsOf: Record<string, unknown>,
   ) {}
-  private get_(): Logger {
+  get_(): Logger {
     return (this.real ??= this.parent.child(this.bindingsOf));
   }
   child(b: Record<string, unknown>, o?: Record<string, unknown>): Logger {
@@ -166,11 +166,10 @@ class LazyChild {
 for (const m of LEVEL_METHODS) {
   Object.defineProperty(LazyChild.prototype, m, {
     value: function logAt(this: LazyChild, ...args: unknown[]): void {
-      const self = this as unknown as { real: Logger | undefined; parent: Logger; get_(): Logger };
-      const target = self.real ?? self.parent;
+      const target = this.real ?? this.parent;
       // The parent's level is read at call time: a SIGHUP level change applies to open requests too.
       if (!target.isLevelEnabled(m)) return;
-      (self.get_()[m] as (...a: unknown[]) => void)(...args);
+      (this.get_()[m] as (...a: unknown[]) => void)(...args);
     },
     writable: true,
     configurable: true,

@@ -70,9 +70,11 @@ export interface ParsedReport {
   currentMitVector?: bigint;
 }
 
+/** The byte fields of a ParsedReport: the addon's packed form carries them in one Buffer. */
+const BYTE_FIELDS = ['familyId', 'imageId', 'currentTcb', 'reportData', 'measurement', 'hostData', 'idKeyDigest', 'authorKeyDigest', 'reportId', 'reportIdMa', 'reportedTcb', 'chipId', 'committedTcb', 'launchTcb'] as const;
+type ByteField = (typeof BYTE_FIELDS)[number];
 /** PackedReport is the addon's parse with the byte fields in one Buffer (see parseReport). */
 type PackedReport = Omit<ParsedReport, ByteField> & { bytes: Buffer };
-type ByteField = 'familyId' | 'imageId' | 'currentTcb' | 'reportData' | 'measurement' | 'hostData' | 'idKeyDigest' | 'authorKeyDigest' | 'reportId' | 'reportIdMa' | 'reportedTcb' | 'chipId' | 'committedTcb' | 'launchTcb';
 
 /** VekInfo is what a VCEK/VLEK certifies (AMD 57230 extensions) plus its identity. */
 export interface VekInfo {
@@ -576,7 +578,7 @@ function reportLayout(): Record<ByteField, (b: Buffer) => Buffer> {
   for (const [name, off, len] of load().reportBytesLayout()) {
     out[name as ByteField] = (b) => b.subarray(off, off + len);
   }
-  const missing = ['familyId', 'imageId', 'currentTcb', 'reportData', 'measurement', 'hostData', 'idKeyDigest', 'authorKeyDigest', 'reportId', 'reportIdMa', 'reportedTcb', 'chipId', 'committedTcb', 'launchTcb'].filter((n) => !(n in out));
+  const missing = BYTE_FIELDS.filter((n) => !(n in out));
   if (missing.length) throw new NativeError('SNP_ERR_ADDON_LOAD', `the addon's packed report lacks ${missing.join(', ')} (rebuild it: npm run build:native)`);
   layout = out as Record<ByteField, (b: Buffer) => Buffer>;
   return layout;

@@ -319,6 +319,11 @@ async function warmUp(t: Target, seconds: number): Promise<void> {
   }));
 }
 
+/** warmupOf is BenchOptions.warmupSeconds or its default (3 s, at most the level length). */
+function warmupOf(opts: Pick<BenchOptions, 'warmupSeconds' | 'seconds'>): number {
+  return opts.warmupSeconds ?? Math.min(3, opts.seconds);
+}
+
 /** Raw counters of one measured stretch of cycles against one target. */
 interface Stretch {
   lat: number[];
@@ -401,7 +406,7 @@ export async function runBench(opts: BenchOptions): Promise<{ store: StoreKind; 
   const log = (s: string) => (opts.quiet ? undefined : console.log(s));
   const t = await startTarget(opts);
   try {
-    await warmUp(t, opts.warmupSeconds ?? Math.min(3, opts.seconds));
+    await warmUp(t, warmupOf(opts));
     const verifyMs = opts.verifyMs ?? verifyCostMs();
     // Idle CPU is part of every level's CPU per cycle, the larger the fewer cycles per second.
     const idleMsPerS = await idleCpu(t);
@@ -434,7 +439,7 @@ export async function runPaired(opts: Omit<BenchOptions, 'root' | 'label'> & { b
   let after: Target | undefined;
   try {
     after = await startTarget({ ...opts, label: 'after' });
-    const warm = opts.warmupSeconds ?? Math.min(3, opts.seconds);
+    const warm = warmupOf(opts);
     // One after the other: warming both at once would give each half the CPU, and so half the
     // optimisation, of a single run's warm-up.
     await warmUp(before, warm);
