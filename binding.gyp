@@ -25,6 +25,7 @@
         "native/core/tdx_verify.cc",
         "native/core/spdm.cc",
         "native/core/verify.cc",
+        "native/core/wrap.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -22,6 +22,7 @@
 #include "core/tdx_quote.h"
 #include "core/tdx_verify.h"
 #include "core/verify.h"
+#include "core/wrap.h"
 
 namespace {
 
@@ -49,6 +50,18 @@ Bytes ToBytes(const Napi::Value& v, const char* what, size_t max) {
   if (arr.ByteLength() > max) tas::Fail(tas::kErrArgument, std::string(what) + " is larger than " + std::to_string(max) + " bytes");
   const uint8_t* p = arr.Data();
   return Bytes(p, p + arr.ByteLength());
+}
+
+// View checks that v is a Uint8Array of at most `max` bytes and returns its bytes in place (no
+// copy: key wrapping reads the secret here, and a copy would leave it in freed heap memory). Only
+// for synchronous calls: the bytes are read before the call returns.
+std::pair<const uint8_t*, size_t> View(const Napi::Value& v, const char* what, size_t max) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    tas::Fail(tas::kErrArgument, std::string(what) + " must be a Buffer");
+  }
+  auto arr = v.As<Napi::Uint8Array>();
+  if (arr.ByteLength() > max) tas::Fail(tas::kErrArgument, std::string(what) + " is larger than " + std::to_string(max) + " bytes");
+  return {arr.Data(), arr.ByteLength()};
 }
 
 // Flag reads an optional boolean option: true only when the member is the boolean true.
@@ -743,6 +756,9 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("verifyGpu", &TasNative::VerifyGpu),
                              InstanceMethod("verifyOcsp", &TasNative::VerifyOcsp),
                              InstanceMethod("buildOcspRequest", &TasNative::BuildOcspRequest),
+                             InstanceMethod("rsaPkcs1Bits", &TasNative::RsaPkcs1Bits),
+                             InstanceMethod("oaepWrapPkcs1", &TasNative::OaepWrapPkcs1),
+                             InstanceMethod("wrapAesGcmPkcs1", &TasNative::WrapAesGcmPkcs1),
                          });
     (void)env;
   }
@@ -935,6 +951,32 @@ class TasNative : public Napi::Addon<TasNative> {
 
   Napi::Value TdxCacheSize(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(tdx_caches_->Size()));
+  }
+
+  // Key wrapping (core/wrap.h), synchronous: one RSA public operation, cheaper than a pool hop.
+  Napi::Value RsaPkcs1Bits(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto key = View(info[0], "wrapping key", tas::kMaxWrappingKeyDer);
+      return Napi::Number::New(info.Env(), tas::RsaPkcs1Bits(key.first, key.second));
+    });
+  }
+
+  Napi::Value OaepWrapPkcs1(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto key = View(info[0], "wrapping key", tas::kMaxWrappingKeyDer);
+      auto material = View(info[1], "key material", tas::kMaxWrappedSecret);
+      Bytes out = tas::OaepWrapPkcs1(key.first, key.second, material.first, material.second);
+      return Buf(info.Env(), out.data(), out.size());
+    });
+  }
+
+  Napi::Value WrapAesGcmPkcs1(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto key = View(info[0], "wrapping key", tas::kMaxWrappingKeyDer);
+      auto secret = View(info[1], "secret", tas::kMaxWrappedSecret);
+      Bytes out = tas::WrapAesGcmPkcs1(key.first, key.second, secret.first, secret.second);
+      return Buf(info.Env(), out.data(), out.size());
+    });
   }
 
   Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {

@@ -16,7 +16,7 @@ const ROOT = join(__dirname, '..');
 const STRICT = ['src/snp/', 'src/native/', 'src/kds/'];
 
 /** node:crypto names any module may use (no certificate parsing, no signature verification). */
-const SAFE = new Set(['randomBytes', 'randomUUID', 'randomInt', 'getRandomValues', 'createHash', 'createHmac', 'timingSafeEqual', 'hash']);
+const SAFE = new Set(['randomBytes', 'randomFillSync', 'randomUUID', 'randomInt', 'getRandomValues', 'createHash', 'createHmac', 'timingSafeEqual', 'hash']);
 
 /** Documented exceptions: path prefix → why it may use more of node:crypto. */
 const EXCEPTIONS: Record<string, string> = {

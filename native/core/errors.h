@@ -74,4 +74,7 @@ constexpr const char* kTdxCollateralChain = "TDX_ERR_COLLATERAL_CHAIN";
 constexpr const char* kTdxTcbInfoSignature = "TDX_ERR_TCB_INFO_SIGNATURE";
 constexpr const char* kTdxQeIdentitySignature = "TDX_ERR_QE_IDENTITY_SIGNATURE";
 
+// Key wrapping for the VM (wrap.h): the wrapping key is unusable for the reply.
+constexpr const char* kWrapKey = "KBM_ERR_WRAPPING_KEY";
+
 }  // namespace tas

@@ -16,6 +16,7 @@
 import { constants, createCipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import type { SecretKeyReply } from '../attest/types';
 import { TasError } from '../errors';
+import { oaepWrapPkcs1, rsaPkcs1Bits, wrapAesGcmPkcs1 } from '../native/wrap';
 import { KbmError } from './types';
 
 /** MIN_RSA_BITS: below 2048 bits RSA gives less than 112-bit security (NIST SP 800-57). */
@@ -65,12 +66,11 @@ export function parseWrappingKeyWithFormat(bytes: Buffer | Uint8Array): { key: W
     // DER SEQUENCE. Try RSAPublicKey (what the agent sends), then SubjectPublicKeyInfo, and insist
     // that re-encoding gives the same bytes: that refuses private keys (which Node would happily
     // turn into their public half), BER oddities and trailing garbage.
-    const pkcs1 = tryDer(buf, 'pkcs1');
-    if (pkcs1) {
-      // The bytes are the canonical RSAPublicKey (tryDer re-encoded them): n and e are read from
-      // them instead of exporting the key again (#16: parsing the key was ~4% of a cycle).
-      return { key: describe(pkcs1, (d) => invalid(d), buf), format: 'pkcs1-der' };
-    }
+    // The agent's form is checked by the addon (plain DER codec, canonical by re-encoding) and
+    // used from these bytes: no KeyObject unless a broker asks for one (#16: Node's decoder and
+    // encoder round trip and per-call EVP set-up cost several RSA operations per request).
+    const bits = rsaPkcs1Bits(buf);
+    if (bits > 0) return { key: describePkcs1(Buffer.from(buf), bits, (d) => invalid(d)), format: 'pkcs1-der' };
     const spki = tryDer(buf, 'spki');
     if (!spki) throw invalid('not a DER RSAPublicKey or SubjectPublicKeyInfo');
     keyObject = spki;
@@ -106,12 +106,20 @@ function tryDer(der: Buffer, type: 'pkcs1' | 'spki'): KeyObject | undefined {
 }
 
 /**
- * DESCRIBED holds, for every WrappingKey that describe() built, private copies of what it found:
- * checkWrappingKey then compares against those instead of exporting the key object again (a
- * WrappingKey is parsed, checked and described once per request, not once per layer). Only this
- * module can add to it, so a look-alike object still gets the full check.
+ * DESCRIBED holds, for every WrappingKey that this module built, private copies of what it found
+ * (and, for the RSAPublicKey form, the canonical bytes the addon wraps with): checkWrappingKey then
+ * compares against those instead of parsing the key again (a WrappingKey is parsed, checked and
+ * described once per request, not once per layer). Only this module can add to it, so a
+ * look-alike object still gets the full check.
  */
-const DESCRIBED = new WeakMap<WrappingKey, { keyObject: KeyObject; n: Buffer; e: Buffer; bits: number }>();
+interface Described {
+  readonly n: Buffer;
+  readonly e: Buffer;
+  readonly bits: number;
+  /** Canonical DER RSAPublicKey when the key came in that form: the addon wraps with these bytes. */
+  readonly pkcs1?: Buffer;
+}
+const DESCRIBED = new WeakMap<WrappingKey, Described>();
 
 /**
  * rsaPublicKeyParts reads n and e (big-endian, leading zero bytes dropped) from a DER
@@ -148,30 +156,58 @@ function rsaPublicKeyParts(der: Buffer): { n: Buffer; e: Buffer } | undefined {
   return n && e && pos === der.length ? { n, e } : undefined;
 }
 
-/** describe checks an RSA public KeyObject and builds the WrappingKey; `pkcs1` is its canonical RSAPublicKey DER when known. */
-function describe(k: KeyObject, fail: (detail: string) => Error, pkcs1?: Buffer): WrappingKey {
+/** describe checks an RSA public KeyObject and builds the WrappingKey. */
+function describe(k: KeyObject, fail: (detail: string) => Error): WrappingKey {
   if (k.type !== 'public') throw fail('not a public key');
   if (k.asymmetricKeyType !== 'rsa') throw fail(`not an RSA key (${k.asymmetricKeyType ?? 'unknown type'})`);
-  const bits = k.asymmetricKeyDetails?.modulusLength ?? 0;
+  const jwk = k.export({ format: 'jwk' });
+  const n = Buffer.from(jwk.n ?? '', 'base64url');
+  const e = Buffer.from(jwk.e ?? '', 'base64url');
+  return build(k.asymmetricKeyDetails?.modulusLength ?? 0, n, e, fail, () => k);
+}
+
+/** describePkcs1 builds the WrappingKey of a canonical DER RSAPublicKey (`bits` from the addon). */
+function describePkcs1(pkcs1: Buffer, bits: number, fail: (detail: string) => Error): WrappingKey {
+  const parts = rsaPublicKeyParts(pkcs1);
+  if (parts === undefined) throw fail('not a DER RSAPublicKey or SubjectPublicKeyInfo');
+  return build(bits, parts.n, parts.e, fail, () => createPublicKey({ key: pkcs1, format: 'der', type: 'pkcs1' }), pkcs1);
+}
+
+/** build checks size and exponent and freezes the WrappingKey. */
+function build(bits: number, n: Buffer, e: Buffer, fail: (detail: string) => Error, keyObject: () => KeyObject, pkcs1?: Buffer): WrappingKey {
   if (bits < MIN_RSA_BITS) throw fail(`RSA key of ${bits} bits, at least ${MIN_RSA_BITS} needed`);
   if (bits > MAX_RSA_BITS) throw fail(`RSA key of ${bits} bits, at most ${MAX_RSA_BITS} accepted`);
-  let parts = pkcs1 !== undefined ? rsaPublicKeyParts(pkcs1) : undefined;
-  if (parts === undefined) {
-    const jwk = k.export({ format: 'jwk' });
-    parts = { n: Buffer.from(jwk.n ?? '', 'base64url'), e: Buffer.from(jwk.e ?? '', 'base64url') };
-  }
-  const { n, e } = parts;
   // An even or tiny exponent is not a usable RSA encryption key.
   if (e.length === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) throw fail('RSA public exponent is not an odd number >= 3');
-  // The fingerprint is for logs and tools; nothing on the request path reads it, so it is computed
-  // on first read (one SPKI export and a SHA-256 less per request).
-  let fingerprint: string | undefined;
-  const wk = Object.freeze(Object.defineProperty({ keyObject: k, n, e, bits } as Omit<WrappingKey, 'fingerprint'>, 'fingerprint', {
-    enumerable: true,
-    get: () => (fingerprint ??= createHash('sha256').update(k.export({ format: 'der', type: 'spki' })).digest('hex')),
-  }) as WrappingKey);
-  DESCRIBED.set(wk, { keyObject: k, n: Buffer.from(n), e: Buffer.from(e), bits });
+  const wk = Object.freeze(new ParsedKey(n, e, bits, keyObject));
+  DESCRIBED.set(wk, { n: Buffer.from(n), e: Buffer.from(e), bits, ...(pkcs1 !== undefined ? { pkcs1 } : {}) });
   return wk;
+}
+
+/**
+ * ParsedKey is the WrappingKey this module hands out. Neither the KeyObject (for brokers that use
+ * node:crypto themselves) nor the fingerprint (logs and tools) is read on the agent's request
+ * path: both are made on first read. A class, not per-object accessors: defining two accessors
+ * per request cost more than parsing the key in the addon (#16).
+ */
+class ParsedKey implements WrappingKey {
+  #keyObject: (() => KeyObject) | KeyObject;
+  #fingerprint: string | undefined;
+  constructor(
+    readonly n: Buffer,
+    readonly e: Buffer,
+    readonly bits: number,
+    keyObject: () => KeyObject,
+  ) {
+    this.#keyObject = keyObject;
+  }
+  get keyObject(): KeyObject {
+    if (typeof this.#keyObject === 'function') this.#keyObject = this.#keyObject();
+    return this.#keyObject;
+  }
+  get fingerprint(): string {
+    return (this.#fingerprint ??= createHash('sha256').update(this.keyObject.export({ format: 'der', type: 'spki' })).digest('hex'));
+  }
 }
 
 /**
@@ -179,21 +215,47 @@ function describe(k: KeyObject, fail: (detail: string) => Error, pkcs1?: Buffer)
  * caller went through parseWrappingKey): throws KbmError('bad_wrapping_key').
  */
 export function checkWrappingKey(wk: WrappingKey): WrappingKey {
+  checked(wk);
+  return wk;
+}
+
+/** checked is checkWrappingKey returning this module's record of the key. */
+function checked(wk: WrappingKey): Described {
   const fail = (d: string): KbmError => new KbmError('bad_wrapping_key', `wrapping key: ${d}`);
-  if (typeof wk !== 'object' || wk === null || typeof wk.keyObject?.export !== 'function') throw fail('not a parsed key');
-  // Built by describe() here: its findings stand (KeyObjects are immutable); the fields the
-  // broker reads are compared with the private copies, so a changed n, e or bits still fails.
-  const known = DESCRIBED.get(wk);
-  const fresh = known !== undefined && known.keyObject === wk.keyObject ? known : describe(wk.keyObject, fail);
-  if (!Buffer.isBuffer(wk.n) || !fresh.n.equals(wk.n) || !Buffer.isBuffer(wk.e) || !fresh.e.equals(wk.e) || fresh.bits !== wk.bits) {
+  if (typeof wk !== 'object' || wk === null) throw fail('not a parsed key');
+  // Built here: its findings stand (the object is frozen, its KeyObject immutable); the fields the
+  // broker reads are compared with the private copies, so a look-alike with a changed n, e or
+  // bits still fails. Anything else is described from its KeyObject afresh.
+  let known = DESCRIBED.get(wk);
+  if (known === undefined) {
+    if (typeof wk.keyObject?.export !== 'function') throw fail('not a parsed key');
+    known = DESCRIBED.get(describe(wk.keyObject, fail))!;
+  }
+  if (!Buffer.isBuffer(wk.n) || !known.n.equals(wk.n) || !Buffer.isBuffer(wk.e) || !known.e.equals(wk.e) || known.bits !== wk.bits) {
     throw fail('modulus, exponent or size do not match the key object');
   }
-  return wk;
+  return known;
+}
+
+/** nativeWrap runs an addon wrap; a key the addon refuses is a KbmError like OpenSSL's refusal below. */
+function nativeWrap<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if ((e as { code?: string }).code === 'KBM_ERR_WRAPPING_KEY') {
+      throw new KbmError('bad_wrapping_key', `RSA-OAEP encryption under the wrapping key failed: ${(e as Error).message}`);
+    }
+    throw e;
+  }
 }
 
 /** oaepWrap encrypts key material under the client's key with RSA-OAEP SHA-256/MGF1-SHA-256, empty label. */
 export function oaepWrap(keyMaterial: Buffer, wk: WrappingKey): Buffer {
-  checkWrappingKey(wk);
+  const known = checked(wk);
+  if (known.pkcs1 !== undefined) {
+    const pkcs1 = known.pkcs1;
+    return nativeWrap(() => oaepWrapPkcs1(pkcs1, keyMaterial));
+  }
   try {
     // Node sets only the OAEP digest; OpenSSL then uses the same digest for MGF1 (RFC 8017 B.2.1).
     return publicEncrypt({ key: wk.keyObject, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, keyMaterial);
@@ -204,7 +266,13 @@ export function oaepWrap(keyMaterial: Buffer, wk: WrappingKey): Buffer {
 
 /** wrapAesGcm builds the AES-GCM form of the reply (the form every agent understands). */
 export function wrapAesGcm(secret: Buffer, wk: WrappingKey): SecretKeyReply {
-  checkWrappingKey(wk);
+  const known = checked(wk);
+  if (known.pkcs1 !== undefined) {
+    // The agent's key form: one addon call (fresh key and IV, GCM, OAEP); the AES key stays inside it.
+    const pkcs1 = known.pkcs1;
+    const w = nativeWrap(() => wrapAesGcmPkcs1(pkcs1, secret));
+    return { wrapped_key: w.wrappedKey.toString('base64'), blob: w.blob.toString('base64'), iv: w.iv.toString('base64'), tag: w.tag.toString('base64') };
+  }
   // Key and IV from one draw of the CSPRNG (each draw is a call into OpenSSL's DRBG and its fork check).
   const fresh = randomBytes(44);
   const key = fresh.subarray(0, 32);

@@ -698,5 +698,5 @@ export function opensslVersion(): string {
   return load().opensslVersion();
 }
 
-/** Internal: the loaded binding and the call wrappers, for the other addon surfaces (src/native/gpu.ts). */
+/** Internal: the loaded binding and the call wrappers, for the other addon surfaces (src/native/gpu.ts, src/native/wrap.ts). */
 export { load as loadBinding, sync as syncCall, later as laterCall };

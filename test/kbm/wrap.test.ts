@@ -3,10 +3,11 @@
  * forms, opened with the independent agent-way decryptor.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, privateDecrypt, randomBytes } from 'node:crypto';
 import { isTasError } from '../../src/errors';
 import { isKbmError } from '../../src/kbm/types';
-import { AES_KWP_ALGORITHM, checkWrappingKey, parseWrappingKeyWithFormat, parseWrappingKey, wrapAesGcm, wrapKwp } from '../../src/kbm/wrap';
+import { AES_KWP_ALGORITHM, checkWrappingKey, oaepWrap, parseWrappingKeyWithFormat, parseWrappingKey, wrapAesGcm, wrapKwp } from '../../src/kbm/wrap';
+import { oaepWrapPkcs1, rsaPkcs1Bits, wrapAesGcmPkcs1 } from '../../src/native/wrap';
 import { agentDecrypt } from './agent-decrypt';
 import { clientKey } from './contract';
 
@@ -159,5 +160,117 @@ describe('kbm/wrap: reply forms', () => {
     wrapAesGcm(s, wk);
     wrapKwp(s, wk);
     assert.ok(s.equals(secret));
+  });
+});
+
+/** derLen encodes a DER length (minimal form). */
+function derLen(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const b: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) b.unshift(v & 0xff);
+  return Buffer.from([0x80 | b.length, ...b]);
+}
+const tlv = (tag: number, body: Buffer, len: Buffer = derLen(body.length)): Buffer => Buffer.concat([Buffer.from([tag]), len, body]);
+/** rsaPublicKeyDer builds SEQUENCE { INTEGER n, INTEGER e } from the integers' content octets as given (no normalising). */
+const rsaPublicKeyDer = (n: Buffer, e: Buffer): Buffer => tlv(0x30, Buffer.concat([tlv(0x02, n), tlv(0x02, e)]));
+
+describe('kbm/wrap: the RSAPublicKey form in the addon', () => {
+  const { privateKey, wk, pkcs1 } = clientKey(2048);
+  const secret = Buffer.from('passphrase of the root disk');
+  const nodeCanonical = (der: Buffer): boolean => {
+    try {
+      return (createPublicKey({ key: der, format: 'der', type: 'pkcs1' }).export({ format: 'der', type: 'pkcs1' }) as Buffer).equals(der);
+    } catch {
+      return false;
+    }
+  };
+
+  it('agrees with Node (decode, re-encode, compare) on which bytes are a canonical RSAPublicKey', () => {
+    const n = Buffer.concat([Buffer.from([0]), wk.n]); // content octets: a leading zero keeps it positive
+    const e = Buffer.from([1, 0, 1]);
+    const body = Buffer.concat([tlv(0x02, n), tlv(0x02, e)]);
+    const cases: Array<[string, Buffer]> = [
+      ['as OpenSSL exports it', pkcs1],
+      ['rebuilt from its integers', rsaPublicKeyDer(n, e)],
+      ['outer length in long form although short would do (BER)', tlv(0x30, body, Buffer.from([0x83, 0, (body.length >> 8) & 0xff, body.length & 0xff]))],
+      ['exponent with a needless leading zero', rsaPublicKeyDer(n, Buffer.from([0, 1, 0, 1]))],
+      ['modulus with two leading zeros', rsaPublicKeyDer(Buffer.concat([Buffer.from([0]), n]), e)],
+      ['trailing byte', Buffer.concat([pkcs1, Buffer.from([0])])],
+      ['truncated', pkcs1.subarray(0, pkcs1.length - 1)],
+      ['three integers', tlv(0x30, Buffer.concat([body, tlv(0x02, e)]))],
+      ['one integer', tlv(0x30, tlv(0x02, n))],
+      ['SET instead of SEQUENCE', tlv(0x31, body)],
+      ['private key', privateKey.export({ format: 'der', type: 'pkcs1' }) as Buffer],
+      ['SPKI', wk.keyObject.export({ format: 'der', type: 'spki' }) as Buffer],
+      ['empty', Buffer.alloc(0)],
+      ['one byte', Buffer.from([0x30])],
+    ];
+    for (const [what, der] of cases) {
+      assert.equal(rsaPkcs1Bits(der) > 0, nodeCanonical(der), what);
+      if (nodeCanonical(der)) assert.equal(rsaPkcs1Bits(der), 2048, what);
+    }
+    // Stricter than Node on purpose: a negative modulus or exponent is no RSA key at all.
+    assert.equal(rsaPkcs1Bits(rsaPublicKeyDer(wk.n, e)), 0, 'negative modulus (high bit set, no leading zero)');
+    assert.equal(rsaPkcs1Bits(rsaPublicKeyDer(n, Buffer.from([0x81]))), 0, 'negative exponent');
+    refused(rsaPublicKeyDer(wk.n, e), /not a DER/);
+  });
+
+  it('wrapAesGcm and oaepWrap open with the private key for 2048..4096 bits and exponents 3, 17, 65537', () => {
+    for (const [bits, exp] of [[2048, 65537], [2049, 17], [3072, 3], [4096, 65537]] as const) {
+      const pair = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: exp });
+      const key = parseWrappingKey(pair.publicKey.export({ format: 'der', type: 'pkcs1' }));
+      for (const s of [Buffer.alloc(0), Buffer.from([7]), secret, randomBytes(4096)]) {
+        const r = wrapAesGcm(s, key);
+        assert.equal(Buffer.from(r.wrapped_key, 'base64').length, Math.ceil(bits / 8), `${bits}`);
+        const d = agentDecrypt(r, pair.privateKey);
+        assert.ok(d.secret.equals(s), `${bits}/${exp}: ${s.length} bytes`);
+      }
+      const material = randomBytes(32);
+      const w = oaepWrap(material, key);
+      assert.ok(privateDecrypt({ key: pair.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, w).equals(material));
+      assert.throws(() => privateDecrypt({ key: pair.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, w));
+    }
+  });
+
+  it('fresh AES key, IV and OAEP seed on every call', () => {
+    const a = wrapAesGcm(secret, wk);
+    const b = wrapAesGcm(secret, wk);
+    assert.notEqual(a.iv, b.iv);
+    assert.notEqual(a.blob, b.blob);
+    assert.notEqual(a.wrapped_key, b.wrapped_key);
+    const ka = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(a.wrapped_key, 'base64'));
+    const kb = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(b.wrapped_key, 'base64'));
+    assert.equal(ka.length, 32);
+    assert.ok(!ka.equals(kb));
+  });
+
+  it('the SPKI and PEM forms still wrap through node:crypto, to the same result for the agent', () => {
+    for (const bytes of [wk.keyObject.export({ format: 'der', type: 'spki' }) as Buffer, Buffer.from(wk.keyObject.export({ format: 'pem', type: 'spki' }) as string)]) {
+      const key = parseWrappingKey(bytes);
+      assert.ok(agentDecrypt(wrapAesGcm(secret, key), privateKey).secret.equals(secret));
+      assert.ok(privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, oaepWrap(secret, key)).equals(secret));
+    }
+  });
+
+  it('the addon checks the key it wraps with again: size, exponent, canonical form', () => {
+    const refusedByAddon = (der: Buffer, re: RegExp): void => {
+      for (const call of [() => wrapAesGcmPkcs1(der, secret), () => oaepWrapPkcs1(der, secret)]) {
+        assert.throws(call, (e: unknown) => (e as { code?: string }).code === 'KBM_ERR_WRAPPING_KEY' && re.test((e as Error).message));
+      }
+    };
+    refusedByAddon(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'der', type: 'pkcs1' }) as Buffer, /1024 bits/);
+    const n = Buffer.concat([Buffer.from([0]), wk.n]);
+    refusedByAddon(rsaPublicKeyDer(n, Buffer.from([1, 0, 0])), /exponent/);
+    refusedByAddon(rsaPublicKeyDer(n, Buffer.from([1])), /exponent/);
+    refusedByAddon(rsaPublicKeyDer(n, n), /exponent/);
+    refusedByAddon(Buffer.concat([pkcs1, Buffer.from([0])]), /canonical/);
+    refusedByAddon(privateKey.export({ format: 'der', type: 'pkcs1' }) as Buffer, /canonical/);
+    assert.throws(() => wrapAesGcmPkcs1(pkcs1, 'text' as never), (e: unknown) => (e as { code?: string }).code === 'SNP_ERR_ARGUMENT');
+  });
+
+  it('material too long for OAEP under the key is a KbmError, not a crash', () => {
+    // 2048-bit OAEP-SHA256 carries at most 256 - 2*32 - 2 = 190 bytes.
+    assert.equal(privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, oaepWrap(Buffer.alloc(190, 1), wk)).length, 190);
+    assert.throws(() => oaepWrap(Buffer.alloc(191, 1), wk), (e: unknown) => isKbmError(e) && e.kind === 'bad_wrapping_key' && /too long/.test(e.message));
   });
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { AttestPorts } from '../../src/attest/ports';
 import { TasError, toWire } from '../../src/errors';
 import { NonceService, nonceDigest, parseNonce } from '../../src/nonce';
+import { freshNonce } from '../../src/nonce/service';
 import { EmbeddedStore, type NonceStore } from '../../src/store';
 import { testConfig } from '../support/daemon';
 
@@ -63,6 +64,25 @@ describe('nonce service', () => {
     }
     assert.equal(seen.size, 200);
     assert.equal(await svc.outstanding(), 200);
+  });
+
+  it('nonces cut from the CSPRNG pool: distinct across many refills, every bit position varies', () => {
+    // 128 nonces per refill: 5000 cross 39 refills. A pool handed out twice, or not refilled,
+    // repeats; a byte range not taken from the CSPRNG (e.g. left zero after the wipe) stays fixed.
+    const seen = new Set<string>();
+    let or = Buffer.alloc(32);
+    let and = Buffer.alloc(32, 0xff);
+    for (let i = 0; i < 5000; i++) {
+      const n = freshNonce();
+      assert.match(n, /^[0-9a-f]{64}$/);
+      seen.add(n);
+      const b = Buffer.from(n, 'hex');
+      or = Buffer.from(or.map((x, j) => x | b[j]!));
+      and = Buffer.from(and.map((x, j) => x & b[j]!));
+    }
+    assert.equal(seen.size, 5000);
+    assert.ok(or.equals(Buffer.alloc(32, 0xff)), 'every bit was 1 somewhere');
+    assert.ok(and.equals(Buffer.alloc(32)), 'every bit was 0 somewhere');
   });
 
   it('TAS_NONCE_EXPIRATION_SECONDS sets the lifetime (default 120)', async () => {
