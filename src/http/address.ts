@@ -59,6 +59,9 @@ export function isLoopbackHost(host: string): boolean {
  * well-behaved proxy never writes one, so the closest address we can vouch for is that proxy.
  */
 export function clientAddress(peer: string | undefined, xff: string | string[] | undefined, trusted: readonly Cidr[]): string {
+  // Nothing to walk: the answer depends on the peer text alone, the same for every request of a
+  // connection (two address parses per request otherwise, #16).
+  if (xff === undefined || trusted.length === 0) return peer === undefined ? 'unknown' : peerAddress(peer);
   const p = peer === undefined ? undefined : parseAddress(peer);
   if (!p) return peer ?? 'unknown';
   let current = p;
@@ -78,10 +81,32 @@ export function clientAddress(peer: string | undefined, xff: string | string[] |
  * rateKey groups addresses for the rate limit: IPv4 per address, IPv6 per /64 (one customer
  * usually holds a whole /64, so per-address limits would be trivial to dodge).
  */
-export function rateKey(address: string): string {
+export const rateKey = memo(rateKeyOf);
+
+function rateKeyOf(address: string): string {
   const a = parseAddress(address);
   if (!a) return address;
   if (a.kind() === 'ipv4') return a.toString();
   const parts = (a as ipaddr.IPv6).parts.slice(0, 4).map((x) => x.toString(16));
   return `${parts.join(':')}::/64`;
+}
+
+/** peerAddress is the canonical text of a TCP peer address (the peer text itself if it does not parse). */
+const peerAddress = memo((peer: string): string => parseAddress(peer)?.toString() ?? peer);
+
+/**
+ * memo caches a pure string function for the per-request path. Bounded: the inputs are the peers
+ * currently connecting (a flood of distinct ones only restarts the cache, never grows it).
+ */
+export function memo(f: (s: string) => string, max = 4096): (s: string) => string {
+  const cache = new Map<string, string>();
+  return (s) => {
+    let r = cache.get(s);
+    if (r === undefined) {
+      r = f(s);
+      if (cache.size >= max) cache.clear();
+      cache.set(s, r);
+    }
+    return r;
+  };
 }

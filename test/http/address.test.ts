@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { clientAddress, isLoopbackHost, parseCidr, rateKey } from '../../src/http';
+import { memo } from '../../src/http/address';
 
 describe('http: client addresses', () => {
   const trusted = ['10.0.0.0/8', '2001:db8:ffff::/48', '192.0.2.10'].map(parseCidr);
@@ -10,6 +11,24 @@ describe('http: client addresses', () => {
     assert.equal(rateKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
     assert.equal(rateKey('2001:0db8:0001:0002::'), '2001:db8:1:2::/64');
     assert.equal(rateKey('::ffff:198.51.100.1'), '198.51.100.1');
+  });
+
+  it('the per-connection answers are cached, the same on every call, and the cache stays bounded', () => {
+    const peers = ['::ffff:198.51.100.1', '198.51.100.1', '2001:0db8:0001:0002::7', 'not-an-address', '[::1]', 'fe80::1%eth0'];
+    const want = ['198.51.100.1', '198.51.100.1', '2001:db8:1:2::7', 'not-an-address', '::1', 'fe80::1'];
+    for (let round = 0; round < 3; round++) {
+      peers.forEach((p, i) => assert.equal(clientAddress(p, undefined, []), want[i], `${p} (call ${round + 1})`));
+      assert.equal(clientAddress(undefined, undefined, []), 'unknown');
+      // With trusted proxies and a header, the walk still runs (never the cached peer text).
+      assert.equal(clientAddress('10.1.2.3', '203.0.113.9', trusted), '203.0.113.9');
+      assert.equal(rateKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+    }
+    let calls = 0;
+    const f = memo((s) => (calls++, s.toUpperCase()), 8);
+    for (let i = 0; i < 20; i++) assert.equal(f(`k${i % 10}`), `K${i % 10}`);
+    // 10 distinct keys through a cache of 8: it restarted once, so some keys were computed twice.
+    assert.ok(calls > 10 && calls <= 20, `${calls} computations`);
+    assert.equal(f('k9'), 'K9');
   });
 
   it('believes X-Forwarded-For only from trusted peers, walking from the right', () => {
