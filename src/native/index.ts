@@ -73,8 +73,16 @@ export interface ParsedReport {
 /** The byte fields of a ParsedReport: the addon's packed form carries them in one Buffer. */
 const BYTE_FIELDS = ['familyId', 'imageId', 'currentTcb', 'reportData', 'measurement', 'hostData', 'idKeyDigest', 'authorKeyDigest', 'reportId', 'reportIdMa', 'reportedTcb', 'chipId', 'committedTcb', 'launchTcb'] as const;
 type ByteField = (typeof BYTE_FIELDS)[number];
-/** PackedReport is the addon's parse with the byte fields in one Buffer (see parseReport). */
-type PackedReport = Omit<ParsedReport, ByteField> & { bytes: Buffer };
+/**
+ * PackedReport is the addon's parse as a flat array: the scalar fields at fixed positions and the
+ * byte fields in one Buffer at the end (native/addon.cc ReportToJsPacked lists the positions).
+ */
+type PackedReport = [
+  version: number, guestSvn: number, policy: bigint, vmpl: number, signatureAlgo: number, platformInfo: bigint, signerInfo: number,
+  authorKeyEn: boolean, maskChipKey: boolean, signingKey: number, hasCpuid: boolean, family: number, model: number, stepping: number,
+  currentMajor: number, currentMinor: number, currentBuild: number, committedMajor: number, committedMinor: number, committedBuild: number,
+  hasMitVectors: boolean, launchMitVector: bigint, currentMitVector: bigint, bytes: Buffer,
+];
 
 /** VekInfo is what a VCEK/VLEK certifies (AMD 57230 extensions) plus its identity. */
 export interface VekInfo {
@@ -403,7 +411,8 @@ interface Binding {
   reportBytesLayout(): Array<[string, number, number]>;
   parseVek(cert: Buffer): VekInfo;
   certInfo(cert: Buffer): CertInfo;
-  verify(input: VerifyInput & { omitVek?: boolean }): Promise<VerifyResult & { leafSha256?: Buffer }>;
+  verify(input: VerifyInput): Promise<VerifyResult>;
+  verify(input: VerifyInput & { omitReport: true; omitVek: true }): Promise<LeanVerify>;
   verifyChain(input: Omit<VerifyInput, 'report' | 'crl' | 'crlSkewSeconds' | 'omitReport'>): Promise<ChainResult>;
   verifyCrl(crl: Buffer, ark: Buffer, atSeconds: number, skewSeconds: number, serialsHex: string[]): Promise<CrlResult>;
   parseTdxQuote(quote: Buffer): TdxQuote;
@@ -542,25 +551,28 @@ export function nativeQueueDepth(): number {
 export function parseReport(report: Buffer): ParsedReport {
   const p = sync(() => load().parseReportPacked(report));
   // The byte fields are views of one private Buffer the addon filled (one allocation instead of
-  // one per field, #16); each view covers its own field only. Same members, same order as the
-  // addon's one-Buffer-per-field form (parseReportUnpacked).
-  const b = p.bytes;
+  // one per field, #16); each view covers its own field only. The scalars come as an array and
+  // the objects are built here, with literals (#16: the addon setting named properties cost more
+  // than the parse). Same members, same order as the addon's object form (parseReportUnpacked).
+  const b = p[23];
   const at = reportLayout();
   const r: ParsedReport = {
-    version: p.version, guestSvn: p.guestSvn, policy: p.policy, familyId: at.familyId(b), imageId: at.imageId(b), vmpl: p.vmpl,
-    signatureAlgo: p.signatureAlgo, currentTcb: at.currentTcb(b), platformInfo: p.platformInfo, signerInfo: p.signerInfo,
-    authorKeyEn: p.authorKeyEn, maskChipKey: p.maskChipKey, signingKey: p.signingKey, reportData: at.reportData(b),
+    version: p[0], guestSvn: p[1], policy: p[2], familyId: at.familyId(b), imageId: at.imageId(b), vmpl: p[3],
+    signatureAlgo: p[4], currentTcb: at.currentTcb(b), platformInfo: p[5], signerInfo: p[6],
+    authorKeyEn: p[7], maskChipKey: p[8], signingKey: p[9], reportData: at.reportData(b),
     measurement: at.measurement(b), hostData: at.hostData(b), idKeyDigest: at.idKeyDigest(b), authorKeyDigest: at.authorKeyDigest(b),
     reportId: at.reportId(b), reportIdMa: at.reportIdMa(b), reportedTcb: at.reportedTcb(b),
-  } as ParsedReport;
-  if (p.cpuid !== undefined) r.cpuid = p.cpuid;
+  } as unknown as ParsedReport; // the members after REPORTED_TCB follow, in the addon's order
+  if (p[10]) r.cpuid = { family: p[11], model: p[12], stepping: p[13] };
   r.chipId = at.chipId(b);
   r.committedTcb = at.committedTcb(b);
-  r.currentVersion = p.currentVersion;
-  r.committedVersion = p.committedVersion;
+  r.currentVersion = { major: p[14], minor: p[15], build: p[16] };
+  r.committedVersion = { major: p[17], minor: p[18], build: p[19] };
   r.launchTcb = at.launchTcb(b);
-  if (p.launchMitVector !== undefined) r.launchMitVector = p.launchMitVector;
-  if (p.currentMitVector !== undefined) r.currentMitVector = p.currentMitVector;
+  if (p[20]) {
+    r.launchMitVector = p[21];
+    r.currentMitVector = p[22];
+  }
   return r;
 }
 
@@ -603,14 +615,24 @@ export function verify(input: VerifyInput): Promise<VerifyResult> {
   if (input.omitReport !== true) return later(() => load().verify(input));
   // The per-request form: the addon names the verified leaf by its SHA-256 instead of describing
   // it again; the description (parseVek of the same bytes) is kept here by that digest.
-  return later(() => load().verify({ ...input, omitVek: true })).then((r) => withVek(r, input.leaf));
+  return later(() => load().verify({ ...input, omitReport: true, omitVek: true })).then((a) => withVek(leanResult(a), input.leaf));
+}
+
+/** LeanVerify is the addon's per-request result (native/addon.cc SnpOutcomeToJs lists the positions). */
+type LeanVerify = [leafSha256: Buffer, anchorSha256: Buffer, intermediateSha256: Buffer, intermediateSerialHex: string, chainCached: boolean,
+  crlThisUpdate: Date | undefined, crlNextUpdate: Date | undefined, checks: Check[]];
+
+function leanResult(a: LeanVerify): VerifyResult & { leafSha256: Buffer } {
+  const r = { leafSha256: a[0], anchorSha256: a[1], intermediateSha256: a[2], intermediateSerialHex: a[3], chainCached: a[4] } as VerifyResult & { leafSha256: Buffer };
+  if (a[5] !== undefined && a[6] !== undefined) r.crl = { thisUpdate: a[5], nextUpdate: a[6] };
+  r.checks = a[7];
+  return r;
 }
 
 const vekBySha256 = new Map<string, VekInfo>();
 
-function withVek(r: VerifyResult & { leafSha256?: Buffer }, leaf: Buffer): VerifyResult {
+function withVek(r: VerifyResult & { leafSha256: Buffer }, leaf: Buffer): VerifyResult {
   const sha = r.leafSha256;
-  if (sha === undefined) return r;
   const key = sha.toString('latin1');
   let vek = vekBySha256.get(key);
   if (vek === undefined) {

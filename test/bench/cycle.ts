@@ -12,7 +12,8 @@
  *        [--store=embedded|redis|both] [--profile=DIR] [--compare=DIR] [--warmup=SECONDS(15)]`
  * Each level also prints its ratio to a floor probed right before and after it (the floor drifts).
  * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
- * `perf record -g -p <pid>` (JIT frames by name).
+ * `perf record -g -p <pid>` (JIT frames by name); `TAS_BENCH_DAEMON_OUT=FILE` appends what the daemon
+ * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS).
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
  * every level in `--slices=N` (6) short stretches alternating between the two, each next to its
@@ -22,7 +23,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, createSign, createVerify, privateDecrypt, constants } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -226,6 +227,9 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     let out = '';
     daemon.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
     daemon.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+    // e.g. with TAS_BENCH_NODE_FLAGS=--trace-gc: everything the daemon prints, appended to this file.
+    const tee = process.env.TAS_BENCH_DAEMON_OUT;
+    if (tee) for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => appendFileSync(tee, d));
     // The daemon logs at warn; find its port from /proc (the one listening socket of its pid).
     let base = '';
     for (let i = 0; i < 300 && !base; i++) {

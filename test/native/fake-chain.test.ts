@@ -51,6 +51,11 @@ describe('native addon with fake AMD chains (CRL, extensions, shapes)', function
     assert.equal(r.crl?.thisUpdate.getTime(), (AT - day) * 1000);
     assert.equal(r.crl?.nextUpdate.getTime(), (AT + 6 * day) * 1000);
     assert.ok(r.checks.some((c) => c.name === 'crl' && c.ok));
+    // The per-request form (the addon's flat result) carries the same CRL dates and checks.
+    const lean = await verify(vcekInput(milan, { crl, omitReport: true }));
+    assert.deepEqual(lean.crl, r.crl);
+    assert.deepEqual(lean.checks, r.checks);
+    assert.deepEqual((await verify(vcekInput(milan, { crl, omitReport: true, omitChecks: true }))).crl, r.crl);
     // PEM armour works as well, and the default skew is 300 s.
     const pem = Buffer.from(toPem(crl, 'X509 CRL'));
     assert.equal((await verify(vcekInput(milan, { crl: pem }))).crl?.nextUpdate.getTime(), (AT + 6 * day) * 1000);

@@ -72,6 +72,9 @@ describe('native verify (genuine vectors)', () => {
         assert.equal(lean.vek.sha256.toString('hex'), sha256(v.leaf.toString('latin1').startsWith('-----') ? pemToDer(v.leaf) : v.leaf), `${v.name}: the leaf verified`);
         assert.ok(Object.isFrozen(lean.vek), 'shared descriptions are frozen');
         assert.deepEqual(lean.checks, full.checks);
+        for (const k of ['anchorSha256', 'intermediateSha256', 'intermediateSerialHex', 'crl'] as const) assert.deepEqual(lean[k], full[k], `${v.name}: ${k}`);
+        assert.equal(lean.chainCached, true, `${v.name}: the full call cached the chain`);
+        assert.deepEqual((await verify({ ...input(v), omitReport: true, omitChecks: true })).checks, [], `${v.name}: omitChecks`);
       }
     }
   });
