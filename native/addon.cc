@@ -995,20 +995,16 @@ class TasNative : public Napi::Addon<TasNative> {
     });
   }
 
-  Napi::Value OaepWrapPkcs1(const Napi::CallbackInfo& info) {
-    return Guard(info.Env(), [&]() -> Napi::Value {
-      auto key = View(info[0], "wrapping key", tas::kMaxWrappingKeyDer);
-      auto material = View(info[1], "key material", tas::kMaxWrappedSecret);
-      Bytes out = tas::OaepWrapPkcs1(key.first, key.second, material.first, material.second);
-      return Buf(info.Env(), out.data(), out.size());
-    });
-  }
+  Napi::Value OaepWrapPkcs1(const Napi::CallbackInfo& info) { return WrapWith<tas::OaepWrapPkcs1>(info, "key material"); }
+  Napi::Value WrapAesGcmPkcs1(const Napi::CallbackInfo& info) { return WrapWith<tas::WrapAesGcmPkcs1>(info, "secret"); }
 
-  Napi::Value WrapAesGcmPkcs1(const Napi::CallbackInfo& info) {
+  // WrapWith runs a wrap of (RSAPublicKey DER, bytes) -> bytes on the caller's Buffers in place.
+  template <tas::Bytes (*Wrap)(const uint8_t*, size_t, const uint8_t*, size_t)>
+  static Napi::Value WrapWith(const Napi::CallbackInfo& info, const char* what) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto key = View(info[0], "wrapping key", tas::kMaxWrappingKeyDer);
-      auto secret = View(info[1], "secret", tas::kMaxWrappedSecret);
-      Bytes out = tas::WrapAesGcmPkcs1(key.first, key.second, secret.first, secret.second);
+      auto data = View(info[1], what, tas::kMaxWrappedSecret);
+      Bytes out = Wrap(key.first, key.second, data.first, data.second);
       return Buf(info.Env(), out.data(), out.size());
     });
   }
