@@ -56,9 +56,15 @@ RsaPtr UsableKey(const uint8_t* der, size_t n) {
     Fail(kWrapKey, "RSA key of " + std::to_string(bits) + " bits, " + std::to_string(kMinWrappingRsaBits) + ".." + std::to_string(kMaxWrappingRsaBits) +
                        " accepted");
   }
+  // An RSA modulus is odd (a product of odd primes); Montgomery arithmetic needs it, too.
+  if (!BN_is_odd(RSA_get0_n(rsa.get()))) Fail(kWrapKey, "RSA modulus is even");
   const BIGNUM* e = RSA_get0_e(rsa.get());
   // An even or tiny exponent is not a usable RSA encryption key; e >= n would not be one either.
   if (!BN_is_odd(e) || BN_num_bits(e) < 2 || BN_cmp(e, RSA_get0_n(rsa.get())) >= 0) Fail(kWrapKey, "RSA public exponent is not an odd number >= 3");
+  if (bits > kSmallModulusBits && BN_num_bits(e) > kMaxLargeModulusExponentBits) {
+    Fail(kWrapKey, "RSA public exponent of " + std::to_string(BN_num_bits(e)) + " bits with a " + std::to_string(bits) + "-bit modulus (at most " +
+                       std::to_string(kMaxLargeModulusExponentBits) + " above " + std::to_string(kSmallModulusBits) + ")");
+  }
   return rsa;
 }
 
@@ -77,7 +83,8 @@ void Oaep(RSA* rsa, const uint8_t* material, size_t len, uint8_t* out) {
   // exactly RSAEP of RFC 8017.
   const int w = RSA_public_encrypt(k, em.data(), out, rsa, RSA_NO_PADDING);
   OPENSSL_cleanse(em.data(), em.size());
-  if (w != k) Fail(kErrInternal, "RSA_public_encrypt failed: " + LastOpensslError());
+  // The key came from the VM: whatever OpenSSL still finds wrong with it is the key's fault.
+  if (w != k) Fail(kWrapKey, "RSA public operation failed: " + LastOpensslError());
 }
 
 const EVP_MD* Sha256() {

@@ -18,6 +18,11 @@ namespace tas {
 constexpr int kMinWrappingRsaBits = 2048;   // below: < 112-bit security (NIST SP 800-57)
 constexpr int kMaxWrappingRsaBits = 16384;  // bounds the work one request can cost
 constexpr size_t kMaxWrappingKeyDer = 8192;
+// OpenSSL's own bound (OPENSSL_RSA_SMALL_MODULUS_BITS / OPENSSL_RSA_MAX_PUBEXP_BITS): above 3072
+// modulus bits the public exponent may have at most 64 bits, or one public operation would cost
+// as much as a private one. Checked here so that such a key is a clear refusal, not an OpenSSL error.
+constexpr int kSmallModulusBits = 3072;
+constexpr int kMaxLargeModulusExponentBits = 64;
 constexpr size_t kMaxWrappedSecret = 1 << 20;
 constexpr size_t kGcmIvSize = 12;
 constexpr size_t kGcmTagSize = 16;
@@ -28,8 +33,9 @@ constexpr size_t kGcmTagSize = 16;
 int RsaPkcs1Bits(const uint8_t* der, size_t n);
 
 // OaepWrapPkcs1 encrypts `material` under the RSAPublicKey `der` with RSA-OAEP SHA-256. Throws
-// KBM_ERR_WRAPPING_KEY if the key is not canonical, not 2048..16384 bits or its exponent is not an
-// odd number >= 3, or if the material is too long for the key.
+// KBM_ERR_WRAPPING_KEY if the key is not canonical, not 2048..16384 bits, its modulus is even, its exponent is not an
+// odd number >= 3 below the modulus (at most 64 bits above 3072 modulus bits), or if the material
+// is too long for the key.
 Bytes OaepWrapPkcs1(const uint8_t* der, size_t n, const uint8_t* material, size_t len);
 
 // WrapAesGcmPkcs1 returns wrapped_key ‖ blob ‖ iv ‖ tag (RSA size, secret size, 12, 16 bytes):

@@ -16,7 +16,7 @@ libcrypto=$(ls /usr/lib/*/libcrypto.so.3 /lib/*/libcrypto.so.3 2>/dev/null | hea
 mkdir -p native/fuzz/out/obj
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Werror -isystem "$inc")
-core=(cert chain crl der nvidia ossl report sgx_ext signature spdm tdx_quote tdx_verify verify)
+core=(cert chain crl der nvidia ossl report sgx_ext signature spdm tdx_quote tdx_verify verify wrap)
 objs=()
 for c in "${core[@]}"; do
   o=native/fuzz/out/obj/$c.o
@@ -25,7 +25,7 @@ for c in "${core[@]}"; do
   fi
   objs+=("$o")
 done
-for t in report cert crl verify tdx_quote sgx_ext pcs spdm fwid; do
+for t in report cert crl verify tdx_quote sgx_ext pcs spdm fwid wrapkey; do
   "$CXX" "${flags[@]}" -fsanitize=fuzzer native/fuzz/fuzz_$t.cc "${objs[@]}" "$libcrypto" -o native/fuzz/out/fuzz_$t
 done
 echo native/fuzz/out

@@ -23,6 +23,11 @@ import { KbmError } from './types';
 export const MIN_RSA_BITS = 2048;
 /** MAX_RSA_BITS bounds the work an RSA operation costs us. */
 export const MAX_RSA_BITS = 16384;
+/** Above SMALL_MODULUS_BITS, OpenSSL allows public exponents of at most MAX_LARGE_MODULUS_EXPONENT_BITS. */
+const SMALL_MODULUS_BITS = 3072;
+const MAX_LARGE_MODULUS_EXPONENT_BITS = 64;
+/** bitLength of a big-endian unsigned integer without leading zero bytes. */
+const bitLength = (b: Buffer): number => (b.length === 0 ? 0 : (b.length - 1) * 8 + (32 - Math.clz32(b[0]!)));
 /** MAX_WRAPPING_KEY_SIZE bounds the input bytes (a 16384-bit PEM is about 3 KiB). */
 export const MAX_WRAPPING_KEY_SIZE = 8192;
 /** AES_KWP_ALGORITHM is the `algorithm` member of the KWP form: base64("AES-KWP"). */
@@ -177,8 +182,15 @@ function describePkcs1(pkcs1: Buffer, bits: number, fail: (detail: string) => Er
 function build(bits: number, n: Buffer, e: Buffer, fail: (detail: string) => Error, keyObject: () => KeyObject, pkcs1?: Buffer): WrappingKey {
   if (bits < MIN_RSA_BITS) throw fail(`RSA key of ${bits} bits, at least ${MIN_RSA_BITS} needed`);
   if (bits > MAX_RSA_BITS) throw fail(`RSA key of ${bits} bits, at most ${MAX_RSA_BITS} accepted`);
+  // An RSA modulus is odd (a product of odd primes).
+  if (n.length === 0 || (n[n.length - 1]! & 1) === 0) throw fail('RSA modulus is even');
   // An even or tiny exponent is not a usable RSA encryption key.
   if (e.length === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) throw fail('RSA public exponent is not an odd number >= 3');
+  // OpenSSL refuses to encrypt with more (one public operation would cost a private one): say so
+  // now, before the attestation runs, instead of failing the release after it.
+  if (bits > SMALL_MODULUS_BITS && bitLength(e) > MAX_LARGE_MODULUS_EXPONENT_BITS) {
+    throw fail(`RSA public exponent of ${bitLength(e)} bits with a ${bits}-bit modulus (at most ${MAX_LARGE_MODULUS_EXPONENT_BITS} above ${SMALL_MODULUS_BITS})`);
+  }
   const wk = Object.freeze(new ParsedKey(n, e, bits, keyObject));
   DESCRIBED.set(wk, { n: Buffer.from(n), e: Buffer.from(e), bits, ...(pkcs1 !== undefined ? { pkcs1 } : {}) });
   return wk;

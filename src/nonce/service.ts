@@ -50,7 +50,6 @@ export function nonceDigest(nonce: string): string {
   return hash('sha256', nonce, 'hex').slice(0, 16);
 }
 
-
 /**
  * Nonces are cut from a pool of CSPRNG output filled 4 KiB at a time (as node:crypto's
  * randomUUID does): one draw from OpenSSL's DRBG, with its lock and fork check, per 128 nonces

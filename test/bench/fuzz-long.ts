@@ -11,7 +11,7 @@
  * on; the CI run (test/native/fuzz.test.ts) keeps leak detection on.
  *
  * Run: `npm run fuzz` or `node --import tsx test/bench/fuzz-long.ts [target=execs ...] [--max-minutes M] [--leaks]`
- * Defaults: report=10000000 cert=1000000 verify=1000000 crl=1000000, each capped at 60 minutes.
+ * Defaults: report=10000000 cert=1000000 verify=1000000 crl=1000000 wrapkey=1000000, each capped at 60 minutes.
  * Example on a shared box: `node --import tsx test/bench/fuzz-long.ts report=10000000 cert=1000000 --max-minutes 10`.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 const OUT = join(ROOT, 'native', 'fuzz', 'out');
-const MAX_LEN: Record<string, number> = { report: 2048, cert: 4096, crl: 4096, verify: 2048 };
+const MAX_LEN: Record<string, number> = { report: 2048, cert: 4096, crl: 4096, verify: 2048, wrapkey: 4096 };
 
 const quotas = new Map<string, number>();
 let maxMinutes = 60;
@@ -36,14 +36,14 @@ for (let i = 0; i < args.length; i++) {
     maxMinutes = Number(args[++i]);
     continue;
   }
-  const m = /^(report|cert|crl|verify)=(\d+)$/.exec(a);
+  const m = /^(report|cert|crl|verify|wrapkey)=(\d+)$/.exec(a);
   if (!m) {
-    console.error(`unknown argument ${a}: expected target=execs (report, cert, crl, verify) or --max-minutes M`);
+    console.error(`unknown argument ${a}: expected target=execs (report, cert, crl, verify, wrapkey) or --max-minutes M`);
     process.exit(2);
   }
   quotas.set(m[1]!, Number(m[2]));
 }
-if (quotas.size === 0) for (const [t, n] of [['report', 10_000_000], ['cert', 1_000_000], ['verify', 1_000_000], ['crl', 1_000_000]] as const) quotas.set(t, n);
+if (quotas.size === 0) for (const [t, n] of [['report', 10_000_000], ['cert', 1_000_000], ['verify', 1_000_000], ['crl', 1_000_000], ['wrapkey', 1_000_000]] as const) quotas.set(t, n);
 
 const env = {
   ...process.env,

@@ -265,7 +265,28 @@ describe('kbm/wrap: the RSAPublicKey form in the addon', () => {
     refusedByAddon(rsaPublicKeyDer(n, n), /exponent/);
     refusedByAddon(Buffer.concat([pkcs1, Buffer.from([0])]), /canonical/);
     refusedByAddon(privateKey.export({ format: 'der', type: 'pkcs1' }) as Buffer, /canonical/);
+    // Found by fuzz_wrapkey: an even modulus made OpenSSL's Montgomery set-up fail (was an internal error).
+    const even = Buffer.from(n);
+    even[even.length - 1]! &= 0xfe;
+    refusedByAddon(rsaPublicKeyDer(even, Buffer.from([1, 0, 1])), /modulus is even/);
+    refused(rsaPublicKeyDer(even, Buffer.from([1, 0, 1])), /modulus is even/);
     assert.throws(() => wrapAesGcmPkcs1(pkcs1, 'text' as never), (e: unknown) => (e as { code?: string }).code === 'SNP_ERR_ARGUMENT');
+  });
+
+  it('above 3072 modulus bits the exponent may have at most 64 bits (the bound OpenSSL keeps), refused at parse and in the addon', () => {
+    // A 4096-bit odd integer stands in for a modulus: the bounds are checked before any arithmetic.
+    const n = Buffer.concat([Buffer.from([0]), Buffer.alloc(512, 0xc3)]);
+    const e64 = Buffer.from([0, 0x80, 0, 0, 0, 0, 0, 0, 1]); // DER INTEGER content: the 0 keeps it positive
+    const e65 = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const ok = parseWrappingKey(rsaPublicKeyDer(n, e64));
+    assert.equal(ok.bits, 4096);
+    assert.equal(Buffer.from(wrapAesGcm(secret, ok).wrapped_key, 'base64').length, 512);
+    refused(rsaPublicKeyDer(n, e65), /exponent of 65 bits with a 4096-bit modulus/);
+    assert.throws(() => wrapAesGcmPkcs1(rsaPublicKeyDer(n, e65), secret), (e: unknown) => (e as { code?: string }).code === 'KBM_ERR_WRAPPING_KEY' && /65 bits/.test((e as Error).message));
+    // Up to 3072 bits any odd exponent below the modulus is OpenSSL's to use (and ours).
+    const n3072 = Buffer.concat([Buffer.from([0]), Buffer.alloc(384, 0xc3)]);
+    assert.equal(parseWrappingKey(rsaPublicKeyDer(n3072, e65)).bits, 3072);
+    assert.equal(Buffer.from(wrapAesGcm(secret, parseWrappingKey(rsaPublicKeyDer(n3072, e65))).wrapped_key, 'base64').length, 384);
   });
 
   it('material too long for OAEP under the key is a KbmError, not a crash', () => {

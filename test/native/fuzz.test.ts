@@ -2,8 +2,8 @@
  * libFuzzer targets over the native parsing core (SNP: report, certificate + AMD extensions +
  * chain, CRL, and the whole verification of a report against a fixed genuine VCEK; TDX: quote
  * parser + full verification against a genuine vector's collateral, SGX extension decoder + PEM
- * chain splitter, PCS signed-body path; NVIDIA GPU: SPDM GET_MEASUREMENTS + device check, FWID extensions), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
- * fuzzes each target for a bounded time (15-25 s each, about 165 s in total) from the committed seed corpus,
+ * chain splitter, PCS signed-body path; NVIDIA GPU: SPDM GET_MEASUREMENTS + device check, FWID extensions; the VM's wrapping key), built with clang under ASan+UBSan. Replays every file in native/fuzz/regressions/, then
+ * fuzzes each target for a bounded time (15-25 s each, about 180 s in total) from the committed seed corpus,
  * printing executions and coverage. Any crash, sanitizer report or leak fails the test; the
  * crashing input is kept under test/.tmp/fuzz-artifacts/ for copying into regressions/.
  */
@@ -27,6 +27,8 @@ const TARGETS: Array<{ name: string; seconds: number; maxLen: number }> = [
   // NVIDIA GPU evidence: SPDM GET_MEASUREMENTS (genuine H100/B100 seeds, ~4.1 KiB) and the FWID extensions.
   { name: 'spdm', seconds: 20, maxLen: 8192 },
   { name: 'fwid', seconds: 15, maxLen: 2048 },
+  // The VM's wrapping key (RSAPublicKey DER from get_secret): canonical check, size/exponent bounds, RSA-OAEP + AES-GCM.
+  { name: 'wrapkey', seconds: 15, maxLen: 4096 },
 ];
 /** TDX_DIR holds one genuine vector's collateral in the shapes the TDX fuzz targets read. */
 const TDX_DIR = join(ROOT, 'test', '.tmp', 'fuzz-tdx');
