@@ -16,3 +16,10 @@ import '../pcs/settings';
 import '../tdx/settings';
 import '../cert/settings';
 import '../gpu/settings';
+
+/**
+ * SETTINGS_ORDER: the owners in the order of the imports above. Generated documents list settings
+ * in this order, whatever order a process happened to import the modules in (a test importing
+ * one module's settings first must not reorder the reference).
+ */
+export const SETTINGS_ORDER: readonly string[] = ['store', 'nonce', 'log', 'kbm', 'http', 'attest', 'policy', 'kds', 'snp', 'pcs', 'tdx', 'cert', 'nvidia'];

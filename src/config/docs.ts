@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CATALOGUE } from '../errors';
-import './all-settings';
+import { SETTINGS_ORDER } from './all-settings';
 import { allSettings, isSecret, type SettingSpec } from './registry';
 import { FLASK_HINT, UNSUPPORTED_NESTED, UNSUPPORTED_ORIGINAL } from './unsupported';
 
@@ -60,7 +60,10 @@ function envText(s: SettingSpec): string {
 /** configReference renders every registered setting, grouped by README section. */
 export function configReference(): string {
   const bySection = new Map<string, SettingSpec[]>();
-  for (const s of allSettings()) {
+  const rank = (owner: string): number => (SETTINGS_ORDER.includes(owner) ? SETTINGS_ORDER.indexOf(owner) : SETTINGS_ORDER.length);
+  // Stable sort: by owner in SETTINGS_ORDER, then in each module's own order.
+  const ordered = allSettings().map((s, i) => ({ s, i })).sort((a, b) => rank(a.s.owner) - rank(b.s.owner) || a.i - b.i);
+  for (const { s } of ordered) {
     const list = bySection.get(s.section) ?? [];
     list.push(s);
     bySection.set(s.section, list);

@@ -3,8 +3,10 @@
  *
  * - parseWrappingKey: the `wrapping-key` bytes as sent (the agent sends PKCS#1 RSAPublicKey DER;
  *   SPKI DER and PEM are accepted too) -> WrappingKey. Only canonical encodings of RSA public keys
- *   of 2048..16384 bits pass: private keys, trailing bytes, RSA-PSS-restricted keys and odd
- *   exponents are refused with KBM_WRAPPING_KEY_INVALID (400).
+ *   of 2048..16384 bits pass: private keys, trailing bytes, RSA-PSS-restricted keys, even moduli
+ *   and unusable exponents (even, below 3, not below n, over 64 bits above 3072 modulus bits) are
+ *   refused with KBM_WRAPPING_KEY_INVALID (400). The PKCS#1 form is checked and used by the addon
+ *   (native/core/wrap.cc), which applies the same bounds again.
  * - wrapAesGcm: fresh AES-256 key, AES-256-GCM (12-byte IV, 16-byte tag apart, no AAD), the AES
  *   key under RSA-OAEP SHA-256 / MGF1-SHA-256 / empty label.
  * - wrapKwp: fresh AES-256 key, RFC 5649 AES key wrap with padding of the secret
@@ -186,6 +188,8 @@ function build(bits: number, n: Buffer, e: Buffer, fail: (detail: string) => Err
   if (n.length === 0 || (n[n.length - 1]! & 1) === 0) throw fail('RSA modulus is even');
   // An even or tiny exponent is not a usable RSA encryption key.
   if (e.length === 0 || (e[e.length - 1]! & 1) === 0 || (e.length === 1 && e[0]! < 3)) throw fail('RSA public exponent is not an odd number >= 3');
+  // Both without leading zero bytes: a longer or equal-length, not smaller exponent is >= n.
+  if (e.length > n.length || (e.length === n.length && Buffer.compare(e, n) >= 0)) throw fail('RSA public exponent is not below the modulus');
   // OpenSSL refuses to encrypt with more (one public operation would cost a private one): say so
   // now, before the attestation runs, instead of failing the release after it.
   if (bits > SMALL_MODULUS_BITS && bitLength(e) > MAX_LARGE_MODULUS_EXPONENT_BITS) {

@@ -270,6 +270,7 @@ describe('kbm/wrap: the RSAPublicKey form in the addon', () => {
     even[even.length - 1]! &= 0xfe;
     refusedByAddon(rsaPublicKeyDer(even, Buffer.from([1, 0, 1])), /modulus is even/);
     refused(rsaPublicKeyDer(even, Buffer.from([1, 0, 1])), /modulus is even/);
+    refused(rsaPublicKeyDer(n, n), /exponent is not below the modulus/);
     assert.throws(() => wrapAesGcmPkcs1(pkcs1, 'text' as never), (e: unknown) => (e as { code?: string }).code === 'SNP_ERR_ARGUMENT');
   });
 
