@@ -42,16 +42,6 @@ template <size_t N>
 Napi::Value Buf(Napi::Env env, const std::array<uint8_t, N>& a) { return Buf(env, a.data(), N); }
 Napi::Value Date(Napi::Env env, int64_t seconds) { return Napi::Date::New(env, static_cast<double>(seconds) * 1000.0); }
 
-Bytes ToBytes(const Napi::Value& v, const char* what, size_t max) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    tas::Fail(tas::kErrArgument, std::string(what) + " must be a Buffer");
-  }
-  auto arr = v.As<Napi::Uint8Array>();
-  if (arr.ByteLength() > max) tas::Fail(tas::kErrArgument, std::string(what) + " is larger than " + std::to_string(max) + " bytes");
-  const uint8_t* p = arr.Data();
-  return Bytes(p, p + arr.ByteLength());
-}
-
 // View checks that v is a Uint8Array of at most `max` bytes and returns its bytes in place (no
 // copy: key wrapping reads the secret here, and a copy would leave it in freed heap memory). Only
 // for synchronous calls: the bytes are read before the call returns.
@@ -62,6 +52,12 @@ std::pair<const uint8_t*, size_t> View(const Napi::Value& v, const char* what, s
   auto arr = v.As<Napi::Uint8Array>();
   if (arr.ByteLength() > max) tas::Fail(tas::kErrArgument, std::string(what) + " is larger than " + std::to_string(max) + " bytes");
   return {arr.Data(), arr.ByteLength()};
+}
+
+// ToBytes is View copied: for inputs a pool job reads after the call has returned.
+Bytes ToBytes(const Napi::Value& v, const char* what, size_t max) {
+  auto b = View(v, what, max);
+  return Bytes(b.first, b.first + b.second);
 }
 
 // Flag reads an optional boolean option: true only when the member is the boolean true.
@@ -87,22 +83,6 @@ Napi::Object TcbVersion(Napi::Env env, const tas::FwVersion& v) {
   return o;
 }
 
-// CPUID_FAM_ID / CPUID_MOD_ID / CPUID_STEP (report version 3 and later).
-Napi::Object CpuidToJs(Napi::Env env, const tas::Report& r) {
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("family", r.cpuid_fam_id);
-  c.Set("model", r.cpuid_mod_id);
-  c.Set("stepping", r.cpuid_step);
-  return c;
-}
-
-// LAUNCH_MIT_VECTOR / CURRENT_MIT_VECTOR (report version 5 and later).
-void SetMitVectors(Napi::Env env, Napi::Object& o, const tas::Report& r) {
-  if (!r.has_mit_vectors) return;
-  o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
-  o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
-}
-
 Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", r.version);
@@ -126,13 +106,22 @@ Napi::Object ReportToJs(Napi::Env env, const tas::Report& r) {
   o.Set("reportId", Buf(env, r.report_id));
   o.Set("reportIdMa", Buf(env, r.report_id_ma));
   o.Set("reportedTcb", Buf(env, r.reported_tcb));
-  if (r.has_cpuid) o.Set("cpuid", CpuidToJs(env, r));
+  if (r.has_cpuid) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("family", r.cpuid_fam_id);
+    c.Set("model", r.cpuid_mod_id);
+    c.Set("stepping", r.cpuid_step);
+    o.Set("cpuid", c);
+  }
   o.Set("chipId", Buf(env, r.chip_id));
   o.Set("committedTcb", Buf(env, r.committed_tcb));
   o.Set("currentVersion", TcbVersion(env, r.current_version));
   o.Set("committedVersion", TcbVersion(env, r.committed_version));
   o.Set("launchTcb", Buf(env, r.launch_tcb));
-  SetMitVectors(env, o, r);
+  if (r.has_mit_vectors) {
+    o.Set("launchMitVector", Napi::BigInt::New(env, r.launch_mit_vector));
+    o.Set("currentMitVector", Napi::BigInt::New(env, r.current_mit_vector));
+  }
   return o;
 }
 
@@ -382,12 +371,10 @@ Napi::Value SnpOutcomeToJs(Napi::Env env, const SnpJob& job) {
     a.Set(7u, job.with_checks ? ChecksToJs(env, out.checks) : Napi::Array::New(env, 0));
     return a;
   }
+  // The object form: omitVek and omitChecks come only with omitReport (the array above), so the
+  // VEK description and the checks are always here.
   Napi::Object o = Napi::Object::New(env);
-  if (job.with_vek) {
-    o.Set("vek", VekToJs(env, e.vek));
-  } else {
-    o.Set("leafSha256", Buf(env, e.vek.cert.sha256));
-  }
+  o.Set("vek", VekToJs(env, e.vek));
   o.Set("anchorSha256", Buf(env, e.anchor.sha256));
   o.Set("intermediateSha256", Buf(env, e.intermediate.sha256));
   o.Set("intermediateSerialHex", e.intermediate.serial_hex);
@@ -398,7 +385,7 @@ Napi::Value SnpOutcomeToJs(Napi::Env env, const SnpJob& job) {
     c.Set("nextUpdate", Date(env, out.crl->next_update));
     o.Set("crl", c);
   }
-  o.Set("checks", job.with_checks ? ChecksToJs(env, out.checks) : Napi::Array::New(env, 0));
+  o.Set("checks", ChecksToJs(env, out.checks));
   if (job.with_report) o.Set("report", ReportToJs(env, out.report));
   return o;
 }
@@ -810,15 +797,15 @@ class TasNative : public Napi::Addon<TasNative> {
 
   Napi::Value ParseReport(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      Bytes b = ToBytes(info[0], "report", kMaxReportInput);
-      return ReportToJs(info.Env(), tas::ParseReport(b.data(), b.size()));
+      auto b = View(info[0], "report", kMaxReportInput);
+      return ReportToJs(info.Env(), tas::ParseReport(b.first, b.second));
     });
   }
 
   Napi::Value ParseReportPacked(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      Bytes b = ToBytes(info[0], "report", kMaxReportInput);
-      return ReportToJsPacked(info.Env(), tas::ParseReport(b.data(), b.size()));
+      auto b = View(info[0], "report", kMaxReportInput);
+      return ReportToJsPacked(info.Env(), tas::ParseReport(b.first, b.second));
     });
   }
 

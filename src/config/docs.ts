@@ -60,7 +60,10 @@ function envText(s: SettingSpec): string {
 /** configReference renders every registered setting, grouped by README section. */
 export function configReference(): string {
   const bySection = new Map<string, SettingSpec[]>();
-  const rank = (owner: string): number => (SETTINGS_ORDER.includes(owner) ? SETTINGS_ORDER.indexOf(owner) : SETTINGS_ORDER.length);
+  const rank = (owner: string): number => {
+    const i = SETTINGS_ORDER.indexOf(owner);
+    return i < 0 ? SETTINGS_ORDER.length : i;
+  };
   // Stable sort: by owner in SETTINGS_ORDER, then in each module's own order.
   const ordered = allSettings().map((s, i) => ({ s, i })).sort((a, b) => rank(a.s.owner) - rank(b.s.owner) || a.i - b.i);
   for (const { s } of ordered) {

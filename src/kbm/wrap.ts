@@ -70,15 +70,14 @@ export function parseWrappingKeyWithFormat(bytes: Buffer | Uint8Array): { key: W
   let keyObject: KeyObject;
   let format: WrappingKeyFormat;
   if (buf[0] === 0x30) {
-    // DER SEQUENCE. Try RSAPublicKey (what the agent sends), then SubjectPublicKeyInfo, and insist
-    // that re-encoding gives the same bytes: that refuses private keys (which Node would happily
-    // turn into their public half), BER oddities and trailing garbage.
-    // The agent's form is checked by the addon (plain DER codec, canonical by re-encoding) and
-    // used from these bytes: no KeyObject unless a broker asks for one (#16: Node's decoder and
-    // encoder round trip and per-call EVP set-up cost several RSA operations per request).
+    // DER SEQUENCE: RSAPublicKey (what the agent sends), else SubjectPublicKeyInfo; either must
+    // re-encode to the same bytes, which refuses private keys (which Node would happily turn into
+    // their public half), BER oddities and trailing garbage. RSAPublicKey is checked by the addon
+    // (plain DER codec) and used from these bytes: no KeyObject unless a broker asks for one (#16:
+    // Node's decoder and encoder round trip and per-call EVP set-up cost several RSA operations).
     const bits = rsaPkcs1Bits(buf);
     if (bits > 0) return { key: describePkcs1(Buffer.from(buf), bits, (d) => invalid(d)), format: 'pkcs1-der' };
-    const spki = tryDer(buf, 'spki');
+    const spki = trySpki(buf);
     if (!spki) throw invalid('not a DER RSAPublicKey or SubjectPublicKeyInfo');
     keyObject = spki;
     format = 'spki-der';
@@ -87,25 +86,33 @@ export function parseWrappingKeyWithFormat(bytes: Buffer | Uint8Array): { key: W
     const m = /^-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1-----$/.exec(text);
     if (!m) throw invalid('neither DER nor a single PEM PUBLIC KEY / RSA PUBLIC KEY block');
     const der = Buffer.from(m[2]!.replace(/[\r\n]/g, ''), 'base64');
-    const parsed = tryDer(der, m[1] === 'PUBLIC KEY' ? 'spki' : 'pkcs1');
-    if (!parsed) throw invalid(`PEM ${m[1]} does not hold a canonical RSA public key`);
+    const fail = (): TasError => invalid(`PEM ${m[1]} does not hold a canonical RSA public key`);
+    if (m[1] === 'RSA PUBLIC KEY') {
+      // The same RSAPublicKey as the DER form above, in armour: the same check and use.
+      const bits = rsaPkcs1Bits(der);
+      if (bits === 0) throw fail();
+      return { key: describePkcs1(der, bits, (d) => invalid(d)), format: 'pem' };
+    }
+    const parsed = trySpki(der);
+    if (!parsed) throw fail();
     keyObject = parsed;
     format = 'pem';
   }
   return { key: describe(keyObject, (d) => invalid(d)), format };
 }
 
-function tryDer(der: Buffer, type: 'pkcs1' | 'spki'): KeyObject | undefined {
+/** trySpki returns the key of a SubjectPublicKeyInfo DER that re-encodes to the same bytes. */
+function trySpki(der: Buffer): KeyObject | undefined {
   let k: KeyObject;
   try {
-    k = createPublicKey({ key: der, format: 'der', type });
+    k = createPublicKey({ key: der, format: 'der', type: 'spki' });
   } catch {
     return undefined;
   }
   if (k.type !== 'public') return undefined;
   let again: Buffer;
   try {
-    again = k.export({ format: 'der', type }) as Buffer;
+    again = k.export({ format: 'der', type: 'spki' }) as Buffer;
   } catch {
     return undefined;
   }
