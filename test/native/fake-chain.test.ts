@@ -45,6 +45,23 @@ describe('native addon with fake AMD chains (CRL, extensions, shapes)', function
     }
   });
 
+  it("the benchmark's reused-nonce signer makes reports the addon verifies (same r, fresh s) and no others", async () => {
+    const sign = genoa.benchReportSigner();
+    const a = sign({ reportData: Buffer.alloc(64, 1) });
+    const b = sign({ reportData: Buffer.alloc(64, 2) });
+    // One nonce for every signature: r repeats, s follows the message.
+    assert.deepEqual(a.subarray(0x2a0, 0x2e8), b.subarray(0x2a0, 0x2e8));
+    assert.notDeepEqual(a.subarray(0x2e8, 0x330), b.subarray(0x2e8, 0x330));
+    for (const rep of [a, b]) assert.equal((await verify(vcekInput(genoa, { report: rep }))).report.reportData.equals(rep.subarray(0x50, 0x90)), true);
+    // A changed signed byte, or another message's s, is refused as a bad signature.
+    const tampered = Buffer.from(a);
+    tampered[0x50]! ^= 1;
+    await expectCode(verify(vcekInput(genoa, { report: tampered })), 'SNP_ERR_REPORT_SIGNATURE');
+    const swapped = Buffer.from(a);
+    b.copy(swapped, 0x2e8, 0x2e8, 0x330);
+    await expectCode(verify(vcekInput(genoa, { report: swapped })), 'SNP_ERR_REPORT_SIGNATURE');
+  });
+
   it('a fresh ARK-signed CRL passes and reports its window', async () => {
     const crl = milan.crlDer({ thisUpdate: date(AT - day), nextUpdate: date(AT + 6 * day) });
     const r = await verify(vcekInput(milan, { crl }));
