@@ -123,7 +123,7 @@ export interface VerifyInput {
   /** ASK (for a VCEK) or ASVK (for a VLEK). */
   intermediate: Buffer;
   /** Pinned ARK certificate(s); nothing else is trusted. */
-  anchors: Buffer[];
+  anchors: readonly Buffer[];
   product: Product;
   kind: VekKind;
   /** Verification time, whole seconds since the epoch. */

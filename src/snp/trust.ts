@@ -40,7 +40,20 @@ export interface TrustStatus {
   readonly extraAnchors: ReadonlyArray<{ file: string; product: Product; subjectCN: string; sha256: string; spkiSha256: string }>;
 }
 
-const pem = (s: string): Buffer => Buffer.from(s, 'ascii');
+/**
+ * pem returns the bytes of an embedded PEM, made once per certificate: every request names its
+ * product's anchors, and a fresh copy of each ~2 KB PEM per request was pure allocation. The
+ * Buffers are shared: read them, never write to them.
+ */
+const pemBytes = new Map<string, Buffer>();
+const pem = (s: string): Buffer => {
+  let b = pemBytes.get(s);
+  if (b === undefined) {
+    b = Buffer.from(s, 'ascii');
+    pemBytes.set(s, b);
+  }
+  return b;
+};
 
 /** PINNED_ONLY trusts AMD's roots and nothing else. */
 export const PINNED_ONLY: SnpTrust = Object.freeze({ extraTrustDir: undefined, extra: Object.freeze([]), testRoots: false });
@@ -53,10 +66,25 @@ export function pinnedIntermediate(product: Product, kind: 'VCEK' | 'VLEK'): Buf
   return pem(kind === 'VCEK' ? PINNED_ROOTS[product].ask.pem : PINNED_ROOTS[product].asvk.pem);
 }
 
-/** anchorsFor lists the ARKs trusted for a product: the pinned one first, then extra ones. */
-export function anchorsFor(trust: SnpTrust, product: Product): Buffer[] {
-  return [pinnedArk(product), ...trust.extra.filter((c) => c.product === product && c.role === 'ARK').map((c) => c.der)];
+/**
+ * anchorsFor lists the ARKs trusted for a product: the pinned one first, then extra ones. The list
+ * is made once per trust set and product (a trust set is immutable; SIGHUP makes a new one) and is
+ * shared: read it, never change it.
+ */
+export function anchorsFor(trust: SnpTrust, product: Product): readonly Buffer[] {
+  let byProduct = anchorLists.get(trust);
+  if (byProduct === undefined) {
+    byProduct = new Map();
+    anchorLists.set(trust, byProduct);
+  }
+  let list = byProduct.get(product);
+  if (list === undefined) {
+    list = Object.freeze([pinnedArk(product), ...trust.extra.filter((c) => c.product === product && c.role === 'ARK').map((c) => c.der)]);
+    byProduct.set(product, list);
+  }
+  return list;
 }
+const anchorLists = new WeakMap<SnpTrust, Map<Product, readonly Buffer[]>>();
 
 /** extraIntermediates lists untrusted ASK/ASVK candidates from the extra directory. */
 export function extraIntermediates(trust: SnpTrust, product: Product, kind: 'VCEK' | 'VLEK'): Buffer[] {

@@ -193,7 +193,7 @@ export class SnpVerifier {
     const kind = parsed.signingKey === 0 ? 'VCEK' : 'VLEK';
 
     // 4. Native: chain to the anchors, report signature, CRL.
-    const anchors = this.anchorsOverride ? [...this.anchorsOverride] : anchorsFor(this.trust, product);
+    const anchors = this.anchorsOverride ?? anchorsFor(this.trust, product);
     const candidates = ev.intermediate
       ? [ev.intermediate]
       : [pinnedIntermediate(product, kind), ...(this.anchorsOverride ? [] : extraIntermediates(this.trust, product, kind)), ...(ev.candidates ?? [])];

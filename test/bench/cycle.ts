@@ -13,7 +13,8 @@
  * Each level also prints its ratio to a floor probed right before and after it (the floor drifts).
  * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
  * `perf record -g -p <pid>` (JIT frames by name); `TAS_BENCH_DAEMON_OUT=FILE` appends what the daemon
- * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS).
+ * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS); `TAS_BENCH_NODE_FLAGS_BEFORE` gives the
+ * "before" daemon of `--compare` its own flags (e.g. `--compare=. ` to measure a Node flag alone).
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
  * every level in `--slices=N` (6) short stretches alternating between the two, each next to its
@@ -216,7 +217,10 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
     const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`, `--cpu-prof-name=tas-${opts.store}-${process.pid}.cpuprofile`] : [];
     // e.g. TAS_BENCH_NODE_FLAGS=--perf-basic-prof, to read the daemon with `perf record -p`.
-    if (process.env.TAS_BENCH_NODE_FLAGS) prof.push(...process.env.TAS_BENCH_NODE_FLAGS.split(' ').filter(Boolean));
+    // With --compare, TAS_BENCH_NODE_FLAGS_BEFORE replaces them for the "before" daemon (compare
+    // Node flags on one checkout: --compare=. and the flags in question on one side only).
+    const flags = opts.label === 'before' && process.env.TAS_BENCH_NODE_FLAGS_BEFORE !== undefined ? process.env.TAS_BENCH_NODE_FLAGS_BEFORE : process.env.TAS_BENCH_NODE_FLAGS;
+    if (flags) prof.push(...flags.split(' ').filter(Boolean));
     const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
     daemon = spawn(process.execPath, args, {
       env: {

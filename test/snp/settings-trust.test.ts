@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import '../../src/config/all-settings';
 import { loadConfig, settingByEnv } from '../../src/config';
 import { Registry } from 'prom-client';
-import { PINNED_ONLY, loadSnpTrust, registerTrustMetrics, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
+import { PINNED_ONLY, anchorsFor, loadSnpTrust, pinnedArk, registerTrustMetrics, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
 import { FakeAmd } from '../support/fake-amd';
 
 const KEYS = { TAS_API_KEY: 'c'.repeat(64), TAS_MANAGEMENT_API_KEY: 'm'.repeat(64) };
@@ -66,6 +66,23 @@ describe('snp: settings and trust status', function () {
     assert.match(testRootsWarning(t)!, /NON-AMD test root.*ARK-Milan/);
     const res = await new SnpVerifier({ trust: t }).verify({ report: kit.signReport(), vek: kit.vcekDer(), intermediate: kit.askDer, at: new Date('2026-06-01T00:00:00Z') });
     assert.equal(res.anchorIsTestRoot, true);
+  });
+
+  it('anchors per trust set and product are made once; a new trust set (SIGHUP) gets its own', async () => {
+    const d = join(dir, 'arks-memo');
+    await kit.writeTrustDir(d);
+    const t = snpTrustFromConfig(loadConfig({ env: { ...KEYS, TAS_SNP_EXTRA_TRUST_DIR: d } }));
+    const milan = anchorsFor(t, 'Milan');
+    assert.equal(anchorsFor(t, 'Milan'), milan, 'same list on every request');
+    assert.deepEqual(milan, [pinnedArk('Milan'), t.extra[0]!.der]);
+    assert.ok(Object.isFrozen(milan), 'a shared list cannot be changed by a caller');
+    assert.deepEqual(anchorsFor(t, 'Genoa'), [pinnedArk('Genoa')]);
+    assert.deepEqual(anchorsFor(PINNED_ONLY, 'Milan'), [pinnedArk('Milan')]);
+    // A reloaded trust set is a new object: its anchors are computed from it, not from the old one.
+    const reloaded = snpTrustFromConfig(loadConfig({ env: { ...KEYS } }));
+    assert.deepEqual(anchorsFor(reloaded, 'Milan'), [pinnedArk('Milan')]);
+    assert.equal(pinnedArk('Milan'), pinnedArk('Milan'), 'pinned PEM bytes made once');
+    assert.match(pinnedArk('Milan').toString('ascii'), /^-----BEGIN CERTIFICATE-----/);
   });
 
   it('the shared agent-fixtures ark-trust directory loads (three fake ARKs)', () => {
