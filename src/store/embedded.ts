@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { TasError } from '../errors';
+import { ConsumedMarkers } from './consumed-markers';
 import type { ChargedIssue, ClaimResult, IssueResult, PutResult, RateCharge, RateHit, Store, StoredPolicy, StoreInfo } from './types';
 import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
@@ -127,14 +128,6 @@ class ExpiryHeap {
 /** Longest time a cached policy is served without checking its file, even with the watch healthy. */
 export const POLICY_RECHECK_MS = 1_000;
 
-/** ConsumedMarker records who consumed a nonce (Store.consume, Store.unconsume). */
-interface ConsumedMarker {
-  readonly owner: string;
-  /** The nonce's original expiry, for unconsume. */
-  readonly exp: number;
-  /** When the marker may be forgotten (monotonic ms). */
-  readonly keep: number;
-}
 
 /**
  * EMBEDDED_OP_TIMEOUT_MS: nonces live in memory and answer at once; policy reads are local file
@@ -166,7 +159,8 @@ export class EmbeddedStore implements Store {
    * interpose on single methods that way) must share them, as it shares the maps.
    */
   private readonly st = { live: 0, policyEpoch: 0, nextWindowSweep: 0 };
-  private readonly consumed = new Map<string, ConsumedMarker>();
+  /** Consumed-by-owner markers (Store.consume), packed: one per nonce consumed within ~a lease. */
+  private readonly consumed = new ConsumedMarkers();
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private generation = 0;
   private closed = false;
@@ -311,10 +305,7 @@ export class EmbeddedStore implements Store {
    * the ones behind it, and every marker is gone a lease after its keep time at the latest).
    */
   private purgeMarkers(now: number): void {
-    for (const [k, m] of this.consumed) {
-      if (m.keep > now) break;
-      this.consumed.delete(k);
-    }
+    this.consumed.purge(now);
   }
 
   async release(nonce: string, owner: string): Promise<boolean> {

@@ -1,0 +1,180 @@
+/**
+ * ConsumedMarkers holds the embedded store's consumed-by-owner markers (Store.consume,
+ * Store.unconsume) packed into typed arrays: one per nonce consumed in the last lease or so, i.e.
+ * request rate × ~40 s of them. As a Map of small objects each marker cost ~290 bytes and six heap
+ * objects (the nonce key as a slice of its quoted JSON string, the owner, the marker, two heap
+ * numbers, the map entry): at 800 attestations/s a third of the daemon's live heap, all of it
+ * traced by every full GC (the owner alone, a UUID as crypto.randomUUID() builds it, is a tree of
+ * ~20 string pieces until something flattens it: ~490 bytes). Here a marker is ~105 bytes outside
+ * the JavaScript heap: 32 nonce bytes, the owner's bytes (ASCII, up to 48; a longer owner is kept
+ * as a string beside), two float64 times and an index link.
+ *
+ * Markers are kept in insertion order in a ring (their keep times are nearly in that order, and
+ * they are dropped oldest first, as the Map was). Lookups go through a hash of the nonce's first
+ * 28 bits: an index from that prefix to the newest marker with it, and per marker a link to the
+ * previous one with the same prefix; a link to a marker older than the ring's head is the end of
+ * the chain. No operation scans the ring.
+ */
+
+const NONCE_BYTES = 32;
+/** Owner slot: one length byte (0: no marker, deleted) and up to OWNER_INLINE ASCII bytes. */
+const OWNER_INLINE = 48;
+const OWNER_SLOT = OWNER_INLINE + 1;
+const INLINE_OWNER = /^[\x20-\x7e]{1,48}$/;
+const MIN_CAPACITY = 1024;
+
+export interface ConsumedMarker {
+  readonly owner: string;
+  /** The nonce's original expiry (monotonic ms), for unconsume. */
+  readonly exp: number;
+  /** When the marker may be forgotten (monotonic ms). */
+  readonly keep: number;
+}
+
+export class ConsumedMarkers {
+  /** Sequence numbers: markers head..tail-1 are in the ring; a marker's slot is seq & (cap - 1). */
+  private head = 0;
+  private tail = 0;
+  private cap = MIN_CAPACITY;
+  private nonceBytes = Buffer.alloc(MIN_CAPACITY * NONCE_BYTES);
+  private times = new Float64Array(MIN_CAPACITY * 2); // exp, keep
+  /** Previous marker with the same nonce prefix (a sequence number; < head: none). */
+  private prev = new Float64Array(MIN_CAPACITY);
+  /** Owner per slot (length 0: deleted before its time, by unconsume); longer owners aside by seq. */
+  private ownerBytes = Buffer.alloc(MIN_CAPACITY * OWNER_SLOT);
+  private readonly longOwners = new Map<number, string>();
+  /** Nonce prefix -> sequence number of the newest marker with that prefix. */
+  private readonly index = new Map<number, number>();
+  private readonly probe = Buffer.alloc(NONCE_BYTES);
+
+  /** size is the number of markers held, deleted ones included until the head passes them. */
+  get size(): number {
+    return this.tail - this.head;
+  }
+
+  /** bytes is the memory of the packed arrays (tests and status; the owner strings not counted). */
+  get bytes(): number {
+    return this.nonceBytes.length + this.ownerBytes.length + this.times.byteLength + this.prev.byteLength;
+  }
+
+  /** set adds the marker of a nonce (64 lowercase hex characters, checked by the caller). */
+  set(nonce: string, m: ConsumedMarker): void {
+    this.delete(nonce); // one marker per nonce, as in a Map
+    if (this.tail - this.head === this.cap) this.resize(this.cap * 2);
+    const seq = this.tail++;
+    const slot = seq & (this.cap - 1);
+    this.nonceBytes.write(nonce, slot * NONCE_BYTES, NONCE_BYTES, 'hex');
+    this.times[slot * 2] = m.exp;
+    this.times[slot * 2 + 1] = m.keep;
+    const o = slot * OWNER_SLOT;
+    if (INLINE_OWNER.test(m.owner)) {
+      this.ownerBytes[o] = m.owner.length;
+      this.ownerBytes.write(m.owner, o + 1, OWNER_INLINE, 'latin1');
+    } else {
+      this.ownerBytes[o] = OWNER_SLOT; // not a length: the owner is in longOwners
+      this.longOwners.set(seq, m.owner);
+    }
+    const key = prefix(nonce);
+    const older = this.index.get(key);
+    this.prev[slot] = older ?? -1;
+    this.index.set(key, seq);
+  }
+
+  /** get returns the live (not deleted) marker of a nonce, if one is held. */
+  get(nonce: string): ConsumedMarker | undefined {
+    const seq = this.find(nonce);
+    if (seq < 0) return undefined;
+    const slot = seq & (this.cap - 1);
+    return { owner: this.ownerOf(seq), exp: this.times[slot * 2]!, keep: this.times[slot * 2 + 1]! };
+  }
+
+  /** delete forgets the marker of a nonce (it stays in the ring, as deleted, until its turn). */
+  delete(nonce: string): boolean {
+    const seq = this.find(nonce);
+    if (seq < 0) return false;
+    this.forget(seq);
+    return true;
+  }
+
+  /**
+   * purge drops markers past their keep time, oldest first, stopping at the first live one (a
+   * marker kept longer only delays the ones behind it; each is gone a lease after its keep time).
+   */
+  purge(now: number): void {
+    while (this.head < this.tail) {
+      const seq = this.head;
+      const slot = seq & (this.cap - 1);
+      if (this.ownerBytes[slot * OWNER_SLOT] !== 0 && this.times[slot * 2 + 1]! > now) break;
+      const key = prefixAt(this.nonceBytes, slot * NONCE_BYTES);
+      // Newest with its prefix: nothing older is left either, so the prefix leaves the index.
+      if (this.index.get(key) === seq) this.index.delete(key);
+      this.forget(seq);
+      this.head++;
+    }
+    // A storm's worth of capacity is given back once it has passed.
+    if (this.cap > MIN_CAPACITY && this.tail - this.head < this.cap / 4) this.resize(this.cap / 2);
+  }
+
+  clear(): void {
+    this.index.clear();
+    this.longOwners.clear();
+    this.head = this.tail = 0;
+    this.resize(MIN_CAPACITY);
+  }
+
+  /** find returns the sequence number of the live marker of nonce, or -1. */
+  private find(nonce: string): number {
+    let seq: number | undefined = this.index.get(prefix(nonce));
+    if (seq === undefined) return -1;
+    this.probe.write(nonce, 0, NONCE_BYTES, 'hex');
+    while (seq >= this.head) {
+      const slot: number = seq & (this.cap - 1);
+      const off = slot * NONCE_BYTES;
+      if (this.ownerBytes[slot * OWNER_SLOT] !== 0 && this.nonceBytes.compare(this.probe, 0, NONCE_BYTES, off, off + NONCE_BYTES) === 0) return seq;
+      seq = this.prev[slot]!;
+    }
+    return -1;
+  }
+
+  private resize(cap: number): void {
+    const nonceBytes = Buffer.alloc(cap * NONCE_BYTES);
+    const times = new Float64Array(cap * 2);
+    const prev = new Float64Array(cap);
+    const ownerBytes = Buffer.alloc(cap * OWNER_SLOT);
+    for (let seq = this.head; seq < this.tail; seq++) {
+      const from = seq & (this.cap - 1);
+      const to = seq & (cap - 1);
+      this.nonceBytes.copy(nonceBytes, to * NONCE_BYTES, from * NONCE_BYTES, (from + 1) * NONCE_BYTES);
+      times[to * 2] = this.times[from * 2]!;
+      times[to * 2 + 1] = this.times[from * 2 + 1]!;
+      prev[to] = this.prev[from]!;
+      this.ownerBytes.copy(ownerBytes, to * OWNER_SLOT, from * OWNER_SLOT, (from + 1) * OWNER_SLOT);
+    }
+    this.cap = cap;
+    this.nonceBytes = nonceBytes;
+    this.times = times;
+    this.prev = prev;
+    this.ownerBytes = ownerBytes;
+  }
+
+  private ownerOf(seq: number): string {
+    const o = (seq & (this.cap - 1)) * OWNER_SLOT;
+    const len = this.ownerBytes[o]!;
+    return len === OWNER_SLOT ? this.longOwners.get(seq)! : this.ownerBytes.toString('latin1', o + 1, o + 1 + len);
+  }
+
+  private forget(seq: number): void {
+    const o = (seq & (this.cap - 1)) * OWNER_SLOT;
+    if (this.ownerBytes[o] === OWNER_SLOT) this.longOwners.delete(seq);
+    this.ownerBytes[o] = 0;
+  }
+}
+
+/** prefix is the nonce's first 28 bits (7 hex characters): a small integer map key. */
+function prefix(nonce: string): number {
+  return parseInt(nonce.slice(0, 7), 16);
+}
+
+function prefixAt(b: Buffer, off: number): number {
+  return ((b[off]! << 20) | (b[off + 1]! << 12) | (b[off + 2]! << 4) | (b[off + 3]! >> 4)) >>> 0;
+}
