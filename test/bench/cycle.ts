@@ -1,7 +1,9 @@
 /**
  * Benchmark (not part of `npm test` at full length; test/bench/cycle.test.ts runs a short smoke of
  * it): full agent cycles — get_nonce, then get_secret with a fresh nonce-bound report (report-data
- * binding) signed by the fake AMD signer in a separate process — at concurrency 1, 4 and 16 over
+ * binding) signed by the fake AMD signer in a separate process (one reused ECDSA nonce, so that the
+ * simulated hardware costs the shared cores microseconds; TAS_BENCH_SIGNER=full: a fresh nonce per
+ * report) — at concurrency 1, 4 and 16 over
  * real HTTP against a running `tas serve` (embedded store and/or Redis, mock broker, VCEK cached
  * after the first cycle). Per level it prints cycles/s, p50/p99 latency of the cycle and of
  * get_secret alone, the daemon's CPU milliseconds per cycle (from /proc/<pid>/stat), that CPU
