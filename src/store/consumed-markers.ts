@@ -1,13 +1,14 @@
 /**
  * ConsumedMarkers holds the embedded store's consumed-by-owner markers (Store.consume,
  * Store.unconsume) packed into typed arrays: one per nonce consumed in the last lease or so, i.e.
- * request rate × ~40 s of them. As a Map of small objects each marker cost ~290 bytes and six heap
- * objects (the nonce key as a slice of its quoted JSON string, the owner, the marker, two heap
- * numbers, the map entry): at 800 attestations/s a third of the daemon's live heap, all of it
- * traced by every full GC (the owner alone, a UUID as crypto.randomUUID() builds it, is a tree of
- * ~20 string pieces until something flattens it: ~490 bytes). Here a marker is ~105 bytes outside
- * the JavaScript heap: 32 nonce bytes, the owner's bytes (ASCII, up to 48; a longer owner is kept
- * as a string beside), two float64 times and an index link.
+ * request rate × ~40 s of them. As a Map of small objects each marker cost ~580 bytes (measured)
+ * in six or more heap objects (the nonce key as a slice of its quoted JSON string, the owner, the
+ * marker, two heap numbers, the map entry): at 800 attestations/s a third of the daemon's live
+ * heap, all of it traced by every full GC (the owner alone, a UUID as crypto.randomUUID() builds
+ * it, is a tree of ~20 string pieces until something flattens it: ~490 bytes). Here a marker slot
+ * is 105 bytes outside the JavaScript heap — 32 nonce bytes, the owner's bytes (printable ASCII, up
+ * to 48; a longer owner is kept as a string beside), two float64 times and an index link — plus
+ * its prefix's index entry: ~128 bytes a marker with the ring's slack (measured).
  *
  * Markers are kept in insertion order in a ring (their keep times are nearly in that order, and
  * they are dropped oldest first, as the Map was). Lookups go through a hash of the nonce's first
@@ -52,7 +53,7 @@ export class ConsumedMarkers {
     return this.tail - this.head;
   }
 
-  /** bytes is the memory of the packed arrays (tests and status; the owner strings not counted). */
+  /** bytes is the memory of the packed arrays (tests; the index and any long owners not counted). */
   get bytes(): number {
     return this.nonceBytes.length + this.ownerBytes.length + this.times.byteLength + this.prev.byteLength;
   }

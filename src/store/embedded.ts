@@ -128,7 +128,6 @@ class ExpiryHeap {
 /** Longest time a cached policy is served without checking its file, even with the watch healthy. */
 export const POLICY_RECHECK_MS = 1_000;
 
-
 /**
  * EMBEDDED_OP_TIMEOUT_MS: nonces live in memory and answer at once; policy reads are local file
  * reads with no timeout of their own. This nominal bound feeds the claim lease (Store.opTimeoutMs).
