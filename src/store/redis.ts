@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
@@ -152,7 +153,13 @@ export class RedisStore implements Store {
     this.s = this.client as unknown as Scripted;
     this.info = { backend: 'redis', persistence: `${topology} prefix ${o.keyPrefix}` };
     this.client.on('error', (e: Error) => this.noteError(e));
-    if (this.client instanceof Cluster) this.client.on('node error', (e: Error) => this.noteError(e));
+    if (this.client instanceof Cluster) {
+      this.client.on('node error', (e: Error) => this.noteError(e));
+      this.client.on('+node', (node: Redis) => coalesceConnection(node));
+      for (const node of this.client.nodes('all')) coalesceConnection(node);
+    } else {
+      coalesceConnection(this.client);
+    }
   }
 
   /** noteError logs connection trouble at most every 10 s (a down server emits it per retry). */
@@ -501,3 +508,37 @@ export function resolveRedisOptions(s: RedisSettings): RedisStoreOptions {
     waitReplicas: s.waitReplicas,
   };
 }
+
+/**
+ * coalesceConnection makes the commands that one event-loop turn sends on a connection leave in one
+ * write: the socket is corked at the turn's first command and uncorked once the turn's I/O callbacks
+ * have run (setImmediate). ioredis writes each command at once, one write(2) each; under load the
+ * commands of several requests (a reply that wakes several, requests that arrived together) then
+ * share one system call, and redis-server's reads shrink alike. No command waits past the turn.
+ * (ioredis' own auto-pipelining batches too, but copies every defined script onto a new pipeline
+ * object per batch, which cost more CPU than it saved.)
+ */
+function coalesceConnection(c: Redis): void {
+  if (c.stream) coalesceWrites(c.stream);
+  c.on('connect', () => coalesceWrites(c.stream)); // every reconnection brings a new socket
+}
+
+function coalesceWrites(socket: Socket): void {
+  const marked = socket as Socket & { [COALESCED]?: true };
+  if (marked[COALESCED]) return;
+  marked[COALESCED] = true;
+  const write = socket.write as (...a: unknown[]) => boolean;
+  let corked = false;
+  (socket as { write: (...a: unknown[]) => boolean }).write = function (this: unknown, ...args: unknown[]): boolean {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return write.apply(this, args);
+  };
+}
+const COALESCED = Symbol('tas.coalescedWrites');
