@@ -75,7 +75,7 @@ export class ConsumedMarkers {
       this.ownerBytes[o] = OWNER_SLOT; // not a length: the owner is in longOwners
       this.longOwners.set(seq, m.owner);
     }
-    const key = prefix(nonce);
+    const key = prefixAt(this.nonceBytes, slot * NONCE_BYTES);
     const older = this.index.get(key);
     this.prev[slot] = older ?? -1;
     this.index.set(key, seq);
@@ -125,9 +125,9 @@ export class ConsumedMarkers {
 
   /** find returns the sequence number of the live marker of nonce, or -1. */
   private find(nonce: string): number {
-    let seq: number | undefined = this.index.get(prefix(nonce));
-    if (seq === undefined) return -1;
     this.probe.write(nonce, 0, NONCE_BYTES, 'hex');
+    let seq: number | undefined = this.index.get(prefixAt(this.probe, 0));
+    if (seq === undefined) return -1;
     while (seq >= this.head) {
       const slot: number = seq & (this.cap - 1);
       const off = slot * NONCE_BYTES;
@@ -171,11 +171,7 @@ export class ConsumedMarkers {
   }
 }
 
-/** prefix is the nonce's first 28 bits (7 hex characters): a small integer map key. */
-function prefix(nonce: string): number {
-  return parseInt(nonce.slice(0, 7), 16);
-}
-
+/** prefixAt is the first 28 bits of the nonce bytes at `off`: a small integer map key. */
 function prefixAt(b: Buffer, off: number): number {
   return ((b[off]! << 20) | (b[off + 1]! << 12) | (b[off + 2]! << 4) | (b[off + 3]! >> 4)) >>> 0;
 }

@@ -271,7 +271,7 @@ export class EmbeddedStore implements Store {
     assertNonce(nonce);
     assertOwner(owner);
     const now = this.now();
-    this.purgeMarkers(now);
+    this.consumed.purge(now);
     const e = this.nonces.get(nonce);
     if (e === undefined) {
       // A retry of a consume that already happened (its reply lost): the marker says whose it was.
@@ -296,15 +296,6 @@ export class EmbeddedStore implements Store {
     if (m.exp <= now) return false;
     this.insert(nonce, m.exp);
     return true;
-  }
-
-  /**
-   * purgeMarkers drops consumed-by-owner markers past their keep time, oldest first, stopping at
-   * the first live one (keep times are nearly in insertion order: a marker kept longer only delays
-   * the ones behind it, and every marker is gone a lease after its keep time at the latest).
-   */
-  private purgeMarkers(now: number): void {
-    this.consumed.purge(now);
   }
 
   async release(nonce: string, owner: string): Promise<boolean> {
@@ -332,7 +323,7 @@ export class EmbeddedStore implements Store {
    * is dropped. Consumed-by-owner markers past their keep time go too (oldest first).
    */
   private purge(now: number): void {
-    this.purgeMarkers(now);
+    this.consumed.purge(now);
     for (let top = this.expiry.peek(); top !== undefined && top.at <= now; top = this.expiry.peek()) {
       this.expiry.pop();
       const e = top.entry;

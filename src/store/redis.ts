@@ -155,8 +155,8 @@ export class RedisStore implements Store {
     this.client.on('error', (e: Error) => this.noteError(e));
     if (this.client instanceof Cluster) {
       this.client.on('node error', (e: Error) => this.noteError(e));
+      // Also the startup nodes: the cluster adds them after this constructor has returned.
       this.client.on('+node', (node: Redis) => coalesceConnection(node));
-      for (const node of this.client.nodes('all')) coalesceConnection(node);
     } else {
       coalesceConnection(this.client);
     }
@@ -519,14 +519,11 @@ export function resolveRedisOptions(s: RedisSettings): RedisStoreOptions {
  * object per batch, which cost more CPU than it saved.)
  */
 function coalesceConnection(c: Redis): void {
-  if (c.stream) coalesceWrites(c.stream);
-  c.on('connect', () => coalesceWrites(c.stream)); // every reconnection brings a new socket
+  // Called before the first connection; every (re)connection brings a new socket.
+  c.on('connect', () => coalesceWrites(c.stream));
 }
 
 function coalesceWrites(socket: Socket): void {
-  const marked = socket as Socket & { [COALESCED]?: true };
-  if (marked[COALESCED]) return;
-  marked[COALESCED] = true;
   const write = socket.write as (...a: unknown[]) => boolean;
   let corked = false;
   (socket as { write: (...a: unknown[]) => boolean }).write = function (this: unknown, ...args: unknown[]): boolean {
@@ -541,4 +538,3 @@ function coalesceWrites(socket: Socket): void {
     return write.apply(this, args);
   };
 }
-const COALESCED = Symbol('tas.coalescedWrites');

@@ -16,7 +16,7 @@
  * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
  * `perf record -g -p <pid>` (JIT frames by name); `TAS_BENCH_DAEMON_OUT=FILE` appends what the daemon
  * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS); `TAS_BENCH_NODE_FLAGS_BEFORE` gives the
- * "before" daemon of `--compare` its own flags (e.g. `--compare=. ` to measure a Node flag alone).
+ * "before" daemon of `--compare` its own flags (e.g. `--compare=.` to measure a Node flag alone).
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
  * every level in `--slices=N` (6) short stretches alternating between the two, each next to its

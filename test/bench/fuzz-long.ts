@@ -20,7 +20,14 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 const OUT = join(ROOT, 'native', 'fuzz', 'out');
-const MAX_LEN: Record<string, number> = { report: 2048, cert: 4096, crl: 4096, verify: 2048, wrapkey: 4096 };
+/** The targets `npm run fuzz` knows: input size bound and default quota of executions (listed order = run order). */
+const TARGETS: Record<string, { maxLen: number; execs: number }> = {
+  report: { maxLen: 2048, execs: 10_000_000 },
+  cert: { maxLen: 4096, execs: 1_000_000 },
+  verify: { maxLen: 2048, execs: 1_000_000 },
+  crl: { maxLen: 4096, execs: 1_000_000 },
+  wrapkey: { maxLen: 4096, execs: 1_000_000 },
+};
 
 const quotas = new Map<string, number>();
 let maxMinutes = 60;
@@ -36,14 +43,14 @@ for (let i = 0; i < args.length; i++) {
     maxMinutes = Number(args[++i]);
     continue;
   }
-  const m = /^(report|cert|crl|verify|wrapkey)=(\d+)$/.exec(a);
-  if (!m) {
-    console.error(`unknown argument ${a}: expected target=execs (report, cert, crl, verify, wrapkey) or --max-minutes M`);
+  const m = /^(\w+)=(\d+)$/.exec(a);
+  if (!m || !Object.hasOwn(TARGETS, m[1]!)) {
+    console.error(`unknown argument ${a}: expected target=execs (${Object.keys(TARGETS).join(', ')}) or --max-minutes M`);
     process.exit(2);
   }
   quotas.set(m[1]!, Number(m[2]));
 }
-if (quotas.size === 0) for (const [t, n] of [['report', 10_000_000], ['cert', 1_000_000], ['verify', 1_000_000], ['crl', 1_000_000], ['wrapkey', 1_000_000]] as const) quotas.set(t, n);
+if (quotas.size === 0) for (const [t, { execs }] of Object.entries(TARGETS)) quotas.set(t, execs);
 
 const env = {
   ...process.env,
@@ -61,7 +68,7 @@ function runOne(target: string, runs: number): Promise<Result> {
   const work = mkdtempSync(join(ROOT, 'test', '.tmp', `fuzz-long-${target}-`));
   const started = Date.now();
   const child = spawn('nice', ['-n', '19', join(OUT, `fuzz_${target}`), `-detect_leaks=${leaks ? 1 : 0}`,
-    `-runs=${runs}`, `-max_total_time=${Math.round(maxMinutes * 60)}`, `-max_len=${MAX_LEN[target]}`, '-timeout=20',
+    `-runs=${runs}`, `-max_total_time=${Math.round(maxMinutes * 60)}`, `-max_len=${TARGETS[target]!.maxLen}`, '-timeout=20',
     '-rss_limit_mb=2048', '-print_final_stats=1', '-print_pcs=0', `-artifact_prefix=${artifacts}/`,
     work, join(ROOT, 'native', 'fuzz', 'corpus', target)], { env: { ...env, ASAN_OPTIONS: `detect_leaks=${leaks ? 1 : 0}:abort_on_error=0` }, stdio: ['ignore', 'ignore', 'pipe'] });
   let tail = '';
