@@ -379,6 +379,7 @@ Napi::Value SnpOutcomeToJs(Napi::Env env, const SnpJob& job) {
   o.Set("intermediateSha256", Buf(env, e.intermediate.sha256));
   o.Set("intermediateSerialHex", e.intermediate.serial_hex);
   o.Set("chainCached", out.chain.cached);
+  o.Set("vekTable", out.vek_table);
   if (out.crl) {
     Napi::Object c = Napi::Object::New(env);
     c.Set("thisUpdate", Date(env, out.crl->this_update));
@@ -771,6 +772,7 @@ class TasNative : public Napi::Addon<TasNative> {
                              InstanceMethod("clearCache", &TasNative::ClearCache),
                              InstanceMethod("cacheSize", &TasNative::CacheSize),
                              InstanceMethod("tdxCacheSize", &TasNative::TdxCacheSize),
+                             InstanceMethod("vekTables", &TasNative::VekTables),
                              InstanceMethod("opensslVersion", &TasNative::OpensslVersion),
                              InstanceMethod("parseSpdm", &TasNative::ParseSpdm),
                              InstanceMethod("checkSpdm", &TasNative::CheckSpdm),
@@ -968,6 +970,14 @@ class TasNative : public Napi::Addon<TasNative> {
 
   Napi::Value CacheSize(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(cache_->Size()));
+  }
+
+  // VekTables reports the process-wide VEK tables (core/signature.h) and their budget.
+  Napi::Value VekTables(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("count", static_cast<double>(tas::VekVerifier::TableCount()));
+    o.Set("limit", static_cast<double>(tas::VekVerifier::kMaxVekTables));
+    return o;
   }
 
   Napi::Value TdxCacheSize(const Napi::CallbackInfo& info) {

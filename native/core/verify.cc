@@ -19,7 +19,7 @@ VerifyOutcome Verify(const VerifyInput& in, ChainCache* cache) {
   const ChainEntry& e = *out.chain.entry;
   out.checks = e.checks;
   out.checks.push_back({"validity", true, "every certificate valid at the supplied time"});
-  VerifyReportSignature(in.report.data(), e.leaf_key);
+  out.vek_table = VerifyReportSignature(in.report.data(), e.leaf_key);
   out.checks.push_back({"report_signature", true, "ECDSA P-384 SHA-384 over 0x000..0x29F"});
   if (in.crl) {
     X509CrlPtr crl = ParseCrl(in.crl->data(), in.crl->size());

@@ -22,6 +22,7 @@ struct VerifyOutcome {
   ChainOutcome chain;
   std::optional<CrlResult> crl;
   std::vector<Check> checks;
+  bool vek_table = false;  // the report signature was checked with the VEK's precomputed table
 };
 
 VerifyOutcome Verify(const VerifyInput& in, ChainCache* cache);

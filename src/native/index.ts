@@ -151,6 +151,11 @@ export interface VerifyResult {
   intermediateSerialHex: string;
   /** True when the chain's signatures/shape came from this addon instance's cache. */
   chainCached: boolean;
+  /**
+   * True when the report signature was checked with the VEK's precomputed multiples (from a key's
+   * second report on, within the process-wide budget; see vekTables). Absent on the lean form.
+   */
+  vekTable?: boolean;
   crl?: { thisUpdate: Date; nextUpdate: Date };
   checks: Check[];
 }
@@ -422,8 +427,12 @@ interface Binding {
   clearCache(): void;
   cacheSize(): number;
   tdxCacheSize(): number;
+  vekTables(): VekTables;
   opensslVersion(): string;
 }
+
+/** VekTables counts the VCEK/VLEK tables of precomputed multiples alive in the process, and their cap. */
+export interface VekTables { count: number; limit: number }
 
 /**
  * addonPath finds the .node file: TAS_NATIVE_ADDON (used by the ASan test run), else
@@ -713,6 +722,14 @@ export function chainCacheSize(): number {
 /** tdxCacheSize is the number of cached verified TDX PCK chains, CRLs and PCS signatures of this thread's addon instance. */
 export function tdxCacheSize(): number {
   return load().tdxCacheSize();
+}
+
+/**
+ * vekTables is the process-wide number of VEK tables (each ~140 KB; a VEK's reports verify with one
+ * from its second report on) and the cap past which keys verify the generic way.
+ */
+export function vekTables(): VekTables {
+  return load().vekTables();
 }
 
 /** opensslVersion is the OpenSSL the addon runs on (the one the running node carries). */
