@@ -1,9 +1,12 @@
 /**
  * registerTrustMetrics exports `tas_test_roots_enabled` (1 while TAS_SNP_EXTRA_TRUST_DIR adds
  * non-AMD roots or TAS_TDX_EXTRA_TRUST_DIR non-Intel roots, else 0), read at scrape time so a SIGHUP reload is reflected. Call it once per
- * registry with a getter of the trust currently in force.
+ * registry with a getter of the trust currently in force. It also exports `tas_snp_vek_tables`:
+ * the VCEK/VLEK tables of precomputed multiples the addon holds (a VEK's reports verify with one
+ * from its second report on; past the cap, keys verify the generic way, at ~2.5x the CPU).
  */
 import { Gauge, type Registry } from 'prom-client';
+import { vekTables } from '../native';
 
 const done = new WeakSet<Registry>();
 
@@ -16,6 +19,15 @@ export function registerTrustMetrics(registry: Registry, trust: () => { readonly
     registers: [registry],
     collect() {
       this.set(trust().testRoots ? 1 : 0);
+    },
+  });
+  const cap = vekTables().limit;
+  new Gauge({
+    name: 'tas_snp_vek_tables',
+    help: `VCEK/VLEK tables of precomputed multiples held for report signatures (at most ${cap}; ~140 KiB each).`,
+    registers: [registry],
+    collect() {
+      this.set(vekTables().count);
     },
   });
 }

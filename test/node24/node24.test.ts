@@ -23,7 +23,7 @@ const MIN_MAJOR = 22;
  * fuzz.test.ts and sanitizers.test.ts, which compile (clang/g++, ASan) rather than load the regular
  * build, and would need a toolchain in the chroot and write build output into the shared tree.
  */
-const SUITES = ['test/native/asan-probe.test.ts', 'test/native/concurrency.test.ts', 'test/native/fake-chain.test.ts',
+const SUITES = ['test/native/asan-probe.test.ts', 'test/native/concurrency.test.ts', 'test/native/fake-chain.test.ts', 'test/native/vek-table.test.ts',
   'test/native/report.test.ts', 'test/native/verify.test.ts', 'test/snp'];
 
 /** The same probe runs outside and inside: versions, what the addon reports, which libssl is mapped. */

@@ -11,6 +11,8 @@ import { loadConfig, settingByEnv } from '../../src/config';
 import { Registry } from 'prom-client';
 import { PINNED_ONLY, anchorsFor, loadSnpTrust, pinnedArk, registerTrustMetrics, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
 import { FakeAmd } from '../support/fake-amd';
+import { clearChainCache, verify as nativeVerify, vekTables } from '../../src/native';
+import { VECTORS, input } from '../native/vectors';
 
 const KEYS = { TAS_API_KEY: 'c'.repeat(64), TAS_MANAGEMENT_API_KEY: 'm'.repeat(64) };
 
@@ -119,5 +121,20 @@ describe('snp: tas_test_roots_enabled metric', () => {
     assert.match(await reg.metrics(), /^tas_test_roots_enabled 0$/m);
     t = loadSnpTrust({ extraTrustDir: join(__dirname, '../fixtures/agent-fixtures/ark-trust') });
     assert.match(await reg.metrics(), /^tas_test_roots_enabled 1$/m);
+  });
+
+  it('tas_snp_vek_tables counts the VEK tables the addon holds at scrape time', async () => {
+    const reg = new Registry();
+    registerTrustMetrics(reg, () => PINNED_ONLY);
+    clearChainCache();
+    const base = vekTables().count; // worker threads' addon instances may hold some
+    const scrape = async (): Promise<number> => Number(/^tas_snp_vek_tables (\d+)$/m.exec(await reg.metrics())?.[1]);
+    assert.equal(await scrape(), base);
+    const v = VECTORS[0]!;
+    await nativeVerify(input(v));
+    await nativeVerify(input(v)); // the key's second report builds its table
+    assert.equal(await scrape(), base + 1);
+    clearChainCache();
+    assert.equal(await scrape(), base);
   });
 });
