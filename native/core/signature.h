@@ -27,7 +27,7 @@ class VekTable;
 // shared ~384 doublings: the report signature costs ~0.45 of a generic P-384 verify (#16). The
 // result is the same ECDSA equation (SEC 1 §4.1.4); the tests compare both paths.
 //
-// A table takes ~140 KB, so at most kMaxVekTables exist in the process; keys past the budget (a
+// A table takes ~140 KiB, so at most kMaxVekTables exist in the process; keys past the budget (a
 // fleet of more chips than that, reused at once) verify the generic way until a chain cache wipe
 // frees tables. Shared read-only between pool threads; the table is published once, atomically.
 class VekVerifier {
