@@ -16,7 +16,9 @@
  * `TAS_BENCH_NODE_FLAGS` adds Node flags to the daemon, e.g. `--perf-basic-prof` to read it with
  * `perf record -g -p <pid>` (JIT frames by name); `TAS_BENCH_DAEMON_OUT=FILE` appends what the daemon
  * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS); `TAS_BENCH_NODE_FLAGS_BEFORE` gives the
- * "before" daemon of `--compare` its own flags (e.g. `--compare=.` to measure a Node flag alone).
+ * "before" daemon of `--compare` its own flags (e.g. `--compare=.` to measure a Node flag alone);
+ * `TAS_BENCH_DAEMON_ENV='K=V ...'` adds variables to the daemon's (otherwise built, not inherited)
+ * environment, `TAS_BENCH_DAEMON_ENV_BEFORE` to the "before" daemon's instead.
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
  * every level in `--slices=N` (6) short stretches alternating between the two, each next to its
@@ -224,12 +226,21 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     const flags = opts.label === 'before' && process.env.TAS_BENCH_NODE_FLAGS_BEFORE !== undefined ? process.env.TAS_BENCH_NODE_FLAGS_BEFORE : process.env.TAS_BENCH_NODE_FLAGS;
     if (flags) prof.push(...flags.split(' ').filter(Boolean));
     const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
+    // The daemon's environment is built here, not inherited; TAS_BENCH_DAEMON_ENV='K=V K2=V2' adds
+    // to it (e.g. MALLOC_ARENA_MAX=2, to measure what a unit's Environment= line would do), and
+    // TAS_BENCH_DAEMON_ENV_BEFORE replaces it for the "before" daemon of --compare.
+    const envSpec = opts.label === 'before' && process.env.TAS_BENCH_DAEMON_ENV_BEFORE !== undefined ? process.env.TAS_BENCH_DAEMON_ENV_BEFORE : process.env.TAS_BENCH_DAEMON_ENV;
+    const extraEnv = Object.fromEntries((envSpec ?? '').split(' ').filter(Boolean).map((kv) => {
+      const i = kv.indexOf('=');
+      if (i < 1) throw new Error(`TAS_BENCH_DAEMON_ENV: ${kv} is not K=V`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }));
     daemon = spawn(process.execPath, args, {
       env: {
         PATH: process.env.PATH ?? '', TAS_API_KEY: CLIENT, TAS_MANAGEMENT_API_KEY: MGMT, TAS_SERVER_HOST: '127.0.0.1', TAS_SERVER_PORT: '0',
         TAS_STATE_DIR: join(dir, 'state'), TAS_KBM_CONFIG_FILE: join(dir, 'kbm.yaml'), TAS_POLICY_TRUST: join(dir, 'signer.pem'),
         TAS_SNP_EXTRA_TRUST_DIR: trust, TAS_KDS_BASE_URL: kds.url, TAS_CLIENT_RATE_LIMIT: '10000000/minute',
-        TAS_AUDIT_FILE: join(dir, 'audit.jsonl'), TAS_OVERRIDE__logging__level: 'warn', ...storeEnv,
+        TAS_AUDIT_FILE: join(dir, 'audit.jsonl'), TAS_OVERRIDE__logging__level: 'warn', ...storeEnv, ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
