@@ -489,8 +489,15 @@ function sync<T>(f: () => T): T {
  * MAX_INFLIGHT bounds the native jobs handed to the libuv pool at once. The pool (4 threads by
  * default) is shared with fs/dns work, and on small machines 4 busy crypto threads starve the
  * event loop itself; one core is left to the loop. Further jobs wait in a FIFO here.
+ * Two cores still get two jobs: with one, the loop and the pool take turns (hand a job over, wait
+ * for it, hand over the next) instead of overlapping. Measured with test/bench/cycle.ts on 2 cores
+ * (paired, 1 vs 2): 0.92 of the daemon CPU per cycle at 16 agents on the embedded store, 0.89 on
+ * Redis, 0.97-1.01 at 4, and a lower get_secret p99 (#16). One core keeps one.
  */
-let MAX_INFLIGHT = Math.max(1, availableParallelism() - 1);
+export function defaultNativeConcurrency(cores: number): number {
+  return Math.max(Math.min(2, cores), cores - 1);
+}
+let MAX_INFLIGHT = defaultNativeConcurrency(availableParallelism());
 let inflight = 0;
 const waiting: Array<() => void> = [];
 let waitingHead = 0;
@@ -542,7 +549,7 @@ function later<T>(f: () => Promise<T>): Promise<T> {
 
 /**
  * setNativeConcurrency changes how many native jobs may be handed to the libuv pool at once
- * (default: CPU count - 1, at least 1). More than UV_THREADPOOL_SIZE only queues inside libuv,
+ * (default: defaultNativeConcurrency(CPU count): CPU count - 1, but 2 on two cores and 1 on one). More than UV_THREADPOOL_SIZE only queues inside libuv,
  * which keeps the pool busy across event-loop round trips (the benchmark uses 2 over 1 thread).
  */
 export function setNativeConcurrency(n: number): void {

@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { addonPath, verify, clearChainCache, chainCacheSize } from '../../src/native/index.js';
+import { availableParallelism } from 'node:os';
+import { addonPath, verify, clearChainCache, chainCacheSize, defaultNativeConcurrency, nativeQueueDepth } from '../../src/native/index.js';
 import { VECTORS, vector, input } from './vectors.js';
 
 // Worker body: plain JS (no TypeScript loader inside workers), loading the same .node file.
@@ -145,5 +146,17 @@ describe('native addon concurrency', function () {
     console.log(`      500 verifications: ${ticks} loop turns (${ticksWhilePending} between first and last result), ${answered} HTTP answers (${answeredWhilePending} while verifications were pending)`);
     assert.ok(ticksWhilePending >= 50, `event loop turned only ${ticksWhilePending} times while verifications were pending`);
     assert.ok(answeredWhilePending >= 10, `only ${answeredWhilePending} HTTP requests answered while verifications were pending`);
+  });
+
+  it('hands the pool CPU count - 1 jobs at once, two on two cores, one on one; the rest wait here', async () => {
+    assert.deepEqual([1, 2, 3, 4, 8, 64].map(defaultNativeConcurrency), [1, 2, 2, 3, 7, 63]);
+    const v = vector('mstav-milan-v3');
+    await verify(input(v)); // chain cached: every job below is one signature check
+    const n = defaultNativeConcurrency(availableParallelism());
+    const jobs = Array.from({ length: n + 5 }, () => verify(input(v)));
+    // Started synchronously: the first n went to the pool, the others queue here.
+    assert.equal(nativeQueueDepth(), 5, `${n} jobs in the pool on ${availableParallelism()} cores`);
+    assert.equal((await Promise.all(jobs)).length, n + 5);
+    assert.equal(nativeQueueDepth(), 0);
   });
 });
