@@ -26,7 +26,7 @@ import { tdxEvidenceVerifier } from './tdx-verifier';
 import type { CollateralCache, CollateralUpdate } from '../pcs';
 import { TdxVerifier } from '../tdx/verify';
 import { loadTdxTrust, tdxTestRootsWarning, tdxTrustStatus, type TdxTrust } from '../tdx/trust';
-import { registerTrustMetrics } from '../snp/metrics';
+import { registerTrustMetrics, registerVekTableMetric } from '../snp/metrics';
 import { NonceService, nonceRoutes } from '../nonce';
 import { attachPolicyService, evaluate, jcs, policyRouteModule, policyStatusProvider, repoFromStore, type UsablePolicy } from '../policy';
 import { SnpVerifier, loadSnpTrust, testRootsWarning, trustStatus, type Product, type SnpTrust } from '../snp';
@@ -158,6 +158,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
     });
     status.push({ name: 'tdx_trust_roots', status: () => tdxTrustStatus(tdxTrust) });
     registerTrustMetrics(ctx.metrics, () => ({ testRoots: trust.testRoots || tdxTrust.testRoots }));
+    registerVekTableMetric(ctx.metrics);
 
     // Intel PCS collateral cache (like KDS's, with its own metrics and status).
     const pcsCalls = new Counter({ name: 'tas_pcs_requests_total', help: 'Upstream Intel PCS attempts by HTTP status (or error)', labelNames: ['status'], registers: [ctx.metrics] });

@@ -549,8 +549,8 @@ function later<T>(f: () => Promise<T>): Promise<T> {
 
 /**
  * setNativeConcurrency changes how many native jobs may be handed to the libuv pool at once
- * (default: defaultNativeConcurrency(CPU count): CPU count - 1, but 2 on two cores and 1 on one). More than UV_THREADPOOL_SIZE only queues inside libuv,
- * which keeps the pool busy across event-loop round trips (the benchmark uses 2 over 1 thread).
+ * (default: defaultNativeConcurrency(CPU count)). More than UV_THREADPOOL_SIZE only queues inside
+ * libuv, which keeps the pool busy across event-loop round trips (the benchmark uses 2 over 1 thread).
  */
 export function setNativeConcurrency(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError('native concurrency must be an integer 1..256');

@@ -18,7 +18,7 @@ export { loadSnpTrust, snpTrustFromConfig, trustStatus, testRootsWarning, anchor
 export type { SnpTrust, TrustStatus, ExtraCert } from './trust';
 export { PINNED_ROOTS, SELF_TEST_VECTOR } from './roots';
 export { selfTest } from './selftest';
-export { registerTrustMetrics } from './metrics';
+export { registerTrustMetrics, registerVekTableMetric } from './metrics';
 export type { SelfTestResult } from './selftest';
 export { SNP_REASONS } from './reasons';
 export type { SnpReason } from './reasons';

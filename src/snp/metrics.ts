@@ -1,9 +1,10 @@
 /**
  * registerTrustMetrics exports `tas_test_roots_enabled` (1 while TAS_SNP_EXTRA_TRUST_DIR adds
  * non-AMD roots or TAS_TDX_EXTRA_TRUST_DIR non-Intel roots, else 0), read at scrape time so a SIGHUP reload is reflected. Call it once per
- * registry with a getter of the trust currently in force. It also exports `tas_snp_vek_tables`:
- * the VCEK/VLEK tables of precomputed multiples the addon holds (a VEK's reports verify with one
- * from its second report on; past the cap, keys verify the generic way, at ~2.5x the CPU).
+ * registry with a getter of the trust currently in force.
+ * registerVekTableMetric exports `tas_snp_vek_tables`: the VCEK/VLEK tables of precomputed
+ * multiples the addon holds (a VEK's reports verify with one from its second report on; past the
+ * cap, keys verify the generic way, at ~2.5x the CPU).
  */
 import { Gauge, type Registry } from 'prom-client';
 import { vekTables } from '../native';
@@ -21,6 +22,10 @@ export function registerTrustMetrics(registry: Registry, trust: () => { readonly
       this.set(trust().testRoots ? 1 : 0);
     },
   });
+}
+
+export function registerVekTableMetric(registry: Registry): void {
+  if (registry.getSingleMetric('tas_snp_vek_tables')) return;
   const cap = vekTables().limit;
   new Gauge({
     name: 'tas_snp_vek_tables',

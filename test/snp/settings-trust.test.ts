@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import '../../src/config/all-settings';
 import { loadConfig, settingByEnv } from '../../src/config';
 import { Registry } from 'prom-client';
-import { PINNED_ONLY, anchorsFor, loadSnpTrust, pinnedArk, registerTrustMetrics, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
+import { PINNED_ONLY, anchorsFor, loadSnpTrust, pinnedArk, registerTrustMetrics, registerVekTableMetric, snpTrustFromConfig, testRootsWarning, trustStatus, SnpVerifier, type SnpTrust } from '../../src/snp';
 import { FakeAmd } from '../support/fake-amd';
 import { clearChainCache, verify as nativeVerify, vekTables } from '../../src/native';
 import { VECTORS, input } from '../native/vectors';
@@ -125,7 +125,7 @@ describe('snp: tas_test_roots_enabled metric', () => {
 
   it('tas_snp_vek_tables counts the VEK tables the addon holds at scrape time', async () => {
     const reg = new Registry();
-    registerTrustMetrics(reg, () => PINNED_ONLY);
+    registerVekTableMetric(reg);
     clearChainCache();
     const base = vekTables().count; // worker threads' addon instances may hold some
     const scrape = async (): Promise<number> => Number(/^tas_snp_vek_tables (\d+)$/m.exec(await reg.metrics())?.[1]);
