@@ -194,12 +194,14 @@ export class Pipeline implements Attester {
       // while it waited (a slow key backend) may have been overtaken by a replay.
       const reply = await action.run(policy, evidence, trail);
       await this.consumeOwn(req.nonce, owner);
+      // The consume's answer is in: nothing of this request will repeat or undo it.
+      p.nonces.forgetConsumed(req.nonce, owner);
       return reply;
     } catch (e) {
       if (isTasError(e) && e.code === 'NONCE_CLAIM_LOST') throw e; // not ours to hand back
       const transient = !isTasError(e) || e.status >= 500;
       if (transient) await this.releaseEventually(req.nonce, owner);
-      else await p.nonces.consume(req.nonce, owner).catch(() => undefined);
+      else if (await p.nonces.consume(req.nonce, owner).catch(() => false)) p.nonces.forgetConsumed(req.nonce, owner);
       throw e;
     }
   }
@@ -275,7 +277,7 @@ export class Pipeline implements Attester {
   /** burn consumes a nonce after a definitive refusal that happened before the claim. */
   private async burn(nonce: string, owner: string): Promise<void> {
     try {
-      if (await this.ports.nonces.claim(nonce, owner)) await this.ports.nonces.consume(nonce, owner);
+      if ((await this.ports.nonces.claim(nonce, owner)) && (await this.ports.nonces.consume(nonce, owner))) this.ports.nonces.forgetConsumed(nonce, owner);
     } catch {
       // The refusal stands; a store hiccup here only means the nonce expires on its own.
     }

@@ -44,6 +44,8 @@ export interface AttestPorts {
     consume(nonce: string, owner: string): Promise<boolean>;
     release(nonce: string, owner: string): Promise<void>;
     unconsume(nonce: string, owner: string): Promise<boolean>;
+    /** forgetConsumed: owner will not repeat or undo its consume (the store may drop its marker). */
+    forgetConsumed(nonce: string, owner: string): void;
   };
   readonly policies: {
     /** forUse loads a policy and re-checks its signature; undefined when unknown. */

@@ -234,6 +234,7 @@ export async function assemble(initial: Config): Promise<Assembly> {
         consume: (n, owner) => nonces.consume(n, owner),
         release: (n, owner) => nonces.release(n, owner),
         unconsume: (n, owner) => nonces.unconsume(n, owner),
+        forgetConsumed: (n, owner) => nonces.forgetConsumed(n, owner),
       },
       policies: {
         forUse: async (id) => {

@@ -163,6 +163,20 @@ export class NonceService {
     return this.store.unconsume(parseNonce(nonce), owner);
   }
 
+  /**
+   * forgetConsumed: owner has its consume's answer and will not repeat or undo it; the store may
+   * drop its consumed-by-owner marker (see NonceStore.forgetConsumed).
+   */
+  forgetConsumed(nonce: string, owner: string): void {
+    let n: string;
+    try {
+      n = parseNonce(nonce);
+    } catch {
+      return; // never consumed, so nothing to forget
+    }
+    this.store.forgetConsumed(n, owner);
+  }
+
   /** leaseMs is the claim lease (derived from the timeouts inside a claim, src/attest/lease.ts). */
   get lease(): number {
     return this.leaseMs;

@@ -15,6 +15,13 @@
  * 28 bits: an index from that prefix to the newest marker with it, and per marker a link to the
  * previous one with the same prefix; a link to a marker older than the ring's head is the end of
  * the chain. No operation scans the ring.
+ *
+ * Most markers are forgotten as soon as their owner has its answer (forgetOwned, from
+ * Store.forgetConsumed): a deleted marker leaves from the head at the next purge. A marker that
+ * stays (an owner that never learned its consume's outcome keeps it for the lease) would hold every
+ * deleted one behind it in the ring; once fewer than a quarter of the held markers are live, purge
+ * copies the live ones into a fresh ring (amortised O(1) per marker: it takes three deletions per
+ * survivor to get there again).
  */
 
 const NONCE_BYTES = 32;
@@ -47,10 +54,19 @@ export class ConsumedMarkers {
   /** Nonce prefix -> sequence number of the newest marker with that prefix. */
   private readonly index = new Map<number, number>();
   private readonly probe = Buffer.alloc(NONCE_BYTES);
+  /** Markers held and not deleted. */
+  private liveCount = 0;
+  /** Times the ring was compacted (tests). */
+  compactions = 0;
 
   /** size is the number of markers held, deleted ones included until the head passes them. */
   get size(): number {
     return this.tail - this.head;
+  }
+
+  /** live is the number of markers held that are not deleted. */
+  get live(): number {
+    return this.liveCount;
   }
 
   /** bytes is the memory of the packed arrays (tests; the index and any long owners not counted). */
@@ -63,6 +79,7 @@ export class ConsumedMarkers {
     this.delete(nonce); // one marker per nonce, as in a Map
     if (this.tail - this.head === this.cap) this.resize(this.cap * 2);
     const seq = this.tail++;
+    this.liveCount++;
     const slot = seq & (this.cap - 1);
     this.nonceBytes.write(nonce, slot * NONCE_BYTES, NONCE_BYTES, 'hex');
     this.times[slot * 2] = m.exp;
@@ -97,6 +114,14 @@ export class ConsumedMarkers {
     return true;
   }
 
+  /** forgetOwned deletes the marker of a nonce if owner holds it (and only then). */
+  forgetOwned(nonce: string, owner: string): boolean {
+    const seq = this.find(nonce);
+    if (seq < 0 || this.ownerOf(seq) !== owner) return false;
+    this.forget(seq);
+    return true;
+  }
+
   /**
    * purge drops markers past their keep time, oldest first, stopping at the first live one (a
    * marker kept longer only delays the ones behind it; each is gone a lease after its keep time).
@@ -112,6 +137,8 @@ export class ConsumedMarkers {
       this.forget(seq);
       this.head++;
     }
+    // Deleted markers held behind a live one: keep only the live ones.
+    if (this.tail - this.head >= MIN_CAPACITY && this.liveCount * 4 < this.tail - this.head) this.compact();
     // A storm's worth of capacity is given back once it has passed.
     if (this.cap > MIN_CAPACITY && this.tail - this.head < this.cap / 4) this.resize(this.cap / 2);
   }
@@ -120,7 +147,23 @@ export class ConsumedMarkers {
     this.index.clear();
     this.longOwners.clear();
     this.head = this.tail = 0;
+    this.liveCount = 0;
     this.resize(MIN_CAPACITY);
+  }
+
+  /** compact re-adds the live markers, oldest first, to an emptied ring. */
+  private compact(): void {
+    this.compactions++;
+    const keep: Array<[string, ConsumedMarker]> = [];
+    for (let seq = this.head; seq < this.tail; seq++) {
+      const slot = seq & (this.cap - 1);
+      if (this.ownerBytes[slot * OWNER_SLOT] === 0) continue;
+      const nonce = this.nonceBytes.toString('hex', slot * NONCE_BYTES, (slot + 1) * NONCE_BYTES);
+      keep.push([nonce, { owner: this.ownerOf(seq), exp: this.times[slot * 2]!, keep: this.times[slot * 2 + 1]! }]);
+    }
+    this.clear();
+    if (keep.length > MIN_CAPACITY) this.resize(ceilPow2(keep.length));
+    for (const [nonce, m] of keep) this.set(nonce, m);
   }
 
   /** find returns the sequence number of the live marker of nonce, or -1. */
@@ -166,9 +209,17 @@ export class ConsumedMarkers {
 
   private forget(seq: number): void {
     const o = (seq & (this.cap - 1)) * OWNER_SLOT;
+    if (this.ownerBytes[o] === 0) return;
     if (this.ownerBytes[o] === OWNER_SLOT) this.longOwners.delete(seq);
     this.ownerBytes[o] = 0;
+    this.liveCount--;
   }
+}
+
+function ceilPow2(n: number): number {
+  let c = MIN_CAPACITY;
+  while (c < n) c *= 2;
+  return c;
 }
 
 /** prefixAt is the first 28 bits of the nonce bytes at `off`: a small integer map key. */

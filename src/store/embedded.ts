@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import { ConsumedMarkers } from './consumed-markers';
 import type { ChargedIssue, ClaimResult, IssueResult, PutResult, RateCharge, RateHit, Store, StoredPolicy, StoreInfo } from './types';
-import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
+import { CONSUMED_MARKER_MIN_MS, NONCE_RE, RATE_KEY_MAX } from './types';
 import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
 
 /** FORMAT is the on-disk format version of policy and blob files. */
@@ -296,6 +296,16 @@ export class EmbeddedStore implements Store {
     if (m.exp <= now) return false;
     this.insert(nonce, m.exp);
     return true;
+  }
+
+  forgetConsumed(nonce: string, owner: string): void {
+    if (typeof nonce !== 'string' || nonce.length !== 64 || !NONCE_RE.test(nonce) || typeof owner !== 'string') return;
+    this.consumed.forgetOwned(nonce, owner);
+  }
+
+  /** consumedMarkers: markers held (deleted ones until purged) and live ones (tests, capacity). */
+  get consumedMarkers(): { held: number; live: number } {
+    return { held: this.consumed.size, live: this.consumed.live };
   }
 
   async release(nonce: string, owner: string): Promise<boolean> {

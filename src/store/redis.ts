@@ -284,6 +284,9 @@ export class RedisStore implements Store {
     });
   }
 
+  /** forgetConsumed: the marker key lapses with its TTL (a DEL would be a command per attestation). */
+  forgetConsumed(): void {}
+
   async unconsume(nonce: string, owner: string): Promise<boolean> {
     assertNonce(nonce);
     assertOwner(owner);

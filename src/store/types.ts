@@ -73,6 +73,16 @@ export interface NonceStore {
    * nonce exists again, or its expiry has passed.
    */
   unconsume(nonce: string, owner: string): Promise<boolean>;
+  /**
+   * forgetConsumed says that owner has learned the outcome of its consume of nonce and will
+   * neither repeat it nor unconsume: the consumed-by-owner marker has done its work. The embedded
+   * store drops it at once (held for the lease, markers would take request rate x lease of the
+   * daemon's memory); the Redis store lets it lapse with its TTL (deleting it would cost a command
+   * per attestation for memory Redis frees anyway). Only owner's marker is touched and the nonce
+   * stays consumed; after this, what a repeated consume or an unconsume by owner answers is up to
+   * the store. Never waits and never throws (a malformed nonce or owner is ignored).
+   */
+  forgetConsumed(nonce: string, owner: string): void;
   /** release returns a nonce claimed by owner to issued with its ORIGINAL expiry; false when not held. */
   release(nonce: string, owner: string): Promise<boolean>;
   /** count is the number of outstanding (issued or claimed, unexpired) nonces. */

@@ -61,6 +61,7 @@ function rig(leaseMs: number, storeOver: (s: Store) => Partial<Store> = () => ({
       consume: (n, o) => nonces.consume(n, o),
       release: (n, o) => nonces.release(n, o),
       unconsume: (n, o) => nonces.unconsume(n, o),
+      forgetConsumed: (n, o) => nonces.forgetConsumed(n, o),
     },
     policies: { forUse: async () => policy, byKeyId: async () => [], evaluate: () => ({ ok: true, failures: [] }), allowUnsignedKeyBinding: () => false },
     broker: {
@@ -168,6 +169,7 @@ describe('attest: the claim lease and a slow key backend', () => {
       await new Promise((res) => setImmediate(res));
       r.gates[0]!.open();
       assert.equal(await done, '200 secret-1');
+      assert.equal(r.store.consumedMarkers.live, 0, 'answered at last: the marker is dropped, not kept for the lease');
       assert.equal(await outcome(r.pipeline.getSecret(req(nonce), rctx)), '401 NONCE_INVALID', 'and it is spent');
     } finally {
       await r.close();

@@ -57,6 +57,7 @@ function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'mis
   const o = { verifyFails: false, kbm: 'ok', kds: 'ok', rulesOk: true, keyBindingSigned: true, policyType: 'SEV', tdx: false, ...over };
   const nonces = new Map<string, NonceState>([[NONCE, 'issued']]);
   const audit: AuditEvent[] = [];
+  const forgotten: string[] = [];
   let brokerCalls = 0;
   const policy: UsablePolicy = {
     id: 'p1', keyId: 'k1', policyType: o.policyType as 'SEV', requireBinding: undefined, rules: {}, keyBindingSigned: o.keyBindingSigned,
@@ -72,6 +73,7 @@ function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'mis
       consume: async (n) => (nonces.set(n, 'consumed'), true),
       release: async (n) => void nonces.set(n, 'issued'),
       unconsume: async () => false,
+      forgetConsumed: (n) => void forgotten.push(n),
     },
     policies: {
       forUse: async (id) => (id === 'p1' ? policy : undefined),
@@ -93,7 +95,7 @@ function harness(over: Partial<{ verifyFails: boolean; kbm: 'ok' | 'down' | 'mis
     requireBinding: (d) => d === 'policy-id',
   };
   const pipeline = new Pipeline(ports, { record: (e) => void audit.push(e), close: async () => undefined });
-  return { pipeline, nonces, audit, brokerCalls: () => brokerCalls };
+  return { pipeline, nonces, audit, forgotten, brokerCalls: () => brokerCalls };
 }
 
 function report(binding: boolean): Buffer {
@@ -121,6 +123,7 @@ describe('attest: pipeline ordering', () => {
     const r = await h.pipeline.getSecret(req(), rctx);
     assert.equal(r.wrapped_key, 'w');
     assert.equal(h.nonces.get(NONCE), 'consumed');
+    assert.deepEqual(h.forgotten, [NONCE], 'the consume was answered: the store may drop its marker');
     assert.equal(h.audit.length, 1);
     assert.equal(h.audit[0]!.outcome, 'allow');
     assert.ok(!JSON.stringify(h.audit).includes(NONCE), 'the nonce never reaches the audit record');
@@ -136,6 +139,7 @@ describe('attest: pipeline ordering', () => {
     const e = await refused(h.pipeline.getSecret(req(), rctx), 'KBM_UNAVAILABLE');
     assert.ok(e.retryAfterSeconds! > 0);
     assert.equal(h.nonces.get(NONCE), 'issued');
+    assert.deepEqual(h.forgotten, [], 'nothing consumed, nothing to forget');
     assert.equal(h.audit.at(-1)!.outcome, 'error');
   });
   it('KDS down leaves the nonce untouched (503)', async () => {
@@ -148,6 +152,7 @@ describe('attest: pipeline ordering', () => {
     const e = await refused(h.pipeline.getSecret(req(), rctx), 'TEE_VERIFICATION_FAILED');
     assert.equal(e.reason, 'SNP_ERR_REPORT_SIGNATURE');
     assert.equal(h.nonces.get(NONCE), 'consumed');
+    assert.deepEqual(h.forgotten, [NONCE], 'burnt: the marker of the burning consume is dropped too');
     assert.equal(h.audit.length, 1);
     assert.equal(h.audit[0]!.reason, 'SNP_ERR_REPORT_SIGNATURE');
   });
@@ -171,6 +176,7 @@ describe('attest: pipeline ordering', () => {
     assert.match(e.detail, /vmpl/);
     assert.deepEqual((h.audit[0]!.details as { failures: string[] }).failures.length, 2);
     assert.equal(h.nonces.get(NONCE), 'consumed');
+    assert.deepEqual(h.forgotten, [NONCE], 'refused after the claim: consumed, marker dropped');
   });
   it('policy-id requests need the binding by default; key-id requests do not', async () => {
     const h = harness();
@@ -273,6 +279,7 @@ describe('attest: pipeline and a store outage', () => {
       consume: async () => (down(), state.set(NONCE, 'consumed'), true),
       release: async () => (down(), void state.set(NONCE, 'issued')),
       unconsume: async () => false,
+      forgetConsumed: () => undefined,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed', 'the store could not take the release yet');
@@ -299,6 +306,7 @@ describe('attest: pipeline and a store outage', () => {
         if (state.get(NONCE) === 'claimed') state.set(NONCE, 'issued');
       },
       unconsume: async () => false,
+      forgetConsumed: () => undefined,
     });
     await refused(p.getSecret(req(), rctx), 'STORE_UNAVAILABLE');
     assert.equal(state.get(NONCE), 'claimed');

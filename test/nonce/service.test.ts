@@ -38,6 +38,10 @@ class CountingStore implements NonceStore {
     this.calls++;
     return this.inner.unconsume(n, o);
   }
+  forgetConsumed(n: string, o: string) {
+    this.calls++;
+    this.inner.forgetConsumed(n, o);
+  }
   count() {
     return this.inner.count();
   }

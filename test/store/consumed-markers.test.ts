@@ -88,6 +88,51 @@ describe('store: packed consumed-by-owner markers', () => {
     });
   }
 
+  for (const seed of [3, 11]) {
+    it(`answers as a Map when most markers are forgotten by their owner behind ones that stay: the ring is compacted (seed ${seed})`, () => {
+      const r = rng(seed);
+      const packed = new ConsumedMarkers();
+      const model = new MapModel();
+      const known: Array<[string, string]> = [];
+      let now = 0;
+      for (let i = 0; i < 40_000; i++) {
+        const op = r();
+        if (op < 0.5) {
+          const n = randomBytes(32).toString('hex');
+          const owner = r() < 0.05 ? `long-owner-${'y'.repeat(60)}` : randomUUID();
+          // One in fifty stays for a long lease (an owner that never learned its answer).
+          const v = { owner, exp: now + 90_000, keep: now + (r() < 0.02 ? 30_000 : 500) };
+          packed.set(n, v);
+          model.set(n, v);
+          known.push([n, owner]);
+          if (known.length > 3000) known.splice(0, 500);
+          // Most owners have their answer at once and say so, as the pipeline does.
+          if (r() < 0.85) {
+            assert.equal(packed.forgetOwned(n, owner), true);
+            model.m.delete(n);
+          }
+        } else if (op < 0.75 && known.length) {
+          const [n, owner] = known[Math.floor(r() * known.length)]!;
+          const who = r() < 0.5 ? owner : 'someone-else';
+          const mine = model.m.get(n)?.owner === who;
+          assert.equal(packed.forgetOwned(n, who), mine, `forgetOwned #${i}`);
+          if (mine) model.m.delete(n);
+        } else if (op < 0.95) {
+          const n = known.length ? known[Math.floor(r() * known.length)]![0] : randomBytes(32).toString('hex');
+          assert.deepEqual(packed.get(n), model.m.get(n), `get #${i}`);
+        } else {
+          now += Math.floor(r() * 20);
+          packed.purge(now);
+          model.purge(now);
+          assert.equal(packed.live, model.m.size, `live count #${i}`);
+        }
+      }
+      for (const [n, v] of model.m) assert.deepEqual(packed.get(n), v);
+      assert.ok(packed.compactions > 0, 'the ring was compacted');
+      assert.ok(packed.size <= Math.max(1024, 4 * packed.live + 64), `held ${packed.size} for ${packed.live} live`);
+    });
+  }
+
   it('a deleted marker is not found, and purging skips it whatever its keep time', () => {
     const p = new ConsumedMarkers();
     const a = 'abcdef0'.padEnd(64, '1');

@@ -157,6 +157,24 @@ export function storeContract(name: string, harness: () => ContractHarness): voi
       assert.equal(await s.release(n, 'owner-a'), false, 'nothing to release');
     });
 
+    it('forgetConsumed leaves the nonce consumed; a stranger\'s forget, an unknown or a malformed nonce change nothing, and it never throws', async () => {
+      const n = fresh();
+      assert.equal(await s.issue(n, 60_000, 1000), 'issued');
+      const before = await s.count();
+      assert.equal(await s.claim(n, 'owner-a', 10_000), 'claimed');
+      assert.equal(await s.consume(n, 'owner-a'), true);
+      s.forgetConsumed(n, 'owner-b');
+      assert.equal(await s.consume(n, 'owner-a'), true, "a stranger's forget leaves owner-a's marker");
+      s.forgetConsumed(fresh(), 'owner-a');
+      s.forgetConsumed('not a nonce', 'owner-a');
+      s.forgetConsumed(n, 'bad owner with spaces');
+      assert.equal(await s.consume(n, 'owner-a'), true, 'nor does an unknown or malformed nonce or owner');
+      s.forgetConsumed(n, 'owner-a');
+      assert.equal(await s.claim(n, 'owner-b', 10_000), 'invalid', 'still consumed');
+      assert.equal(await s.consume(n, 'owner-b'), false);
+      assert.equal(await s.count(), before - 1, 'not outstanding');
+    });
+
     it('unconsume returns a nonce its owner consumed (secret unsent) to issued, with the original expiry, once', async () => {
       const n = fresh();
       const before = await s.count();

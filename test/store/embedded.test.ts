@@ -206,6 +206,34 @@ describe('embedded store: persistence', () => {
     await s.close();
   });
 
+  it('consumed-by-owner markers: forgotten ones leave at once, and one that stays does not hold the forgotten ones behind it', async () => {
+    let t = 0;
+    const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c'), now: () => t });
+    const n = (i: number) => i.toString(16).padStart(64, '0');
+    const cycle = async (i: number, owner: string): Promise<void> => {
+      assert.equal(await s.issue(n(i), 60_000, 100), 'issued');
+      assert.equal(await s.claim(n(i), owner, 40_000), 'claimed');
+      assert.equal(await s.consume(n(i), owner), true);
+    };
+    await cycle(0, 'kept');
+    await cycle(1, 'o1');
+    s.forgetConsumed(n(1), 'o1');
+    assert.equal(await s.consume(n(1), 'o1'), false, 'forgotten: a repeat is no longer recognised (the pipeline never repeats after forgetting)');
+    assert.equal(await s.unconsume(n(1), 'o1'), false);
+    assert.equal(await s.consume(n(0), 'kept'), true, 'the marker not forgotten still answers');
+    // 10 000 attestations answered and forgotten behind the one marker that stays for its lease.
+    for (let i = 2; i < 10_002; i++) {
+      t += 1;
+      await cycle(i, `o${i}`);
+      s.forgetConsumed(n(i), `o${i}`);
+    }
+    const m = s.consumedMarkers;
+    assert.equal(m.live, 1, 'only the marker never forgotten is live');
+    assert.ok(m.held <= 1024, `forgotten markers are not held behind it (${m.held} held)`);
+    assert.equal(await s.unconsume(n(0), 'kept'), true, 'and it still works');
+    await s.close();
+  });
+
   it('cleans stale temp files at open', async () => {
     const s = new EmbeddedStore({ stateDir: dir, cacheDir: join(dir, 'c') });
     await s.close();
