@@ -1,7 +1,9 @@
 /**
  * ConsumedMarkers holds the embedded store's consumed-by-owner markers (Store.consume,
- * Store.unconsume) packed into typed arrays: one per nonce consumed in the last lease or so, i.e.
- * request rate × ~40 s of them. As a Map of small objects each marker cost ~580 bytes (measured)
+ * Store.unconsume) packed into typed arrays: one per nonce consumed in the last lease or so whose
+ * owner has not said it is done with it (forgetOwned) — with the pipeline's forgetConsumed, only
+ * the consumes whose outcome their request never learned; without it, request rate × ~40 s of
+ * them. As a Map of small objects each marker cost ~580 bytes (measured)
  * in six or more heap objects (the nonce key as a slice of its quoted JSON string, the owner, the
  * marker, two heap numbers, the map entry): at 800 attestations/s a third of the daemon's live
  * heap, all of it traced by every full GC (the owner alone, a UUID as crypto.randomUUID() builds

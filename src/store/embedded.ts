@@ -158,7 +158,7 @@ export class EmbeddedStore implements Store {
    * interpose on single methods that way) must share them, as it shares the maps.
    */
   private readonly st = { live: 0, policyEpoch: 0, nextWindowSweep: 0 };
-  /** Consumed-by-owner markers (Store.consume), packed: one per nonce consumed within ~a lease. */
+  /** Consumed-by-owner markers (Store.consume), packed: one per nonce consumed within ~a lease and not forgotten. */
   private readonly consumed = new ConsumedMarkers();
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private generation = 0;
