@@ -34,7 +34,7 @@ Version: $version
 Architecture: amd64
 Maintainer: tas maintainers <tas@example.org>
 Installed-Size: $size
-Depends: nodejs (>= 20.19), adduser, openssl, $shlibs
+Depends: nodejs (>= 20.19), adduser, openssl, xmlsec1, $shlibs
 Recommends: redis-server
 Suggests: softhsm2, opensc
 Section: admin

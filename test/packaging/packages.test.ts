@@ -53,7 +53,7 @@ describe('packages: lintian and rpmlint', function () {
     const tags = `${r.stdout}${r.stderr}`.split('\n').filter((l) => /^[EW]: /.test(l));
     assert.deepEqual(tags, []);
     const control = execFileSync('dpkg-deb', ['-f', deb], { encoding: 'utf8' });
-    assert.match(control, /^Depends: nodejs \(>= 20\.19\), adduser, openssl, libc6 .*libstdc\+\+6/m);
+    assert.match(control, /^Depends: nodejs \(>= 20\.19\), adduser, openssl, xmlsec1, libc6 .*libstdc\+\+6/m);
     assert.match(control, /^Recommends: redis-server$/m);
     assert.match(control, /^Suggests: softhsm2/m);
     assert.equal(execFileSync('dpkg-deb', ['--ctrl-tarfile', deb]).length > 0, true);
@@ -91,6 +91,8 @@ describe('packages: lintian and rpmlint', function () {
     assert.deepEqual(unexpected, []);
     const requires = execFileSync('rpm', ['-qpR', rpm], { encoding: 'utf8' });
     assert.match(requires, /^nodejs >= 20\.19$/m);
+    assert.match(requires, /^xmlsec1$/m, 'GPU attestation verifies RIMs with xmlsec1');
+    assert.match(requires, /^xmlsec1-openssl$/m);
     assert.match(execFileSync('rpm', ['-qpc', rpm], { encoding: 'utf8' }), /^\/etc\/tas\/tas\.yaml$/m);
     const scripts = execFileSync('rpm', ['-qp', '--scripts', rpm], { encoding: 'utf8' });
     assert.match(scripts, /tas keys generate --dir \/etc\/tas/);
