@@ -18,7 +18,9 @@
  * prints to FILE (e.g. with `--trace-gc` in TAS_BENCH_NODE_FLAGS); `TAS_BENCH_NODE_FLAGS_BEFORE` gives the
  * "before" daemon of `--compare` its own flags (e.g. `--compare=.` to measure a Node flag alone);
  * `TAS_BENCH_DAEMON_ENV='K=V ...'` adds variables to the daemon's (otherwise built, not inherited)
- * environment, `TAS_BENCH_DAEMON_ENV_BEFORE` to the "before" daemon's instead.
+ * environment, `TAS_BENCH_DAEMON_ENV_BEFORE` to the "before" daemon's instead. Each daemon starts
+ * with the Node flags and Environment= of its checkout's systemd/tas.service (what the package
+ * runs); `TAS_BENCH_UNIT_RUNTIME=0` leaves them out.
  * `--compare=DIR` also runs the daemon of another built checkout (e.g. `git worktree add` of the
  * commit before a change, then `npx tsc -p tsconfig.json` there) at the same time, and measures
  * every level in `--slices=N` (6) short stretches alternating between the two, each next to its
@@ -37,6 +39,7 @@ import { signPolicy } from '../../src/policy';
 import { DEFAULT_TCB, FakeAmd } from '../support/fake-amd';
 import { FakeKds } from '../support/fake-kds';
 import { startPlain, type RedisNode } from '../support/redis';
+import { unitRuntime } from '../support/unit-runtime';
 import { Pool } from 'undici';
 
 const ROOT = resolve(__dirname, '../..');
@@ -224,10 +227,14 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     // With --compare, TAS_BENCH_NODE_FLAGS_BEFORE replaces them for the "before" daemon (compare
     // Node flags on one checkout: --compare=. and the flags in question on one side only).
     const flags = opts.label === 'before' && process.env.TAS_BENCH_NODE_FLAGS_BEFORE !== undefined ? process.env.TAS_BENCH_NODE_FLAGS_BEFORE : process.env.TAS_BENCH_NODE_FLAGS;
+    // The daemon starts as the checkout's systemd unit starts it (its Node flags and Environment=),
+    // unless TAS_BENCH_UNIT_RUNTIME=0; the flags above come after, so they win.
+    const unit = process.env.TAS_BENCH_UNIT_RUNTIME === '0' ? { nodeFlags: [], env: {} } : unitRuntime(root);
+    prof.unshift(...unit.nodeFlags);
     if (flags) prof.push(...flags.split(' ').filter(Boolean));
     const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
     // The daemon's environment is built here, not inherited; TAS_BENCH_DAEMON_ENV='K=V K2=V2' adds
-    // to it (e.g. MALLOC_ARENA_MAX=2, to measure what a unit's Environment= line would do), and
+    // to it (e.g. MALLOC_TRIM_THRESHOLD_=131072, to measure a malloc tunable before a unit has it), and
     // TAS_BENCH_DAEMON_ENV_BEFORE replaces it for the "before" daemon of --compare.
     const envSpec = opts.label === 'before' && process.env.TAS_BENCH_DAEMON_ENV_BEFORE !== undefined ? process.env.TAS_BENCH_DAEMON_ENV_BEFORE : process.env.TAS_BENCH_DAEMON_ENV;
     const extraEnv = Object.fromEntries((envSpec ?? '').split(' ').filter(Boolean).map((kv) => {
@@ -237,6 +244,7 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     }));
     daemon = spawn(process.execPath, args, {
       env: {
+        ...unit.env,
         PATH: process.env.PATH ?? '', TAS_API_KEY: CLIENT, TAS_MANAGEMENT_API_KEY: MGMT, TAS_SERVER_HOST: '127.0.0.1', TAS_SERVER_PORT: '0',
         TAS_STATE_DIR: join(dir, 'state'), TAS_KBM_CONFIG_FILE: join(dir, 'kbm.yaml'), TAS_POLICY_TRUST: join(dir, 'signer.pem'),
         TAS_SNP_EXTRA_TRUST_DIR: trust, TAS_KDS_BASE_URL: kds.url, TAS_CLIENT_RATE_LIMIT: '10000000/minute',

@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unitRuntime } from '../support/unit-runtime';
 
 const REPO = join(__dirname, '..', '..');
 const UNITS = join(REPO, 'systemd');
@@ -71,5 +72,38 @@ describe('systemd units as shipped', function () {
     ]) assert.ok(unit.split('\n').includes(line), `tas.service lacks ${line}`);
     assert.match(readFileSync(join(UNITS, 'tas.socket'), 'utf8'), /^ListenStream=5000$/m);
     assert.match(readFileSync(join(UNITS, 'tas-management.socket'), 'utf8'), /^FileDescriptorName=management$/m);
+  });
+
+  it('the service starts node with a young generation of 2 x 4 MiB and two malloc arenas, and the cap takes effect', () => {
+    const rt = unitRuntime(REPO);
+    assert.deepEqual(rt.nodeFlags, ['--max-semi-space-size=4']);
+    assert.equal(rt.env.MALLOC_ARENA_MAX, '2');
+    // Allocation with survivors, as under in-flight requests: the peak new space V8 commits.
+    const probe = `const v8 = require('v8'); const ring = new Array(20000); let peak = 0;
+      for (let i = 0; i < 2e6; i++) { ring[i % 20000] = { a: i, b: 'x' + i, c: [i] };
+        if (i % 50000 === 0) peak = Math.max(peak, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size); }
+      console.log(peak);`;
+    const peak = (flags: string[]) => Number(execFileSync(process.execPath, [...flags, '-e', probe], { encoding: 'utf8', env: { ...process.env, ...rt.env } }).trim());
+    const capped = peak(rt.nodeFlags);
+    const dflt = peak([]);
+    assert.ok(capped <= 8 * 2 ** 20, `with the unit's flags: ${capped} bytes of new space`);
+    assert.ok(dflt > 2 * capped, `node's default grows it further (${dflt} bytes): the flag is what caps it`);
+  });
+
+  it('bin/tas starts node the way the unit does (same Node flags, same malloc arenas)', () => {
+    const rt = unitRuntime(REPO);
+    // A stand-in "node" first on PATH prints what bin/tas handed it.
+    const fake = join(dir, 'fake-node');
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(join(fake, 'node'), '#!/bin/sh\necho "MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX"\nfor a in "$@"; do echo "arg $a"; done\n', { mode: 0o755 });
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}` };
+    delete env.MALLOC_ARENA_MAX;
+    const out = execFileSync(join(REPO, 'bin', 'tas'), ['--version'], { encoding: 'utf8', env }).split('\n');
+    assert.ok(out.includes(`MALLOC_ARENA_MAX=${rt.env.MALLOC_ARENA_MAX}`), out.join('\n'));
+    const args = out.filter((l) => l.startsWith('arg ')).map((l) => l.slice(4));
+    const script = args.findIndex((a) => a.endsWith('main.js') || a.endsWith('main.ts'));
+    assert.ok(script > 0, args.join(' '));
+    assert.deepEqual(args.slice(0, rt.nodeFlags.length), rt.nodeFlags, 'the unit\'s Node flags come first');
+    assert.deepEqual(args.slice(script + 1), ['--version']);
   });
 });
