@@ -253,6 +253,9 @@ describe('booted system (Debian 13 in systemd-nspawn): install, attest, reload, 
     assert.match(s.TriggeredBy!, /tas\.socket/);
     assert.equal(s.WatchdogUSec, '30s');
     assert.equal(sh(`ps -o user= -p ${s.MainPID}`).out.trim(), 'tas');
+    // The memory settings of the unit reach the node process (its young generation and arenas).
+    assert.match(sh(`tr '\\0' ' ' < /proc/${s.MainPID}/cmdline`).out, /^\/usr\/bin\/node --max-semi-space-size=4 \/usr\/lib\/tas\/dist\/src\/main\.js serve/);
+    assert.match(sh(`tr '\\0' '\\n' < /proc/${s.MainPID}/environ`).out, /^MALLOC_ARENA_MAX=2$/m);
   });
 
   it('systemctl reload tas: same process, still serving', function () {

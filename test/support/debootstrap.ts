@@ -4,7 +4,8 @@
  * Every test run works on a fresh copy, so install/upgrade/purge always start from a clean system.
  *
  * The base holds what the tas package depends on or recommends for the test (nodejs from trixie
- * itself, softhsm2, openssl) plus systemd to boot; apt still resolves tas's Depends at install.
+ * itself, softhsm2, openssl, xmlsec1) plus systemd to boot. The container has no network: apt
+ * resolves tas's Depends at install from what is already here, so every Depends must be listed.
  * Run directly to warm the cache: `node --import tsx test/support/debootstrap.ts`.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,7 +18,7 @@ export const SUITE = 'trixie';
 export const MIRROR = 'http://deb.debian.org/debian';
 /** Packages added to minbase. nodejs is trixie's own (20.19.x), the one tas Depends on. */
 export const BASE_PACKAGES = [
-  'systemd', 'systemd-sysv', 'dbus', 'libnss-systemd', 'nodejs', 'softhsm2', 'openssl', 'adduser', 'procps', 'ca-certificates',
+  'systemd', 'systemd-sysv', 'dbus', 'libnss-systemd', 'nodejs', 'softhsm2', 'openssl', 'adduser', 'procps', 'ca-certificates', 'xmlsec1',
 ];
 
 /** basePath is the cache folder of today's base for this package list. */
