@@ -14,8 +14,8 @@ import type { Logger } from 'pino';
 import { TasError } from '../errors';
 import { ConsumedMarkers } from './consumed-markers';
 import type { ChargedIssue, ClaimResult, IssueResult, PutResult, RateCharge, RateHit, Store, StoredPolicy, StoreInfo } from './types';
-import { CONSUMED_MARKER_MIN_MS, NONCE_RE, RATE_KEY_MAX } from './types';
-import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive } from './validate';
+import { CONSUMED_MARKER_MIN_MS, RATE_KEY_MAX } from './types';
+import { assertBlobKey, assertNonce, assertOwner, assertPolicyId, assertPositive, isNonce } from './validate';
 
 /** FORMAT is the on-disk format version of policy and blob files. */
 export const FORMAT = 1;
@@ -299,8 +299,8 @@ export class EmbeddedStore implements Store {
   }
 
   forgetConsumed(nonce: string, owner: string): void {
-    if (typeof nonce !== 'string' || nonce.length !== 64 || !NONCE_RE.test(nonce) || typeof owner !== 'string') return;
-    this.consumed.forgetOwned(nonce, owner);
+    // Never throws: a malformed nonce is ignored (written as hex it would probe with stale bytes).
+    if (isNonce(nonce)) this.consumed.forgetOwned(nonce, owner);
   }
 
   /** consumedMarkers: markers held (deleted ones until purged) and live ones (tests, capacity). */

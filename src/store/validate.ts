@@ -6,9 +6,14 @@
 import { TasError } from '../errors';
 import { BLOB_KEY_RE, NONCE_RE, POLICY_ID_RE } from './types';
 
+/** isNonce: n is 64 lowercase hex characters. */
+export function isNonce(n: unknown): n is string {
+  return typeof n === 'string' && n.length === 64 && NONCE_RE.test(n);
+}
+
 /** assertNonce throws NONCE_FORMAT unless n is 64 lowercase hex characters. */
 export function assertNonce(n: unknown): asserts n is string {
-  if (typeof n !== 'string' || n.length !== 64 || !NONCE_RE.test(n)) {
+  if (!isNonce(n)) {
     throw new TasError('NONCE_FORMAT', `nonce is not 64 lowercase hex characters (${describe(n)})`, { reason: 'NONCE_FORMAT' });
   }
 }

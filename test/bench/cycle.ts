@@ -230,9 +230,8 @@ async function startTarget(opts: BenchOptions): Promise<Target> {
     // The daemon starts as the checkout's systemd unit starts it (its Node flags and Environment=),
     // unless TAS_BENCH_UNIT_RUNTIME=0; the flags above come after, so they win.
     const unit = process.env.TAS_BENCH_UNIT_RUNTIME === '0' ? { nodeFlags: [], env: {} } : unitRuntime(root);
-    prof.unshift(...unit.nodeFlags);
-    if (flags) prof.push(...flags.split(' ').filter(Boolean));
-    const args = existsSync(compiled) ? [...prof, compiled, 'serve'] : [...prof, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
+    const nodeFlags = [...unit.nodeFlags, ...prof, ...(flags ?? '').split(' ').filter(Boolean)];
+    const args = existsSync(compiled) ? [...nodeFlags, compiled, 'serve'] : [...nodeFlags, '--import', 'tsx', join(root, 'src/main.ts'), 'serve'];
     // The daemon's environment is built here, not inherited; TAS_BENCH_DAEMON_ENV='K=V K2=V2' adds
     // to it (e.g. MALLOC_TRIM_THRESHOLD_=131072, to measure a malloc tunable before a unit has it), and
     // TAS_BENCH_DAEMON_ENV_BEFORE replaces it for the "before" daemon of --compare.
